@@ -1,0 +1,1 @@
+"""maskdpo.client: the Python SDK (sync and async), its typed errors and the ``maskdpo`` command line."""
