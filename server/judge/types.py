@@ -1,0 +1,108 @@
+"""The judge's request / result types and the protocol every backend implements.
+
+These are internal types: the gRPC servicers translate protobuf messages to and from them at the edge.
+Labels and spans come from the trainer's vocabulary (:mod:`maskdpo.trainer.labels`), so what the judge
+emits is exactly what the mask and pair code consumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from maskdpo.trainer.labels import LabelCounts, LabeledSentence
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One piece of reference knowledge (e.g. a Wikipedia lead section)."""
+
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A (subject, attribute, value) fact of a structured knowledge base."""
+
+    subject: str
+    attribute: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeRequest:
+    """One response to judge, with the knowledge to judge it against."""
+
+    response: str
+    prompt: str = ""
+    topic: str = ""
+    """The entity the response is about (e.g. the person of a biography); helps retrieval and kb lookup."""
+    passages: tuple[Passage, ...] = ()
+    """Reference text given inline (heuristic / llm backends)."""
+    facts: tuple[Fact, ...] = ()
+    """Structured facts given inline (kb backend)."""
+    knowledge_source: str = ""
+    """Id of a registered knowledge source; resolved by the caller before the backend sees the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeIdentity:
+    """Who judged: scores from different judges are not comparable, so every result carries this."""
+
+    backend: str
+    model: str = ""
+    prompt_version: str = ""
+    knowledge_source: str = ""
+    splitter: str = ""
+    heuristic: bool = False
+    """True when the backend is a heuristic (similarity and mismatch rules), not a verifier."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """Backend thresholds and options that change labels (e.g. similarity cut-offs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceVerdict:
+    """A labelled sentence plus the judge's evidence for it (free text; may be empty)."""
+
+    sentence: LabeledSentence
+    evidence: str = ""
+    facts: int = 1
+    """Number of checkable facts the sentence states (1 for sentence-level judges; 0 for nofact)."""
+    supported: int = 0
+    """How many of those facts the knowledge supports."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """The judge's result for one response."""
+
+    response: str
+    verdicts: tuple[SentenceVerdict, ...]
+    identity: JudgeIdentity
+    abstained: bool = False
+    """True when the response is an explicit refusal ("I could not find information about ...")."""
+
+    @property
+    def sentences(self) -> tuple[LabeledSentence, ...]:
+        return tuple(v.sentence for v in self.verdicts)
+
+    @property
+    def counts(self) -> LabelCounts:
+        return LabelCounts.of(v.sentence.label for v in self.verdicts)
+
+
+@runtime_checkable
+class JudgeBackend(Protocol):
+    """What every judge backend (kb, heuristic, llm) implements."""
+
+    name: str
+
+    def identity(self) -> JudgeIdentity:
+        """The identity stamped on every judgment this backend produces."""
+        ...
+
+    def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
+        """Judge several responses at once (backends batch model calls across them)."""
+        ...
