@@ -12,8 +12,8 @@ The service hosts the same backends in Ray actors (see ``maskdpo.server.actors``
 from maskdpo.server.judge.types import (
     JudgeBackend,
     JudgeIdentity,
-    Judgment,
     JudgeRequest,
+    Judgment,
     Passage,
 )
 
