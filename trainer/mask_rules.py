@@ -1,73 +1,52 @@
-"""Which sentences of a preference pair count in the Mask-DPO loss (the sentence-level mask rule).
+"""Per-sentence mask decisions for whole responses, on the trainer's mask vocabulary.
 
-Mask-DPO sums a response's policy/reference log-ratio only over its "trusted" sentences:
-
-- in the CHOSEN response, sentences labelled ``ok`` (factually correct);
-- in the REJECTED response, sentences labelled ``contradictory`` or ``unverifiable`` (incorrect).
-
-Every other sentence is neutral (its tokens stay in the input, but their log-probs are left out of both the
-policy and the reference sums). The rule for ``nofact`` sentences is a named option:
-
-- :attr:`MaskRule.DEFAULT`: ``nofact`` is neutral in both roles (the method description's reading);
-- :attr:`MaskRule.RELEASED`: ``nofact`` is kept in both roles (what the released training code does: any
-  sentence type other than hallucination / no-hallucination is kept on both sides).
-
-This module decides per sentence only; mapping sentences to tokens lives with the token-mask code.
+The rule itself (which labels count for the chosen / rejected role under ``default``, ``released`` or
+``all``) lives in :func:`maskdpo.trainer.token_masks.sentence_is_kept`; this module re-exports that
+vocabulary under the names the scoring code uses and applies it to a list of sentence labels, with
+string parsing that names the allowed values. ``PairRole`` is :class:`maskdpo.trainer.token_masks.Role`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 
 from maskdpo.trainer.labels import SentenceLabel
+from maskdpo.trainer.token_masks import MaskRule, sentence_is_kept
+from maskdpo.trainer.token_masks import Role as PairRole
+
+__all__ = ["MaskRule", "PairRole", "keeps", "parse_role", "parse_rule", "sentence_mask"]
 
 
-class MaskRule(enum.StrEnum):
-    """How ``nofact`` sentences are treated by the mask."""
-
-    DEFAULT = "default"
-    """``nofact`` neutral in both chosen and rejected responses."""
-    RELEASED = "released"
-    """``nofact`` kept in both chosen and rejected responses (the released code's behaviour)."""
-
-    @classmethod
-    def parse(cls, value: str) -> MaskRule:
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            allowed = ", ".join(rule.value for rule in cls)
-            raise ValueError(f"unknown mask rule {value!r}; expected one of: {allowed}") from None
+def parse_rule(value: MaskRule | str) -> MaskRule:
+    """A mask rule from its name, case-insensitively; ValueError naming the allowed values."""
+    if isinstance(value, MaskRule):
+        return value
+    try:
+        return MaskRule(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(rule.value for rule in MaskRule)
+        raise ValueError(f"unknown mask rule {value!r}; expected one of: {allowed}") from None
 
 
-class PairRole(enum.StrEnum):
-    """Which side of a preference pair a response is on."""
-
-    CHOSEN = "chosen"
-    REJECTED = "rejected"
-
-    @classmethod
-    def parse(cls, value: str) -> PairRole:
-        try:
-            return cls(value.strip().lower())
-        except ValueError:
-            allowed = ", ".join(role.value for role in cls)
-            raise ValueError(f"unknown pair role {value!r}; expected one of: {allowed}") from None
+def parse_role(value: PairRole | str) -> PairRole:
+    """A pair role from its name, case-insensitively; ValueError naming the allowed values."""
+    if isinstance(value, PairRole):
+        return value
+    try:
+        return PairRole(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(role.value for role in PairRole)
+        raise ValueError(f"unknown pair role {value!r}; expected one of: {allowed}") from None
 
 
 def keeps(label: SentenceLabel, role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT) -> bool:
     """True when a sentence with ``label`` counts in the loss for a response in ``role`` under ``rule``."""
-    role = role if isinstance(role, PairRole) else PairRole.parse(role)
-    rule = rule if isinstance(rule, MaskRule) else MaskRule.parse(rule)
-    if label is SentenceLabel.NOFACT:
-        return rule is MaskRule.RELEASED
-    if role is PairRole.CHOSEN:
-        return label is SentenceLabel.OK
-    return label.is_incorrect
+    return sentence_is_kept(label, parse_role(role), parse_rule(rule))
 
 
 def sentence_mask(
     labels: Iterable[SentenceLabel], role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT
 ) -> list[bool]:
-    """One boolean per sentence: True = its tokens count in the loss (see the module docstring)."""
-    return [keeps(label, role, rule) for label in labels]
+    """One boolean per sentence: True = its tokens count in the loss."""
+    rule, role = parse_rule(rule), parse_role(role)
+    return [sentence_is_kept(label, role, rule) for label in labels]
