@@ -1,0 +1,91 @@
+"""Pair building: best vs worst by preference score, margins, tie-breaks, degenerate pairs, counts."""
+
+from __future__ import annotations
+
+from maskdpo.trainer.labels import LabeledSentence, SentenceLabel, Span
+from maskdpo.trainer.pairs import (
+    Degenerate,
+    JudgedSample,
+    PairConfig,
+    PairStats,
+    PreferencePair,
+    admit_pair,
+    build_pairs,
+)
+from maskdpo.trainer.token_masks import MaskRule
+
+OK, BAD, UNV, NOF = (
+    SentenceLabel.OK,
+    SentenceLabel.CONTRADICTORY,
+    SentenceLabel.UNVERIFIABLE,
+    SentenceLabel.NOFACT,
+)
+
+
+def _sample(labels: list[SentenceLabel], sample_id: str, extra: str = "") -> JudgedSample:
+    text = " ".join(f"S{i}." for i in range(len(labels))) + extra
+    sents = tuple(LabeledSentence(Span(4 * i, 4 * i + 3), lab) for i, lab in enumerate(labels))
+    return JudgedSample("Who?", text, sents, sample_id)
+
+
+def test_best_and_worst_with_tie_breaks() -> None:
+    samples = [
+        _sample([OK, BAD], "a"),  # 0.5
+        _sample([OK, OK], "b", extra=" long tail"),  # 1.0, 2 ok, longer
+        _sample([OK, OK, NOF], "c"),  # 1.0, 2 ok, shorter? no: 3 sentences -> longer than b? check below
+        _sample([BAD, UNV], "d"),  # 0.0, 2 incorrect
+        _sample([BAD], "e"),  # 0.0, 1 incorrect
+        _sample([NOF], "f"),  # no score
+    ]
+    pairs, stats = build_pairs([("p1", samples)])
+    assert len(pairs) == 1 and stats.pairs == 1 and not stats.dropped
+    pair = pairs[0]
+    # b and c tie on score and ok count; the shorter response wins
+    shorter = min(samples[1:3], key=lambda s: len(s.response))
+    assert pair.chosen == shorter.response
+    assert pair.rejected == samples[3].response  # more incorrect sentences than e
+    assert (pair.chosen_score, pair.rejected_score) == (1.0, 0.0)
+    assert pair.source == "p1"
+
+
+def test_margin_and_too_few_samples_are_counted() -> None:
+    close = [_sample([OK, OK, BAD], "a"), _sample([OK, BAD], "b")]  # 0.667 vs 0.5
+    equal = [_sample([OK], "a"), _sample([OK, OK], "b")]
+    lonely = [_sample([OK], "a"), _sample([NOF], "b")]
+    pairs, stats = build_pairs(
+        [("close", close), ("equal", equal), ("lonely", lonely)], PairConfig(min_margin=0.3)
+    )
+    assert pairs == []
+    assert stats.dropped == {
+        "margin_below_minimum": 1,
+        "no_score_difference": 1,
+        "fewer_than_two_scored_samples": 1,
+    }
+    assert stats.prompts == 3
+
+
+def test_degenerate_pairs_by_option() -> None:
+    # chosen states no ok fact, rejected states no incorrect one (an imported pair can look like this)
+    empty_both = PreferencePair(
+        "Who?", "S0.", "S0.", (LabeledSentence(Span(0, 3), NOF),), (LabeledSentence(Span(0, 3), OK),)
+    )
+    one_sided = PreferencePair(
+        "Who?", "S0.", "S0.", (LabeledSentence(Span(0, 3), NOF),), (LabeledSentence(Span(0, 3), BAD),)
+    )
+    outcomes = {}
+    for option in Degenerate:
+        stats = PairStats()
+        kept = [p for p in (empty_both, one_sided) if admit_pair(p, PairConfig(degenerate=option), stats)]
+        outcomes[option] = (len(kept), stats.degenerate_kept, dict(stats.dropped))
+    assert outcomes[Degenerate.KEEP] == (2, 2, {})
+    assert outcomes[Degenerate.DROP_BOTH] == (1, 1, {"degenerate_both_empty": 1})
+    assert outcomes[Degenerate.DROP_ANY] == (
+        0,
+        0,
+        {"degenerate_both_empty": 1, "degenerate_one_side_empty": 1},
+    )
+    # under the released rule no-fact sentences are kept: only the rejected side of empty_both stays empty
+    stats = PairStats()
+    assert admit_pair(empty_both, PairConfig(mask_rule=MaskRule.RELEASED), stats) is empty_both
+    assert admit_pair(one_sided, PairConfig(mask_rule=MaskRule.RELEASED), stats) is one_sided
+    assert stats.degenerate_kept == 1 and stats.pairs == 2
