@@ -1,0 +1,121 @@
+"""GeneratorActor: a Ray async actor hosting one engine and its weight versions.
+
+Create it with :func:`create_generator_actor` (declares CPUs, or GPUs = tensor-parallel size on GPU
+clusters). Unary calls are plain actor methods; ``generate_stream`` is a Ray streaming generator: cancelling
+its ObjectRefGenerator (``ray.cancel``) aborts the request in the engine and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import ray
+from maskdpo.server.generation.engine import GenerationEngine
+from maskdpo.server.generation.hotswap import Deployer
+from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.types import (
+    DeployReport,
+    GenerationResult,
+    ModelInfo,
+    Prompt,
+    SamplingOptions,
+    StreamDelta,
+    WeightVersion,
+)
+
+
+class GeneratorActorImpl:
+    """The actor's body (undecorated, so it can be tested in-process as well)."""
+
+    def __init__(self, settings: EngineSettings, tolerance: float | None = None) -> None:
+        self.settings = settings
+        self._tolerance = tolerance
+        self._engine: GenerationEngine | None = None
+        self._deployer: Deployer | None = None
+        self._starting: asyncio.Lock | None = None
+
+    async def _ready(self) -> tuple[GenerationEngine, Deployer]:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._engine is None or self._deployer is None:
+                engine = await GenerationEngine.start(self.settings)
+                self._deployer = Deployer(engine, self._tolerance)
+                self._engine = engine
+        return self._engine, self._deployer
+
+    async def ready(self) -> ModelInfo:
+        """Start the engine if needed; returns what is served."""
+        engine, _ = await self._ready()
+        return engine.info()
+
+    async def info(self) -> ModelInfo:
+        return await self.ready()
+
+    async def current_version(self) -> WeightVersion:
+        engine, _ = await self._ready()
+        return engine.version
+
+    async def generate(
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+    ) -> GenerationResult:
+        engine, _ = await self._ready()
+        return await engine.generate(prompt, options, request_id)
+
+    async def generate_stream(
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+    ) -> AsyncGenerator[StreamDelta, None]:
+        engine, _ = await self._ready()
+        async with aclosing(engine.generate_stream(prompt, options, request_id)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+    async def abort(self, request_id: str) -> None:
+        engine, _ = await self._ready()
+        await engine.abort(request_id)
+
+    async def deploy(self, checkpoint: str) -> DeployReport:
+        _, deployer = await self._ready()
+        return await deployer.deploy(Path(checkpoint))
+
+    async def load(self) -> dict[str, Any]:
+        """Admission and engine counters (admitted, running, unfinished in the engine, deploying)."""
+        engine, deployer = await self._ready()
+        return {
+            "admitted": engine.admission.admitted,
+            "running": len(engine.admission.running),
+            "engine_unfinished": engine._llm.get_num_unfinished_requests(),
+            "limit": engine.admission.limit,
+            "deploying": deployer.deploying,
+        }
+
+    async def shutdown(self) -> None:
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None
+
+
+GeneratorActor = ray.remote(GeneratorActorImpl)
+
+
+def create_generator_actor(
+    settings: EngineSettings,
+    *,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    name: str | None = None,
+    tolerance: float | None = None,
+) -> Any:
+    """Create the actor; ``num_gpus`` defaults to the tensor-parallel size when CUDA is present, else 0."""
+    if num_gpus is None:
+        import torch
+
+        num_gpus = settings.tensor_parallel_size if torch.cuda.is_available() else 0
+    options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_concurrency": 1000}
+    if name:
+        options["name"] = name
+    return GeneratorActor.options(**options).remote(settings, tolerance)

