@@ -116,6 +116,7 @@ class GenerationEngine:
             max_tokens=min(options.max_tokens, self.max_model_len - prompt_len),
             stop=list(options.stop) or None,
             seed=options.seed,
+            ignore_eos=options.ignore_eos,
             logprobs=0 if options.logprobs else None,
             structured_outputs=StructuredOutputsParams(choice=list(options.choices))
             if options.choices

@@ -30,6 +30,8 @@ class SamplingOptions:
     logprobs: bool = True
     """Return the log-prob of every sampled token."""
     choices: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    """Keep generating past the end-of-sequence token (benchmarks and tests use it for fixed lengths)."""
 
     def validate(self) -> None:
         """Raise InvalidRequestError naming the first field out of range."""
