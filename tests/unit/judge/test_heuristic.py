@@ -1,0 +1,174 @@
+"""The heuristic judge: mismatch rules on clear cases, batching, caching, identity, accuracy floor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from maskdpo.server.judge.embedding import MiniLMEncoder, Vectors
+from maskdpo.server.judge.heuristic import HeuristicJudge, HeuristicSettings
+from maskdpo.server.judge.heuristic_eval import evaluate, load_examples
+from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Passage
+from maskdpo.trainer.labels import SentenceLabel
+
+LABELED = Path(__file__).resolve().parents[2] / "data" / "heuristic_labeled.jsonl"
+ACCURACY_FLOOR = 0.90  # measured 0.955 on all 132 sentences (dev 0.959, held-out 0.941)
+HELDOUT_FLOOR = 0.85
+
+REFERENCE = Passage(
+    "Tobias Renfrew (1894 – 1958) was an American architect born in Pensacola, Mississippi. "
+    "He designed more than forty public libraries across the southern United States. "
+    "He married the painter Ida Moss in 1921; they had two daughters.",
+    title="Tobias Renfrew",
+)
+
+
+class CountingEncoder(MiniLMEncoder):
+    """The real encoder, counting calls and texts."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=2)
+        self.calls: list[int] = []
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(len(texts))
+        return super().encode(texts)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> CountingEncoder:
+    return CountingEncoder()
+
+
+@pytest.fixture
+def judge(encoder: CountingEncoder) -> HeuristicJudge:
+    encoder.calls.clear()
+    return HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder)
+
+
+def labels_of(
+    judge: HeuristicJudge, response: str, passages: tuple[Passage, ...] = (REFERENCE,)
+) -> list[str]:
+    [judgment] = judge.judge_batch(
+        [JudgeRequest(response=response, topic="Tobias Renfrew", passages=passages)]
+    )
+    return [v.sentence.label.value for v in judgment.verdicts]
+
+
+def test_pensacola_place_mismatch_is_contradictory(judge: HeuristicJudge) -> None:
+    assert labels_of(judge, "He was born in Pensacola, Florida.") == ["contradictory"]
+    assert labels_of(judge, "He was born in Pensacola, Mississippi.") == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "label"),
+    [
+        ("Renfrew designed over forty public libraries in the American South.", "ok"),
+        ("He married Ida Moss in 1925.", "contradictory"),
+        ("He designed more than ninety public libraries.", "contradictory"),
+        ("He won a gold medal for architecture at the 1932 Olympics.", "unverifiable"),
+        ("Renfrew also designed several railway stations in Alabama.", "unverifiable"),
+        ("I hope this helps!", "nofact"),
+        ("What a remarkable career.", "nofact"),
+    ],
+)
+def test_clear_cases(judge: HeuristicJudge, sentence: str, label: str) -> None:
+    assert labels_of(judge, sentence) == [label]
+
+
+def test_multi_sentence_response_spans_and_counts(judge: HeuristicJudge) -> None:
+    response = (
+        "Tobias Renfrew was an American architect. He was born in Pensacola, Florida. Thanks for asking!"
+    )
+    [judgment] = judge.judge_batch(
+        [JudgeRequest(response=response, topic="Tobias Renfrew", passages=(REFERENCE,))]
+    )
+    assert [v.sentence.label for v in judgment.verdicts] == [
+        SentenceLabel.OK,
+        SentenceLabel.CONTRADICTORY,
+        SentenceLabel.NOFACT,
+    ]
+    for verdict in judgment.verdicts:
+        assert verdict.sentence.span.text_of(response) == verdict.sentence.text
+    assert [(v.facts, v.supported) for v in judgment.verdicts] == [(1, 1), (1, 0), (0, 0)]
+    assert "Mississippi" in judgment.verdicts[1].evidence
+    assert not judgment.abstained
+
+
+def test_explicit_refusal_is_abstained_without_facts(judge: HeuristicJudge) -> None:
+    [judgment] = judge.judge_batch(
+        [JudgeRequest(response="I'm sorry, but I could not find any information about Tobias Renfrew.")]
+    )
+    assert judgment.abstained
+    assert [v.sentence.label for v in judgment.verdicts] == [SentenceLabel.NOFACT]
+    assert judgment.verdicts[0].facts == 0
+
+
+def test_no_reference_text_makes_facts_unverifiable(judge: HeuristicJudge) -> None:
+    assert labels_of(judge, "He was born in 1894. Have a nice day!", passages=()) == [
+        "unverifiable",
+        "nofact",
+    ]
+
+
+def test_empty_response_has_no_verdicts(judge: HeuristicJudge) -> None:
+    [judgment] = judge.judge_batch([JudgeRequest(response="   ", passages=(REFERENCE,))])
+    assert judgment.verdicts == ()
+
+
+def test_identity_says_heuristic(judge: HeuristicJudge) -> None:
+    assert isinstance(judge, JudgeBackend)
+    identity = judge.identity()
+    assert identity.backend == "heuristic"
+    assert identity.heuristic is True
+    assert identity.model == "all-MiniLM-L6-v2 + BM25"
+    assert identity.splitter.startswith("pysbd-")
+    assert identity.settings["support_similarity"] == "0.5"
+    assert {"related_similarity", "close_similarity", "alpha", "top_k"} <= set(identity.settings)
+    [judgment] = judge.judge_batch([JudgeRequest(response="He died in 1958.", passages=(REFERENCE,))])
+    assert judgment.identity == identity
+
+
+def test_batch_gives_the_same_labels_as_one_by_one_in_one_model_call(
+    judge: HeuristicJudge, encoder: CountingEncoder
+) -> None:
+    examples = load_examples(LABELED)[::5]
+    requests = [
+        JudgeRequest(response=e.sentence, topic=e.title, passages=(Passage(e.passage, e.title),))
+        for e in examples
+    ]
+    batched = judge.judge_batch(requests)
+    assert len(encoder.calls) == 1, "one encoder call for all chunks and sentences of a batch"
+    fresh = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder)
+    single = [fresh.judge_batch([r])[0] for r in requests]
+    assert [j.sentences for j in batched] == [j.sentences for j in single]
+
+
+def test_reference_is_embedded_once(judge: HeuristicJudge, encoder: CountingEncoder) -> None:
+    request = JudgeRequest(response="He died in 1958.", topic="Tobias Renfrew", passages=(REFERENCE,))
+    judge.judge_batch([request])
+    judge.judge_batch([request, request])
+    assert encoder.calls == [3 + 1, 2], "the second batch embeds only its two sentences"
+
+
+def test_accuracy_floor_on_the_labelled_set(judge: HeuristicJudge) -> None:
+    examples = load_examples(LABELED)
+    assert len(examples) >= 100
+    assert {e.label for e in examples} == set(SentenceLabel)
+    report = evaluate(judge, examples)
+    print(report.format(errors=True))
+    assert report.accuracy >= ACCURACY_FLOOR, report.format(errors=True)
+    assert report.subset("heldout").accuracy >= HELDOUT_FLOOR, report.format(errors=True)
+    for label, (correct, total) in report.per_label().items():
+        assert correct / total >= 0.75, f"{label}: {correct}/{total}"
+
+
+def test_labelled_set_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "title": "t", "passage": "p", "sentence": "s", "label": "maybe"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: unknown sentence label 'maybe'"):
+        load_examples(path)
+    path.write_text('{"id": "a", "title": "t", "passage": "p", "label": "ok"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'sentence'"):
+        load_examples(path)
