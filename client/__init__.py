@@ -1,1 +1,15 @@
-"""maskdpo.client: the Python SDK (sync and async), its typed errors and the ``maskdpo`` command line."""
+"""maskdpo.client: the Python SDK (sync and async), its typed errors and the ``maskdpo`` command line.
+
+    from maskdpo.client import Client, Knowledge
+    with Client("127.0.0.1:50051") as client:
+        print(client.score("Paris is the capital of France.", knowledge=Knowledge(passages=["..."])))
+
+Failed calls raise subclasses of :class:`maskdpo.client.errors.MaskdpoError`.
+"""
+
+from maskdpo.client._async_client import AsyncClient
+from maskdpo.client._client import Client
+from maskdpo.client._requests import Item, Knowledge, ScoreOptions
+from maskdpo.client.errors import MaskdpoError
+
+__all__ = ["AsyncClient", "Client", "Item", "Knowledge", "MaskdpoError", "ScoreOptions"]

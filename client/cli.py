@@ -1,0 +1,205 @@
+"""The ``maskdpo`` command line.
+
+    maskdpo score "Text to judge." --passage "Reference text." [--judge heuristic] [--json]
+    maskdpo score --file answer.txt --source bios --topic "Ada Lovelace"
+    maskdpo score --jsonl answers.jsonl          # one {"response", "passages"?, "topic"?, ...} per line
+    maskdpo judges | health
+    maskdpo serve ...                            # needs the 'server' extra
+    maskdpo train ...                            # needs the 'server' extra
+
+Connection: ``--target host:port`` (or MASKDPO_TARGET), ``--token`` (or MASKDPO_TOKEN), ``--tls``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from maskdpo.client._channel import DEFAULT_TARGET
+from maskdpo.client._client import Client
+from maskdpo.client._requests import Item, Knowledge, ScoreOptions
+from maskdpo.client.errors import MaskdpoError
+from maskdpo.v1 import common_pb2, factuality_pb2
+
+_LAZY = {"serve": "maskdpo.server.cli", "train": "maskdpo.trainer.cli"}
+_LABEL = {common_pb2.SENTENCE_LABEL_OK: "ok", common_pb2.SENTENCE_LABEL_CONTRADICTORY: "contradictory",
+          common_pb2.SENTENCE_LABEL_UNVERIFIABLE: "unverifiable", common_pb2.SENTENCE_LABEL_NOFACT: "nofact"}
+
+
+def _connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=os.environ.get("MASKDPO_TARGET", DEFAULT_TARGET))
+    parser.add_argument("--token", default=os.environ.get("MASKDPO_TOKEN"))
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--root-ca", type=Path, help="CA certificate to trust (PEM)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maskdpo", description="Sentence-level factuality and Mask-DPO.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    score = sub.add_parser("score", help="judge an answer, a file, or a JSONL batch")
+    score.add_argument("text", nargs="?", help="the answer text")
+    score.add_argument("--file", type=Path, help="read the answer from a file")
+    score.add_argument("--jsonl", type=Path, help="a batch: one JSON object per line")
+    score.add_argument("--passage", action="append", default=[], help="reference passage text (repeat)")
+    score.add_argument("--passages-file", type=Path, help="reference passages: JSONL of {title, text}")
+    score.add_argument("--fact", action="append", default=[], metavar="SUBJECT|ATTRIBUTE|VALUE")
+    score.add_argument("--source", help="registered knowledge source id")
+    score.add_argument("--topic", default="")
+    score.add_argument("--prompt", default="")
+    score.add_argument("--judge", default="")
+    score.add_argument("--mask-rule", choices=["default", "released"], default="default")
+    score.add_argument("--gamma", type=float)
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _connection_args(score)
+    for name, text in (("judges", "list the server's judges"), ("health", "check the server's health")):
+        _connection_args(sub.add_parser(name, help=text))
+    for name in _LAZY:
+        sub.add_parser(name, help=f"see `maskdpo {name} --help` (needs the 'server' extra)", add_help=False)
+    return parser
+
+
+def _knowledge(args: argparse.Namespace) -> Knowledge:
+    passages: list[Any] = list(args.passage)
+    if args.passages_file:
+        passages += [json.loads(line) for line in args.passages_file.read_text().splitlines() if line.strip()]
+    facts = []
+    for raw in args.fact:
+        parts = raw.split("|")
+        if len(parts) != 3:
+            raise ValueError(f"--fact {raw!r}: expected SUBJECT|ATTRIBUTE|VALUE")
+        facts.append((parts[0], parts[1], parts[2]))
+    return Knowledge(passages=passages, facts=facts, source=args.source or "")
+
+
+def _items(path: Path) -> list[Item]:
+    items = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            own = Knowledge(passages=row.get("passages", ()), facts=[tuple(f) if isinstance(f, list) else f
+                                                                      for f in row.get("facts", ())],
+                            source=row.get("knowledge_source", ""))
+            has_own = bool(own.passages or own.facts or own.source)
+            items.append(Item(response=row["response"], prompt=row.get("prompt", ""), topic=row.get("topic", ""),
+                              groups=row.get("groups", ()), knowledge=own if has_own else None))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path}:{number}: bad record ({type(exc).__name__}: {exc})") from None
+    return items
+
+
+def _fmt(value: float | None, scale: float = 100.0) -> str:
+    return "-" if value is None else f"{value * scale:.1f}"
+
+
+def print_answer(answer: factuality_pb2.ScoredAnswer, out: Any = sys.stdout) -> None:
+    print(f"{'#':>3}  {'label':<13} {'chosen':<6} {'rejected':<8} sentence", file=out)
+    for i, s in enumerate(answer.sentences, start=1):
+        text = s.text if len(s.text) <= 90 else s.text[:87] + "..."
+        print(f"{i:>3}  {_LABEL.get(s.label, '?'):<13} {'keep' if s.chosen_mask else '-':<6} "
+              f"{'keep' if s.rejected_mask else '-':<8} {text}", file=out)
+    m = answer.metrics
+    anah = m.anah_score if m.HasField("anah_score") else None
+    print(f"     ANAH score {_fmt(anah)}  |  ok {m.counts.ok}  contradictory {m.counts.contradictory}  "
+          f"unverifiable {m.counts.unverifiable}  nofact {m.counts.nofact}", file=out)
+
+
+def print_batch(response: factuality_pb2.BatchScoreResponse, out: Any = sys.stdout) -> None:
+    m = response.metrics
+
+    def est(e: factuality_pb2.Estimate) -> str:
+        value = _fmt(e.value if e.HasField("value") else None)
+        if e.HasField("interval"):
+            value += f" [{e.interval.low * 100:.1f}, {e.interval.high * 100:.1f}]"
+        return value
+
+    print(f"{'answer':>6}  {'ok':>3} {'contr':>5} {'unver':>5} {'nofact':>6}  ANAH", file=out)
+    for i, a in enumerate(response.answers, start=1):
+        c = a.metrics.counts
+        anah = a.metrics.anah_score if a.metrics.HasField("anah_score") else None
+        print(f"{i:>6}  {c.ok:>3} {c.contradictory:>5} {c.unverifiable:>5} {c.nofact:>6}  {_fmt(anah)}", file=out)
+    print(f"\nanswers {m.answers}   respond ratio {m.respond_ratio * 100:.1f} %   "
+          f"facts/response {m.facts_per_response:.2f}", file=out)
+    print(f"ANAH score {est(m.anah_score)}   (released convention {est(m.anah_score_released)})", file=out)
+    print(f"FActScore (gamma {m.gamma:g}) {est(m.factscore)}   without penalty {est(m.factscore_no_penalty)}",
+          file=out)
+    print(f"F1@K (K={m.k:g}, {m.k_rule}) {est(m.f1_at_k)}", file=out)
+    for g in m.groups:
+        print(f"  group {g.group}: answers {g.answers}  ANAH {_fmt(g.anah_score if g.HasField('anah_score') else None)}",
+              file=out)
+
+
+def _judge_line(identity: common_pb2.JudgeIdentity) -> str:
+    kind = "heuristic" if identity.heuristic else "verifier"
+    return (f"judge: {identity.backend} ({kind}; model {identity.model or '-'}; splitter {identity.splitter}; "
+            f"knowledge {identity.knowledge_source or '-'})")
+
+
+def _run_score(client: Client, args: argparse.Namespace) -> int:
+    knowledge = _knowledge(args)
+    options = ScoreOptions(mask_rule=args.mask_rule, gamma=args.gamma)
+    if args.jsonl:
+        batch = client.batch_score(_items(args.jsonl), knowledge=knowledge, judge=args.judge, options=options)
+        if args.json:
+            print(json_format.MessageToJson(batch))
+        else:
+            print_batch(batch)
+            print(_judge_line(batch.judge))
+        return 0
+    text = args.file.read_text() if args.file else args.text
+    if not text:
+        print("maskdpo score: give the answer text, --file or --jsonl", file=sys.stderr)
+        return 2
+    result = client.score(text, knowledge=knowledge, prompt=args.prompt, topic=args.topic, judge=args.judge,
+                          options=options)
+    if args.json:
+        print(json_format.MessageToJson(result))
+    else:
+        print_answer(result.answer)
+        print(_judge_line(result.judge))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _LAZY:
+        try:
+            module = importlib.import_module(_LAZY[argv[0]])
+        except ImportError as exc:
+            print(f"maskdpo {argv[0]}: needs the 'server' extra ({exc}); pip install 'maskdpo[server]'",
+                  file=sys.stderr)
+            return 2
+        result: int = module.main(argv[1:])
+        return result
+    args = _parser().parse_args(argv)
+    try:
+        with Client(args.target, token=args.token, tls=args.tls, root_ca=args.root_ca,
+                    timeout=args.timeout) as client:
+            if args.command == "score":
+                return _run_score(client, args)
+            if args.command == "judges":
+                for judge in client.list_judges().judges:
+                    print(("* " if judge.is_default else "  ") + _judge_line(judge.identity))
+                return 0
+            print(client.health())
+            return 0
+    except MaskdpoError as exc:
+        field = f" (field: {exc.metadata['field']})" if "field" in exc.metadata else ""
+        print(f"maskdpo {args.command}: {exc.code.name}: {exc.message}{field}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"maskdpo {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""The grpc.aio application: builds the server, its servicers, health and reflection, and runs it.
+
+Start-up: settings -> Ray (local or joined) -> Judge actors -> gRPC server on the configured port.
+Shutdown (SIGTERM / SIGINT): health turns NOT_SERVING for every service, new calls are refused, calls in
+flight get ``drain_seconds`` to finish, then the actors are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from maskdpo.server.auth import AuthInterceptor
+from maskdpo.server.judge_pool import JudgePool
+from maskdpo.server.knowledge import KnowledgeStore
+from maskdpo.server.ray_runtime import start_ray
+from maskdpo.server.services.factuality import FactualityServicer
+from maskdpo.server.services.pending import (
+    EmptyOperationsServicer,
+    PendingAlignmentServicer,
+    PendingGenerationServicer,
+    PendingModelServicer,
+)
+from maskdpo.server.settings import ServerSettings
+from maskdpo.v1 import (
+    alignment_pb2,
+    alignment_pb2_grpc,
+    factuality_pb2,
+    factuality_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+)
+
+log = logging.getLogger("maskdpo.server")
+
+SERVICE_NAMES = (
+    factuality_pb2.DESCRIPTOR.services_by_name["FactualityService"].full_name,
+    generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    alignment_pb2.DESCRIPTOR.services_by_name["AlignmentService"].full_name,
+    "google.longrunning.Operations",
+)
+# Services that answer real work now; the others answer UNIMPLEMENTED and report NOT_SERVING.
+LIVE_SERVICES = (SERVICE_NAMES[0], "google.longrunning.Operations")
+
+
+@dataclass
+class RunningServer:
+    """A started server: its port, and what to stop."""
+
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    judges: JudgePool
+    settings: ServerSettings
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING everywhere, drain calls in flight for ``grace`` seconds, release the actors."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.drain_seconds if grace is None else grace)
+        self.judges.shutdown()
+
+
+def _server_options(settings: ServerSettings) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def _bind(server: grpc.aio.Server, settings: ServerSettings) -> int:
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert is None or settings.tls_key is None:
+        if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.auth_enabled:
+            log.warning("listening on %s without TLS and without tokens: anyone who reaches it can call it",
+                        address)
+        port: int = server.add_insecure_port(address)
+        return port
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    secure_port: int = server.add_secure_port(address, credentials)
+    return secure_port
+
+
+def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    if settings.llm_judge_model is not None:
+        options["llm"] = {"model": str(settings.llm_judge_model)}
+    return options
+
+
+async def start_server(settings: ServerSettings) -> RunningServer:
+    """Start Ray (or join it), the Judge actors and the gRPC server; return once it listens."""
+    start_ray(settings.ray_address, settings.ray_num_cpus)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
+                                   _judge_options(settings), settings.judge_batch_window_ms,
+                                   settings.judge_max_batch, settings.judge_queue_limit)
+    interceptors = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
+    server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
+                             maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
+    factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
+        FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
+    models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
+    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(PendingAlignmentServicer(), server)
+    operations_pb2_grpc.add_OperationsServicer_to_server(EmptyOperationsServicer(), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME,
+                                         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
+    port = _bind(server, settings)
+    await server.start()
+    for name in SERVICE_NAMES:
+        status = health_pb2.HealthCheckResponse.SERVING if name in LIVE_SERVICES \
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        await health.set(name, status)
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("maskdpo serving on %s:%d (judges: %s)", settings.host, port, ", ".join(settings.judges))
+    return RunningServer(server, port, health, judges, settings)
+
+
+async def serve_forever(settings: ServerSettings, ready_file: str | None = None) -> None:
+    """Run until SIGTERM / SIGINT, then drain and stop."""
+    running = await start_server(settings)
+    print(f"maskdpo listening on {settings.host}:{running.port}", flush=True)
+    if ready_file:
+        with open(ready_file, "w") as fh:
+            fh.write(str(running.port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: NOT_SERVING, draining calls for up to %.1f s", settings.drain_seconds)
+    await running.stop()

@@ -1,0 +1,68 @@
+"""The server's handle on its Judge actors: picks a replica, passes the call's deadline down to Ray, and
+cancels the Ray task when the client cancels or the deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import ray
+from maskdpo.server.errors import DeadlineExceeded, InvalidArgument
+from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
+
+
+async def await_ray(ref: Any, timeout: float | None, what: str) -> Any:
+    """Await a Ray ObjectRef with a deadline; cancel the task on timeout or caller cancellation."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
+    except TimeoutError:
+        ray.cancel(ref)
+        raise DeadlineExceeded(f"{what} did not finish before the call's deadline; it was cancelled") from None
+    except asyncio.CancelledError:
+        ray.cancel(ref)
+        raise
+
+
+class JudgePool:
+    """Round-robin over the replicas of each judge backend."""
+
+    def __init__(self, actors: dict[str, list[Any]], identities: dict[str, JudgeIdentity], default: str) -> None:
+        self._actors = actors
+        self._cycle: dict[str, Iterator[Any]] = {name: itertools.cycle(a) for name, a in actors.items()}
+        self.identities = identities
+        self.default = default
+
+    @classmethod
+    async def start(cls, names: Sequence[str], default: str, replicas: int, options: dict[str, dict[str, Any]],
+                    batch_window_ms: float, max_batch: int, queue_limit: int) -> JudgePool:
+        from maskdpo.server.actors.judge_actor import JudgeActor
+
+        actors: dict[str, list[Any]] = {}
+        for name in names:
+            actors[name] = [
+                JudgeActor.options(max_concurrency=1000).remote(  # type: ignore[attr-defined]
+                    name, options.get(name, {}), batch_window_ms, max_batch, queue_limit)
+                for _ in range(replicas)
+            ]
+        identities = {}
+        for name, replicas_of in actors.items():
+            identities[name] = await asyncio.wrap_future(replicas_of[0].identity.remote().future())
+        return cls(actors, identities, default)
+
+    def resolve(self, name: str, field: str = "judge") -> str:
+        name = name or self.default
+        if name not in self._actors:
+            raise InvalidArgument(field, f"unknown judge {name!r}; this server hosts {sorted(self._actors)}")
+        return name
+
+    async def judge(self, name: str, requests: list[JudgeRequest], timeout: float | None) -> list[Judgment]:
+        actor = next(self._cycle[name])
+        result: list[Judgment] = await await_ray(actor.judge.remote(requests), timeout, f"judge {name!r}")
+        return result
+
+    def shutdown(self) -> None:
+        for replicas in self._actors.values():
+            for actor in replicas:
+                ray.kill(actor)

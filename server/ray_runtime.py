@@ -1,0 +1,35 @@
+"""Starting or joining the Ray cluster the service's actors live in.
+
+By default the server starts a local Ray instance (no dashboard); with ``--ray-address`` it joins an
+existing cluster (``ray start --head`` on one machine, KubeRay on Kubernetes). The same code runs both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger("maskdpo.server")
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Connect to ``address`` or start a local instance; idempotent."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Actors import maskdpo from the same installation; keep Ray from shipping the working tree.
+    kwargs: dict[str, object] = {"include_dashboard": False, "log_to_driver": True,
+                                 "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)  # type: ignore[arg-type]
+        log.info("joined Ray cluster at %s", address)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)  # type: ignore[arg-type]
+        log.info("started a local Ray instance")
+
+
+def stop_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

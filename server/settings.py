@@ -1,0 +1,111 @@
+"""Server settings: defaults, then a TOML config file, then ``MASKDPO_*`` environment variables, then flags.
+
+Example ``maskdpo.toml``::
+
+    port = 50051
+    default_judge = "heuristic"
+    judges = ["kb", "heuristic"]
+    [tokens]
+    "s3cret-reader" = "reader"
+    "s3cret-operator" = "operator"
+
+The same names work as environment variables: ``MASKDPO_PORT=50052``,
+``MASKDPO_TOKENS='{"t1": "reader"}'``. With no tokens configured, auth is off (local use only; the
+server logs a warning when it listens on a non-loopback address).
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Role(enum.StrEnum):
+    """What a bearer token may do. An operator may do everything a reader may."""
+
+    READER = "reader"
+    OPERATOR = "operator"
+
+
+class ServerSettings(BaseSettings):
+    """Everything the server reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKDPO_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
+    data_dir: Path = Field(Path("var"), description="store and artifacts (SQLite, knowledge sources)")
+
+    tokens: dict[str, Role] = Field(default_factory=dict, description="bearer token -> role; empty = no auth")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = Field(None, description="require client certificates signed by this CA")
+
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_batch_items: int = Field(256, ge=1)
+    max_text_chars: int = Field(20_000, ge=1)
+    max_passages_chars: int = Field(2_000_000, ge=1)
+    max_concurrent_rpcs: int = Field(256, ge=1)
+    drain_seconds: float = Field(10.0, ge=0)
+
+    ray_address: str | None = Field(None, description="join this Ray cluster; unset = start a local one")
+    ray_num_cpus: int | None = Field(None, ge=1)
+    judges: list[str] = Field(default_factory=lambda: ["kb", "heuristic"])
+    default_judge: str = "heuristic"
+    judge_replicas: int = Field(1, ge=1)
+    judge_batch_window_ms: float = Field(5.0, ge=0)
+    judge_max_batch: int = Field(64, ge=1)
+    judge_queue_limit: int = Field(1024, ge=1)
+    llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")
+
+    @field_validator("judges")
+    @classmethod
+    def _known_judges(cls, value: list[str]) -> list[str]:
+        known = {"kb", "heuristic", "llm"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown judge backends {unknown}; known: {sorted(known)}")
+        if not value:
+            raise ValueError("at least one judge backend is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServerSettings:
+        if self.default_judge not in self.judges:
+            raise ValueError(f"default_judge {self.default_judge!r} is not among judges {self.judges}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tokens)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> ServerSettings:
+    """Settings from ``config_file`` (TOML), then the environment, then ``overrides`` (flags).
+
+    Environment variables win over the file; explicit overrides (None values ignored) win over both.
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        with open(config_file, "rb") as fh:
+            file_values = tomllib.load(fh)
+
+    class _FromFile(ServerSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: Any, init_settings: Any, env_settings: Any, dotenv_settings: Any,
+            file_secret_settings: Any,
+        ) -> tuple[Any, ...]:
+            return (init_settings, env_settings, lambda: dict(file_values))
+
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings.model_validate(_FromFile(**explicit).model_dump())
