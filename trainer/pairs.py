@@ -104,6 +104,8 @@ class PairStats:
     pairs: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     degenerate_kept: int = 0
+    skipped_samples: Counter[str] = field(default_factory=Counter)
+    """Samples left out before pairing (e.g. a model abstained), by reason."""
     kept_chars_chosen: int = 0
     total_chars_chosen: int = 0
     kept_chars_rejected: int = 0
@@ -120,8 +122,9 @@ class PairStats:
 
     def summary(self) -> str:
         why = ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items())) or "none"
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped_samples.items())) or "none"
         return (
-            f"{self.pairs} pairs from {self.prompts} prompts; dropped: {why}; degenerate kept: "
+            f"{self.pairs} pairs from {self.prompts} prompts; dropped: {why}; samples skipped: {skipped}; degenerate kept: "
             f"{self.degenerate_kept}; kept fraction (chars) chosen {self.kept_fraction_chosen:.3f}, "
             f"rejected {self.kept_fraction_rejected:.3f}"
         )
@@ -132,6 +135,7 @@ class PairStats:
             "pairs": self.pairs,
             "dropped": dict(self.dropped),
             "degenerate_kept": self.degenerate_kept,
+            "skipped_samples": dict(self.skipped_samples),
             "kept_fraction_chosen": self.kept_fraction_chosen,
             "kept_fraction_rejected": self.kept_fraction_rejected,
         }

@@ -1,0 +1,119 @@
+"""``maskdpo train`` on the tiny model: 20 steps lower the loss and raise reward accuracy; resume works."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from maskdpo.trainer.checkpoint import read_training_info
+from maskdpo.trainer.cli import main
+from maskdpo.trainer.sentences import split_sentences
+
+NAMES = ["Ada Lovelace", "Alan Turing", "Marie Curie", "Émile Zola"]
+PLACES = ["London", "Paris", "Zürich", "東京"]
+
+
+def write_judged(path: Path) -> Path:
+    """Two judged samples per prompt: a correct biography and one with a wrong job and birthplace."""
+    rows = []
+    for i, name in enumerate(NAMES):
+        good = f"{name} was a writer born in {PLACES[i]} in 1815. I think {name} is great 😀! {name} lived in {PLACES[i]}."
+        bad = f"{name} was a coach born in {PLACES[(i + 1) % 4]} in 1967. I think {name} is great 😀! {name} lived in {PLACES[i]}."
+        for sid, (text, labels) in enumerate(
+            [(good, ["ok", "nofact", "ok"]), (bad, ["contradictory", "nofact", "ok"])]
+        ):
+            spans = split_sentences(text)
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": f"Tell me a bio of {name}."}],
+                    "response": text,
+                    "prompt_id": f"p{i}",
+                    "sample_id": f"p{i}-s{sid}",
+                    "sentences": [
+                        {"start": s.start, "end": s.end, "label": lab}
+                        for s, lab in zip(spans, labels, strict=True)
+                    ],
+                }
+            )
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return path
+
+
+def test_cli_training_lowers_loss_and_raises_reward_accuracy(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_judged(tmp_path / "judged.jsonl")
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "2",
+        "--eval-train",
+        "--save-steps",
+        "10",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "pairs: 4 pairs from 4 prompts" in printed
+    summary = json.loads(printed.strip().splitlines()[-1])
+    before, after = summary["eval_before"], summary["eval_after"]
+    assert after["eval_loss"] < before["eval_loss"] - 0.1
+    assert before["eval_rewards/accuracies"] == 0.0 and after["eval_rewards/accuracies"] == 1.0
+    # checkpoints and the final model carry training_info.json; nothing half-written is left behind
+    info = read_training_info(out / "final")
+    assert info["method"] == "maskdpo" and info["mask_config"]["rule"] == "default"
+    assert info["data_fingerprint"].startswith("sha256:") and info["libraries"]["trl"] == "1.16.0"
+    assert (out / "final" / "model.safetensors").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint")) == [
+        "checkpoint-10",
+        "checkpoint-20",
+    ]
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert read_training_info(out / "checkpoints" / "checkpoint-10")["global_step"] == 10
+    steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("mask/kept_fraction_chosen" in row for row in steps)
+
+    # resume: 2 more steps continue from checkpoint-20
+    argv[argv.index("--steps") + 1] = "22"
+    argv.remove("--eval-train")
+    assert main([*argv, "--resume"]) == 0
+    assert read_training_info(out / "final")["global_step"] == 22
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    trained_steps = [r["step"] for r in rows if "loss" in r and "train_runtime" not in r]
+    assert trained_steps == [*range(1, 21), 21, 22]  # the resumed run did steps 21 and 22 only
+
+
+def test_cli_reports_bad_data(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "Q", "response": "A."}\n')
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(bad),
+                "--model",
+                str(tiny_model_dir),
+                "--out",
+                str(tmp_path / "o"),
+                "--format",
+                "judged",
+            ]
+        )
+        == 2
+    )
+    assert "bad.jsonl:1: field 'sentences': missing" in capsys.readouterr().err
