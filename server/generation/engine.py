@@ -9,6 +9,7 @@ is given token ids. Weight swaps go through :mod:`maskdpo.server.generation.hots
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -142,7 +143,7 @@ class GenerationEngine:
         self, ids: list[int], params: Any, request_id: str, internal: bool
     ) -> AsyncGenerator[tuple[Any, int], None]:
         """Yield (RequestOutput, weight version) pairs; aborts the engine request if the caller stops."""
-        if self._llm.errored or self.dead_reason:
+        if self.dead_reason or self._llm.errored:
             raise errors.EngineDeadError(
                 f"engine for {self.settings.name} is dead {self.dead_reason}".strip()
             )
@@ -261,4 +262,11 @@ class GenerationEngine:
         await self._llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint)})
 
     def shutdown(self) -> None:
-        self._llm.shutdown()
+        """Stop the engine processes; later calls raise EngineDeadError."""
+        if self._llm is None:
+            return
+        self.dead_reason = "(shut down)"
+        llm, self._llm = self._llm, None
+        llm.shutdown()
+        del llm
+        gc.collect()  # finalise the engine client now, not at interpreter exit

