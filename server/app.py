@@ -22,6 +22,7 @@ from maskdpo.server.auth import AuthInterceptor
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.ray_runtime import start_ray
+from maskdpo.server.rpc import DecodeGuard
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.pending import (
     EmptyOperationsServicer,
@@ -114,7 +115,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
                                    _judge_options(settings), settings.judge_batch_window_ms,
                                    settings.judge_max_batch, settings.judge_queue_limit)
-    interceptors = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
+    interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
+    interceptors.append(DecodeGuard())
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(

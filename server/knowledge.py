@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
@@ -74,11 +74,11 @@ class KnowledgeStore:
         info = KnowledgeSourceInfo(source_id, description, len(passages), len(facts), time.time())
         tmp = Path(tempfile.mkdtemp(prefix=f".{source_id}-", dir=self.root))
         try:
-            (tmp / "meta.json").write_text(json.dumps(info.__dict__))
+            (tmp / "meta.json").write_text(json.dumps(asdict(info)))
             with open(tmp / "passages.jsonl", "w") as fh:
                 fh.writelines(json.dumps({"title": p.title, "text": p.text}) + "\n" for p in passages)
             with open(tmp / "facts.jsonl", "w") as fh:
-                fh.writelines(json.dumps(f.__dict__) + "\n" for f in facts)
+                fh.writelines(json.dumps(asdict(f)) + "\n" for f in facts)
             os.rename(tmp, final)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)

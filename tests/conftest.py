@@ -1,0 +1,24 @@
+"""Settings every test shares: offline, no Ray dashboard or auth token, few threads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with a message saying what is missing."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared data {path} is absent (tests read it from ../shared/data next to the checkout)")
+    return path
