@@ -58,7 +58,7 @@ class ServerSettings(BaseSettings):
     judges: list[str] = Field(default_factory=lambda: ["kb", "heuristic"])
     default_judge: str = "heuristic"
     judge_replicas: int = Field(1, ge=1)
-    judge_batch_window_ms: float = Field(5.0, ge=0)
+    judge_batch_window_ms: float = Field(0.0, ge=0, description="extra wait to grow a batch; 0 = batch what queued while the judge was busy")
     judge_max_batch: int = Field(64, ge=1)
     judge_queue_limit: int = Field(1024, ge=1)
     llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")

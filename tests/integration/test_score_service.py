@@ -7,22 +7,18 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
 from maskdpo.client import AsyncClient, Client, Item, Knowledge
 from maskdpo.client import errors as sdk_errors
+from maskdpo.server.launcher import ServerProcess
 from maskdpo.v1 import common_pb2, factuality_pb2, factuality_pb2_grpc, generation_pb2, generation_pb2_grpc
-
-from tests.integration.conftest import (
-    OPERATOR,
-    READER,
-    ServerProcess,
-    start_server_process,
-    stop_server_process,
-)
+from tests.integration.conftest import OPERATOR, READER, start_server_process
 
 pytestmark = pytest.mark.integration
 
@@ -198,13 +194,11 @@ def test_sigterm_drains_calls_in_flight(tmp_path: Path) -> None:
 
         thread = threading.Thread(target=call)
         thread.start()
-        import time
-
         time.sleep(0.3)
-        code = stop_server_process(server)
+        code = server.stop()
         thread.join(60)
         assert code == 0, server.log.read_text()[-2000:]
         assert "error" not in outcome, outcome.get("error")
         assert len(outcome["result"].answers) == 16  # type: ignore[attr-defined]
     finally:
-        stop_server_process(server)
+        server.stop()
