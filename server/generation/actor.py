@@ -88,7 +88,7 @@ class GeneratorActorImpl:
         return {
             "admitted": engine.admission.admitted,
             "running": len(engine.admission.running),
-            "engine_unfinished": engine._llm.get_num_unfinished_requests(),
+            "engine_unfinished": engine.unfinished(),
             "limit": engine.admission.limit,
             "deploying": deployer.deploying,
         }

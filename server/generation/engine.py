@@ -211,6 +211,10 @@ class GenerationEngine:
         )
         return Sample(c.index, c.text, ids, logprobs, c.finish_reason or "", version)
 
+    def unfinished(self) -> int:
+        """Requests the engine itself still holds (running or waiting)."""
+        return 0 if self._llm is None else int(self._llm.get_num_unfinished_requests())
+
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)
 
