@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from maskdpo.server.judge.abstention import REFUSAL_PATTERNS, is_refusal
 from maskdpo.server.judge.claims import Analysis, Item, analyse, is_filler, near_words, stem, words_match
@@ -42,6 +43,7 @@ from maskdpo.trainer.labels import LabeledSentence, SentenceLabel
 from maskdpo.trainer.sentences import SplitterConfig, split_sentences
 
 PROMPT_VERSION = "heuristic-rules-1"
+
 
 def _is_refusal_sentence(sentence: str) -> bool:
     return any(pattern.search(sentence) for pattern in REFUSAL_PATTERNS)
@@ -85,8 +87,26 @@ class HeuristicJudge:
 
     name = "heuristic"
 
-    def __init__(self, settings: HeuristicSettings | None = None, encoder: MiniLMEncoder | None = None):
-        self.settings = settings or HeuristicSettings()
+    def __init__(
+        self,
+        settings: HeuristicSettings | None = None,
+        encoder: MiniLMEncoder | None = None,
+        **overrides: Any,
+    ) -> None:
+        """``overrides`` replace single settings by name (``HeuristicJudge(support_similarity=0.6)``)."""
+        settings = settings or HeuristicSettings()
+        unknown = set(overrides) - {f.name for f in fields(HeuristicSettings)}
+        if unknown:
+            known = ", ".join(f.name for f in fields(HeuristicSettings))
+            raise ValueError(f"unknown heuristic judge setting(s) {sorted(unknown)}; expected: {known}")
+        for name, value in overrides.items():
+            default = getattr(settings, name)
+            numeric = isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+            if type(value) is not type(default) and not numeric:
+                raise ValueError(
+                    f"heuristic judge setting {name!r} must be a {type(default).__name__}: {value!r}"
+                )
+        self.settings = replace(settings, **overrides) if overrides else settings
         self.encoder = encoder or MiniLMEncoder(threads=self.settings.threads)
         self.splitter = SplitterConfig(split_on_semicolon=self.settings.split_on_semicolon)
         self._cache = ReferenceCache(self.settings.cache_size)

@@ -130,6 +130,14 @@ def test_identity_says_heuristic(judge: HeuristicJudge) -> None:
     assert judgment.identity == identity
 
 
+def test_settings_overrides_by_name(encoder: CountingEncoder) -> None:
+    judge = HeuristicJudge(encoder=encoder, support_similarity=0.6, top_k=5)
+    assert (judge.settings.support_similarity, judge.settings.top_k) == (0.6, 5)
+    assert judge.identity().settings["top_k"] == "5"
+    with pytest.raises(ValueError, match=r"unknown heuristic judge setting.*'nonsense'"):
+        HeuristicJudge(encoder=encoder, nonsense=1)
+
+
 def test_batch_gives_the_same_labels_as_one_by_one_in_one_model_call(
     judge: HeuristicJudge, encoder: CountingEncoder
 ) -> None:
