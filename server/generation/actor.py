@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+
 from maskdpo.server.generation.engine import GenerationEngine
 from maskdpo.server.generation.hotswap import Deployer
 from maskdpo.server.generation.settings import EngineSettings

@@ -24,6 +24,7 @@ from maskdpo.server.generation.verify import (
     ProbeCheck,
     compare,
     default_tolerance,
+    is_full_precision,
     probe_token_ids,
     reference_logprobs,
 )
@@ -36,6 +37,7 @@ class Deployer:
     def __init__(self, engine: GenerationEngine, tolerance: float | None = None) -> None:
         self.engine = engine
         self.tolerance = default_tolerance(engine.settings.dtype) if tolerance is None else tolerance
+        self.statistic = "max" if is_full_precision(engine.settings.dtype) else "mean"
         self.probe = probe_token_ids(engine.tokenizer, engine.max_model_len)
         self._references: dict[Path, list[float]] = {}
         self._lock = asyncio.Lock()
@@ -53,7 +55,7 @@ class Deployer:
     async def verify_served(self) -> ProbeCheck:
         """Check the currently served weights against their checkpoint (e.g. right after start)."""
         expected = await self._reference(self.engine.version.checkpoint)
-        return compare(await self.engine.score(self.probe), expected, self.tolerance, None)
+        return compare(await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic)
 
     async def deploy(self, checkpoint: Path) -> DeployReport:
         if self._lock.locked():
@@ -76,7 +78,13 @@ class Deployer:
             try:
                 await self.engine.load_weights(checkpoint)
                 load_s = time.perf_counter() - t_paused
-                check = compare(await self.engine.score(self.probe), expected, self.tolerance, old_expected)
+                check = compare(
+                    await self.engine.score(self.probe),
+                    expected,
+                    self.tolerance,
+                    old_expected,
+                    self.statistic,
+                )
                 verify_s = time.perf_counter() - t_paused - load_s
                 failure = "" if check.passed else check.reason
             except errors.EngineDeadError:
@@ -100,12 +108,15 @@ class Deployer:
             paused_s=paused_s,
             error=failure,
             timings={"prepare_s": t_ref - t0, "drain_s": drain_s, "total_s": time.perf_counter() - t0},
+            mean_abs_diff=check.mean_abs_diff,
+            statistic=self.statistic,
         )
         self.history.append(report)
         if failure:
             message = (
                 f"deploy of {checkpoint} rolled back to version {previous.version}: {failure} "
-                f"(max |diff| {check.max_abs_diff:.3g}, tolerance {self.tolerance:.3g})"
+                f"(max |diff| {check.max_abs_diff:.3g}, mean {check.mean_abs_diff:.3g}; "
+                f"tolerance {self.tolerance:.3g} on the {self.statistic})"
             )
             raise (
                 errors.VerificationError(message)
@@ -117,7 +128,9 @@ class Deployer:
     async def _rollback(self, previous: WeightVersion, expected: list[float]) -> None:
         try:
             await self.engine.load_weights(previous.checkpoint)
-            check = compare(await self.engine.score(self.probe), expected, self.tolerance, None)
+            check = compare(
+                await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic
+            )
         except Exception as exc:
             raise errors.EngineDeadError(f"rollback to version {previous.version} failed: {exc}") from None
         if not check.passed:

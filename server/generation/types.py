@@ -130,3 +130,6 @@ class DeployReport:
     paused_s: float
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    mean_abs_diff: float = 0.0
+    statistic: str = "max"
+    """Which difference the tolerance bounds: "max" (float32 engines) or "mean" (16-bit engines)."""

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maskdpo.server.generation import errors
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import Prompt, SamplingOptions
-
 from tests.helpers.tiny_model import build_tiny_model
 
 ray = pytest.importorskip("ray")
@@ -115,6 +115,18 @@ def test_cancelled_stream_frees_its_slot(actor: Any) -> None:
     assert result.samples[0].token_ids
 
 
+def test_cancelled_unary_call_aborts_in_the_engine(actor: Any) -> None:
+    ref = actor.generate.remote(PROMPT, SamplingOptions(max_tokens=480, ignore_eos=True))
+    deadline = time.monotonic() + 30
+    while ray.get(actor.load.remote())["engine_unfinished"] == 0:
+        assert time.monotonic() < deadline, "request never reached the engine"
+        time.sleep(0.05)
+    ray.cancel(ref)
+    with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.RayTaskError)):
+        ray.get(ref, timeout=30)
+    wait_idle(actor)
+
+
 def test_queue_full_gives_retry_advice(actor: Any) -> None:
     options = SamplingOptions(max_tokens=480, ignore_eos=True)
     streams = [actor.generate_stream.remote(PROMPT, options) for _ in range(QUEUE_LIMIT)]
@@ -178,3 +190,17 @@ def test_concurrent_deploy_conflicts(actor: Any, models: dict[str, Path]) -> Non
         ray.get(second)
     assert ray.get(first).served.version == 3
     assert ray.get(actor.current_version.remote()).checkpoint == models["base"].resolve()
+
+
+def test_requests_in_flight_finish_on_the_version_they_started_on(
+    actor: Any, models: dict[str, Path]
+) -> None:
+    served = ray.get(actor.current_version.remote()).version
+    stream = actor.generate_stream.remote(PROMPT, SamplingOptions(max_tokens=200, ignore_eos=True))
+    first = ray.get(next(stream))
+    deploy = actor.deploy.remote(str(models["other"]))
+    rest = [ray.get(ref) for ref in stream]
+    assert {d.weight_version for d in [first, *rest]} == {served}
+    assert sum(len(d.token_ids) for d in [first, *rest]) == 200  # not cut short by the swap
+    assert ray.get(deploy).served.version == served + 1
+    assert ray.get(actor.generate.remote(PROMPT, SamplingOptions(max_tokens=2))).weight_version == served + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from maskdpo.server.generation.admission import Admission
 from maskdpo.server.generation.errors import QueueFullError
 

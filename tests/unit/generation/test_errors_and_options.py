@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+
 from maskdpo.server.generation import errors
 from maskdpo.server.generation.types import SamplingOptions
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from maskdpo.server.generation.errors import CheckpointError
 from maskdpo.server.generation.weights import check_compatible, tensor_shapes
-from safetensors.torch import save_file
 
 CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4, "vocab_size": 8}
 
