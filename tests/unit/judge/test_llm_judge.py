@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pytest
+
 from maskdpo.server.judge import llm_prompts as prompts
 from maskdpo.server.judge.llm import LlmJudge
 from maskdpo.server.judge.llm_prompts import ChoicePrompt

@@ -7,6 +7,7 @@ answers parse, and the identity names the model. Skipped when the model folder c
 from __future__ import annotations
 
 import pytest
+
 from maskdpo.server.judge.llm import LlmJudge
 from maskdpo.server.judge.types import JudgeRequest, Passage
 from maskdpo.trainer.labels import SentenceLabel
