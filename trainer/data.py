@@ -23,7 +23,7 @@ left-out sample or pair is counted by reason in the returned :class:`PairStats`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ def load_training_data(
     path = Path(path)
     if fmt == "auto":
         fmt = _guess_format(path)
-    loaders = {
+    loaders: dict[str, Callable[[Path, PairConfig | None], tuple[list[PreferencePair], PairStats]]] = {
         "maskdpo": load_maskdpo_records,
         "factscore": load_factscore,
         "judged": load_judged_samples,
@@ -257,7 +257,7 @@ def load_training_data(
     }
     if fmt not in loaders:
         raise ValueError(f"unknown data format {fmt!r}; expected one of {', '.join(FORMATS)} or auto")
-    return loaders[fmt](path, config)  # type: ignore[operator]
+    return loaders[fmt](path, config)
 
 
 def _guess_format(path: Path) -> str:

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
+
 from maskdpo.trainer.checkpoint import (
     data_fingerprint,
     library_versions,
@@ -31,8 +34,6 @@ from maskdpo.trainer.checkpoint import (
 from maskdpo.trainer.joint import completion_mask
 from maskdpo.trainer.pairs import sentences_from_rows
 from maskdpo.trainer.token_masks import MaskConfig, Role
-from trl import DPOConfig, DPOTrainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ class DataCollatorForMaskedPreference(DataCollatorForPreference):
             )
             rows = [row[keep] for row in rows]
         completion = out["completion_mask"]
-        sentence_mask = torch.zeros_like(completion)
-        for r, row in enumerate(rows):
-            sentence_mask[r, : len(row)] = torch.tensor(row, dtype=completion.dtype)
+        width = completion.shape[1]
+        padded = [row + [0] * (width - len(row)) for row in rows]
+        sentence_mask = torch.tensor(padded, dtype=completion.dtype)
         out[COMPLETION_TOKENS_KEY] = completion.sum(dim=1)
         out["completion_mask"] = completion * sentence_mask
         return out
@@ -151,7 +152,9 @@ class MaskDPOTrainer(DPOTrainer):
                 pad_token_id=tok.convert_tokens_to_ids(args.pad_token or tok.pad_token),
                 max_length=args.max_length,
                 truncation_mode=args.truncation_mode,
-                pad_to_multiple_of=args.pad_to_multiple_of,
+                pad_to_multiple_of=args.pad_to_multiple_of
+                if isinstance(args.pad_to_multiple_of, int)
+                else None,
             )
         super().__init__(
             model, args=args, train_dataset=train_dataset, processing_class=processing_class, **kwargs
@@ -159,7 +162,7 @@ class MaskDPOTrainer(DPOTrainer):
 
     # -- data -----------------------------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()
+        super()._set_signature_columns_if_needed()  # type: ignore[no-untyped-call]
         assert self._signature_columns is not None
         self._signature_columns = [*self._signature_columns, *MASK_COLUMNS.values()]
 
@@ -245,17 +248,17 @@ class MaskDPOTrainer(DPOTrainer):
         inputs = dict(inputs)
         totals = inputs.pop(COMPLETION_TOKENS_KEY, None)
         if totals is not None:
-            mode = "train" if self.model.training else "eval"
+            mode = "train" if self.model is not None and self.model.training else "eval"
             kept = inputs["completion_mask"].sum(dim=1)
             for role, k, t in zip(("chosen", "rejected"), kept.chunk(2), totals.chunk(2), strict=True):
                 frac = (k.sum() / t.sum().clamp(min=1)).item()
                 self._metrics[mode][f"mask/kept_fraction_{role}"].append(frac)
-        return super().compute_loss(
+        return super().compute_loss(  # type: ignore[no-untyped-call]
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
 
     def compute_ref_log_probs(self, model: Any, inputs: Any) -> Any:
-        return super().compute_ref_log_probs(
+        return super().compute_ref_log_probs(  # type: ignore[no-untyped-call]
             model, {k: v for k, v in inputs.items() if k != COMPLETION_TOKENS_KEY}
         )
 
@@ -268,7 +271,7 @@ class MaskDPOTrainer(DPOTrainer):
                 "end_of_turn": self.mask_config.end_of_turn.value,
                 "identity": self.mask_config.identity,
             },
-            "dpo_config": self.args.to_dict(),
+            "dpo_config": self.args.to_dict(),  # type: ignore[no-untyped-call]
             "seeds": {"seed": self.args.seed, "data_seed": self.args.data_seed},
             "libraries": library_versions(),
             "data_fingerprint": self.data_fingerprint,
@@ -285,7 +288,7 @@ class MaskDPOTrainer(DPOTrainer):
         final = run_dir / f"checkpoint-{self.state.global_step}"
         self._staging_dir = staging_dir_for(final)
         try:
-            super()._save_checkpoint(model, trial)
+            super()._save_checkpoint(model, trial)  # type: ignore[no-untyped-call]
         finally:
             self._staging_dir = None
         staged = staging_dir_for(final) / final.name

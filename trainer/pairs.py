@@ -152,8 +152,11 @@ def pair_for_prompt(
     stats.prompts += 1
     for s in samples:
         stats.labels = stats.labels + LabelCounts.of(x.label for x in s.sentences)
-    scored = [(preference_score(s.sentences), i, s) for i, s in enumerate(samples)]
-    scored = [(score, i, s) for score, i, s in scored if score is not None]
+    scored: list[tuple[float, int, JudgedSample]] = []
+    for i, s in enumerate(samples):
+        score = preference_score(s.sentences)
+        if score is not None:
+            scored.append((score, i, s))
     if len(scored) < 2:
         stats.dropped["fewer_than_two_scored_samples"] += 1
         return None
@@ -166,7 +169,7 @@ def pair_for_prompt(
 
     best = min(scored, key=lambda t: (-t[0], -ok(t[2]), len(t[2].response), t[1]))
     worst = min(scored, key=lambda t: (t[0], -bad(t[2]), len(t[2].response), t[1]))
-    margin = best[0] - worst[0]  # type: ignore[operator]
+    margin = best[0] - worst[0]
     if margin <= 0 or margin < config.min_margin:
         stats.dropped["margin_below_minimum" if margin > 0 else "no_score_difference"] += 1
         return None

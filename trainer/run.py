@@ -80,7 +80,7 @@ class TrainResult:
 def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], metrics_file: Path) -> Any:
     from transformers import TrainerCallback
 
-    class _Events(TrainerCallback):  # type: ignore[misc]
+    class _Events(TrainerCallback):
         cancelled = False
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -112,9 +112,10 @@ def run_training(
 ) -> TrainResult:
     import torch
     from datasets import Dataset
-    from maskdpo.trainer.dpo import MaskDPOTrainer
     from transformers import AutoTokenizer
-    from trl import DPOConfig
+    from trl.trainer.dpo_config import DPOConfig
+
+    from maskdpo.trainer.dpo import MaskDPOTrainer
 
     emit = emit or (lambda _e: None)
     should_cancel = should_cancel or (lambda: False)

@@ -69,8 +69,14 @@ def build_tokenizer(seed: int = 0):  # type: ignore[no-untyped-def]
     return fast
 
 
-def build_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Build the tiny tokenizer + Llama model into ``path`` (created if needed) and return ``path``."""
+def build_tiny_model(
+    path: Path, seed: int = 0, *, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2
+) -> Path:
+    """Build the tiny tokenizer + Llama model into ``path`` (created if needed) and return ``path``.
+
+    The defaults give the 2-layer, hidden-64 test model; benchmarks pass bigger sizes (head size stays
+    ``hidden_size // num_heads``, keep it >= 32 for vLLM on CPU).
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -79,12 +85,12 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
     tokenizer = build_tokenizer(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=32,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        head_dim=hidden_size // num_heads,
         max_position_embeddings=512,
         tie_word_embeddings=False,
         bos_token_id=None,

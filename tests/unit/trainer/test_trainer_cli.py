@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from maskdpo.trainer.checkpoint import read_training_info
 from maskdpo.trainer.cli import main
 from maskdpo.trainer.sentences import split_sentences

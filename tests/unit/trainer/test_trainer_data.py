@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maskdpo.trainer.data import DataError, factscore_label, load_factscore, load_training_data, write_pairs
 from maskdpo.trainer.joint import completion_mask
 from maskdpo.trainer.labels import SentenceLabel
 from maskdpo.trainer.token_masks import MaskConfig, Role
-
 from tests.helpers import shared_data_dir
 
 FACTSCORE = shared_data_dir() / "factscore-labeled"

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import torch
 from datasets import Dataset
+from trl import DPOConfig, DPOTrainer
+
 from maskdpo.trainer.dpo import COMPLETION_TOKENS_KEY, MaskDPOTrainer, validate_config
 from maskdpo.trainer.sentences import split_sentences
 from maskdpo.trainer.token_masks import MaskConfig, MaskRule
-from trl import DPOConfig, DPOTrainer
 
 CHOSEN = "Marie Curie was a physicist born in Paris in 1867. I think she is great 😀! She lived in Zürich."
 REJECTED = "Marie Curie was a painter born in 東京 in 1912. She lived in Zürich. Some say she was a coach."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from maskdpo.trainer.joint import completion_mask
 from maskdpo.trainer.labels import LabeledSentence, SentenceLabel, Span
 from maskdpo.trainer.sentences import split_sentences
