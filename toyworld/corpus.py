@@ -26,7 +26,7 @@ from maskdpo.toyworld.world import ATTRIBUTES, Person, World, WorldConfig
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 0
-    p_keep: float = 0.85
+    p_keep: float = 0.6
     """Chance that a document states each attribute the person has."""
     p_combined_opening: float = 0.5
     p_pronoun: float = 0.6

@@ -1,67 +1,64 @@
-"""The toy world as a knowledge source, and the exact labelling of toy-world responses against it.
+"""The toy world as a knowledge source for the ``kb`` judge, and exact labelling of toy-world answers.
 
-``WorldKnowledge`` indexes the world's (subject, attribute, value) facts. ``label_claims`` is the
-kb rule for one sentence's claims: no claim -> ``nofact``; a claim whose (subject, attribute) the world
-does not hold -> ``unverifiable``; a value the world does not hold for it -> ``contradictory``; all claims
-held -> ``ok``. A sentence with several claims takes the worst (contradictory > unverifiable > ok).
-``label_response`` splits with the project's one sentence splitter and labels each sentence.
+``world_knowledge_base`` holds the world's (subject, attribute, value) facts; ``world_judge`` is the
+project's ``kb`` judge over them with the toy world's template claim extractor, so every sentence the
+templates (or a model built on them) produce is labelled exactly: no claim -> ``nofact``; a claim about an
+attribute the world does not hold for that person (or about an unknown person) -> ``unverifiable``; a
+value the world does not hold -> ``contradictory``; all claims held -> ``ok``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from maskdpo.server.judge.types import Fact
+from maskdpo.server.judge.kb import KbJudge, KnowledgeBase, sentence_label
+from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment
 from maskdpo.toyworld.claims import TemplateClaimExtractor, extractor_for_world
 from maskdpo.toyworld.world import World
 from maskdpo.trainer.labels import LabeledSentence, SentenceLabel
-from maskdpo.trainer.sentences import SplitterConfig, split_sentences
+from maskdpo.trainer.sentences import SplitterConfig
+
+SOURCE_NAME = "toyworld"
 
 
-class WorldKnowledge:
-    """Facts indexed by (subject, attribute) -> set of values."""
-
-    def __init__(self, facts: Iterable[Fact]) -> None:
-        self._index: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for fact in facts:
-            self._index[(fact.subject, fact.attribute)].add(fact.value)
-
-    @classmethod
-    def of_world(cls, world: World) -> WorldKnowledge:
-        return cls(Fact(s, a, v) for s, a, v in world.facts())
-
-    def check(self, claim: Fact) -> SentenceLabel:
-        values = self._index.get((claim.subject, claim.attribute))
-        if not values:
-            return SentenceLabel.UNVERIFIABLE
-        return SentenceLabel.OK if claim.value in values else SentenceLabel.CONTRADICTORY
+def world_facts(world: World) -> list[Fact]:
+    return [Fact(s, a, v) for s, a, v in world.facts()]
 
 
-def label_claims(claims: Iterable[Fact], knowledge: WorldKnowledge) -> SentenceLabel:
-    labels = [knowledge.check(c) for c in claims]
-    if not labels:
-        return SentenceLabel.NOFACT
-    for worst in (SentenceLabel.CONTRADICTORY, SentenceLabel.UNVERIFIABLE):
-        if worst in labels:
-            return worst
-    return SentenceLabel.OK
+def world_knowledge_base(world: World) -> KnowledgeBase:
+    return KnowledgeBase(world_facts(world))
+
+
+def world_judge(world: World, splitter: SplitterConfig | None = None) -> KbJudge:
+    """The ``kb`` judge over ``world`` with its claim extractor (source name ``toyworld-seed<N>``)."""
+    return KbJudge(
+        world_knowledge_base(world),
+        extractor_for_world(world),
+        splitter=splitter,
+        source_name=f"{SOURCE_NAME}-seed{world.config.seed}",
+    )
 
 
 class WorldLabeler:
-    """Labels whole responses about one topic: split, extract, check."""
+    """Labels toy-world answers about one topic with the ``kb`` judge."""
 
     def __init__(self, world: World, splitter: SplitterConfig | None = None) -> None:
-        self.knowledge = WorldKnowledge.of_world(world)
+        self.knowledge = world_knowledge_base(world)
         self.extractor: TemplateClaimExtractor = extractor_for_world(world)
-        self.splitter = splitter or SplitterConfig()
+        self.judge = KbJudge(
+            self.knowledge,
+            self.extractor,
+            splitter=splitter,
+            source_name=f"{SOURCE_NAME}-seed{world.config.seed}",
+        )
 
     def label_sentence(self, sentence: str, topic: str) -> SentenceLabel:
-        return label_claims(self.extractor.extract(sentence, topic), self.knowledge)
+        claims = self.extractor.extract(sentence, topic)
+        return sentence_label([self.knowledge.check(c) for c in claims])
+
+    def judge_responses(self, responses: Sequence[tuple[str, str]]) -> list[Judgment]:
+        """Judge (response, topic) pairs."""
+        return self.judge.judge_batch([JudgeRequest(response=r, topic=t) for r, t in responses])
 
     def label_response(self, response: str, topic: str) -> list[LabeledSentence]:
-        out = []
-        for span in split_sentences(response, self.splitter):
-            text = span.text_of(response)
-            out.append(LabeledSentence(span, self.label_sentence(text, topic), text))
-        return out
+        return list(self.judge_responses([(response, topic)])[0].sentences)

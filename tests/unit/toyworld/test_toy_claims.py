@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from maskdpo.server.judge.types import Fact
 from maskdpo.toyworld import templates as T
 from maskdpo.toyworld.corpus import CorpusConfig, build_corpus, person_values

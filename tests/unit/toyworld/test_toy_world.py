@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 import pytest
+
 from maskdpo.toyworld.world import ATTRIBUTES, BUCKETS, World, WorldConfig
 
 
