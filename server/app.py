@@ -18,19 +18,21 @@ from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+
 from maskdpo.server.auth import AuthInterceptor
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.rpc import DecodeGuard
 from maskdpo.server.services.factuality import FactualityServicer
+from maskdpo.server.services.operations import OperationsServicer
 from maskdpo.server.services.pending import (
-    EmptyOperationsServicer,
     PendingAlignmentServicer,
     PendingGenerationServicer,
     PendingModelServicer,
 )
 from maskdpo.server.settings import ServerSettings
+from maskdpo.server.store.operations import OperationStore
 from maskdpo.v1 import (
     alignment_pb2,
     alignment_pb2_grpc,
@@ -124,7 +126,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
     models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
     alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(PendingAlignmentServicer(), server)
-    operations_pb2_grpc.add_OperationsServicer_to_server(EmptyOperationsServicer(), server)
+    operations = OperationStore(settings.data_dir / "operations.sqlite")
+    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from google.protobuf import timestamp_pb2
+
 from maskdpo.server import convert
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.judge.metrics import FactualityMetrics, compute_metrics
@@ -13,13 +14,13 @@ from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeSourceInfo, KnowledgeStore, parse_name
 from maskdpo.server.rpc import Ctx, unary
+from maskdpo.server.services.paging import page
 from maskdpo.server.settings import ServerSettings
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 
 DEFAULT_GAMMA = 10.0
 DEFAULT_RESAMPLES = 1000
 MAX_RESAMPLES = 20_000
-MAX_PAGE = 1000
 
 
 class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
@@ -169,17 +170,4 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
                                     context: Ctx) -> factuality_pb2.DeleteKnowledgeSourceResponse:
         await asyncio.to_thread(self.store.delete, parse_name(request.name))
         return factuality_pb2.DeleteKnowledgeSourceResponse()
-
-
-def page(page_size: int, page_token: str) -> tuple[int, int]:
-    """(size, offset) of a List call; InvalidArgument for a negative size or a malformed token."""
-    if page_size < 0:
-        raise InvalidArgument("page_size", "must be >= 0")
-    size = min(page_size or 50, MAX_PAGE)
-    if not page_token:
-        return size, 0
-    if not page_token.isdigit():
-        raise InvalidArgument("page_token", "not a token this server issued")
-    return size, int(page_token)
-
 

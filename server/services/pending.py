@@ -2,15 +2,14 @@
 with a message that says what is missing -- never a made-up result.
 
 Generation, model management and alignment rounds are served once their Ray actors are configured; until
-then these stand in. The standard Operations service answers from the (so far empty) set of operations.
+then these stand in.
 """
 
 from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from google.longrunning import operations_pb2_grpc, operations_proto_pb2
-from maskdpo.server.errors import InvalidArgument, NotFound, NotImplementedYet
+from maskdpo.server.errors import NotImplementedYet
 from maskdpo.server.rpc import Ctx, streaming, unary
 from maskdpo.v1 import alignment_pb2_grpc, generation_pb2_grpc, models_pb2_grpc
 
@@ -73,35 +72,3 @@ class PendingAlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
     @unary
     async def CancelAlignmentRound(self, request: Any, context: Ctx) -> Any:
         _missing("AlignmentService.CancelAlignmentRound")
-
-
-class EmptyOperationsServicer(operations_pb2_grpc.OperationsServicer):
-    """The Operations service while this server runs no long-running work: there are none to find."""
-
-    @staticmethod
-    def _name(name: str) -> str:
-        if not name.startswith("operations/"):
-            raise InvalidArgument("name", "expected 'operations/<id>'")
-        return name
-
-    @unary
-    async def ListOperations(self, request: Any, context: Ctx) -> operations_proto_pb2.ListOperationsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument("page_size", "must be >= 0")
-        return operations_proto_pb2.ListOperationsResponse()
-
-    @unary
-    async def GetOperation(self, request: Any, context: Ctx) -> Any:
-        raise NotFound(self._name(request.name))
-
-    @unary
-    async def DeleteOperation(self, request: Any, context: Ctx) -> Any:
-        raise NotFound(self._name(request.name))
-
-    @unary
-    async def CancelOperation(self, request: Any, context: Ctx) -> Any:
-        raise NotFound(self._name(request.name))
-
-    @unary
-    async def WaitOperation(self, request: Any, context: Ctx) -> Any:
-        raise NotFound(self._name(request.name))

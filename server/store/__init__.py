@@ -1,0 +1,1 @@
+"""Durable state of the service: SQLite (WAL) files under the data folder."""
