@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from maskdpo.server import convert
 from maskdpo.server.errors import InvalidArgument, TextTooLong
 from maskdpo.server.judge.metrics import compute_metrics
@@ -38,7 +39,7 @@ def test_scored_answer(rule: MaskRule) -> None:
 
 
 def test_request_validation() -> None:
-    with pytest.raises(InvalidArgument, match="answer.response"):
+    with pytest.raises(InvalidArgument, match=r"answer\.response"):
         convert.judge_request(factuality_pb2.Answer(response="  "), [], [], "", "answer", 100)
     with pytest.raises(TextTooLong):
         convert.judge_request(factuality_pb2.Answer(response="x" * 101), [], [], "", "answer", 100)
