@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+
 from maskdpo.server.errors import PermissionDenied, ServiceError, Unauthenticated
 from maskdpo.server.settings import Role
 

@@ -14,8 +14,9 @@ import logging
 import sys
 from pathlib import Path
 
-from maskdpo.server.settings import load_settings
 from pydantic import ValidationError
+
+from maskdpo.server.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
+
 from maskdpo.server.errors import DeadlineExceeded, InvalidArgument
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
 

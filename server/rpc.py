@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
+
 from maskdpo.server.errors import InternalError, InvalidArgument, ServiceError
 
 log = logging.getLogger("maskdpo.server")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+
 from maskdpo.server.errors import QueueFull
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.longrunning import operations_proto_pb2
+
 from maskdpo.server.auth import TokenTable, authorize, required_role
 from maskdpo.server.errors import PermissionDenied, Unauthenticated
 from maskdpo.server.settings import Role

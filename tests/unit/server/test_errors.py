@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+
 from maskdpo.client.errors import InvalidArgumentError, ResourceExhaustedError, from_rpc_error
 from maskdpo.server import errors
 from maskdpo.v1 import common_pb2

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+
 from maskdpo.server.actors.judge_actor import JudgeService
 from maskdpo.server.errors import QueueFull
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment

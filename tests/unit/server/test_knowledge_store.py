@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
 from maskdpo.server.judge.types import Fact, Passage
 from maskdpo.server.knowledge import KnowledgeStore, parse_name

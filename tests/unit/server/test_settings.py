@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from maskdpo.server.settings import Role, load_settings
 from pydantic import ValidationError
+
+from maskdpo.server.settings import Role, load_settings
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
