@@ -72,8 +72,9 @@ class HeuristicSettings:
     """Share of the sentence's content words (beyond the topic) that the evidence must contain for ok,
     when the sentence names no number, date or entity."""
     context_window: int = 4
-    threads: int = min(4, os.cpu_count() or 1)
-    """torch intra-op threads, set when the encoder loads (0: leave torch's setting)."""
+    threads: int = max(1, min(4, (os.cpu_count() or 2) // 2))
+    """torch intra-op threads, set when the encoder loads (0: leave torch's setting). Half the cores, at
+    most 4: OpenMP threads spin-wait, and on 2 busy cores 2 threads embedded 7x slower than 1."""
     cache_size: int = 256
     split_on_semicolon: bool = False
 
@@ -170,7 +171,9 @@ class HeuristicJudge:
                         supported=int(label is SentenceLabel.OK),
                     )
                 )
-            abstained = is_refusal(request.response, self.splitter)
+            # is_refusal re-splits the text: ask it only when some sentence matched a refusal pattern.
+            refused = any(refusals[i]) and is_refusal(request.response, self.splitter)
+            abstained = refused or not request.response.strip()
             out.append(Judgment(request.response, tuple(verdicts), identity, abstained=abstained))
         return out
 

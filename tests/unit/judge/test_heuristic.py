@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server.judge.embedding import MiniLMEncoder, Vectors
 from maskdpo.server.judge.heuristic import HeuristicJudge, HeuristicSettings
 from maskdpo.server.judge.heuristic_eval import evaluate, load_examples
@@ -115,6 +116,7 @@ def test_no_reference_text_makes_facts_unverifiable(judge: HeuristicJudge) -> No
 def test_empty_response_has_no_verdicts(judge: HeuristicJudge) -> None:
     [judgment] = judge.judge_batch([JudgeRequest(response="   ", passages=(REFERENCE,))])
     assert judgment.verdicts == ()
+    assert judgment.abstained
 
 
 def test_identity_says_heuristic(judge: HeuristicJudge) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server import models_builtin
 from maskdpo.server.models_builtin import BuiltinModelError, is_valid_model_folder, smollm2_path
 
