@@ -118,3 +118,34 @@ def test_cli_reports_bad_data(
         == 2
     )
     assert "bad.jsonl:1: field 'sentences': missing" in capsys.readouterr().err
+
+
+def test_lora_run_saves_an_adapter(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_judged(tmp_path / "judged.jsonl")
+    out = tmp_path / "lora"
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--lr",
+        "1e-3",
+        "--lora",
+        "--lora-r",
+        "4",
+        "--no-progress",
+        "--loss",
+        "dpo",
+    ]
+    assert main(argv) == 0
+    assert (out / "final" / "adapter_model.safetensors").exists()
+    info = read_training_info(out / "final")
+    assert info["method"] == "dpo" and info["mask_config"]["rule"] == "all"
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2

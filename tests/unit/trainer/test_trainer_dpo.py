@@ -137,3 +137,39 @@ def test_missing_sentences_and_misaligned_records_are_named(
             train_dataset=Dataset.from_list(rows),
             processing_class=tiny_tokenizer,
         )
+
+
+def test_precomputed_reference_uses_the_masks(
+    tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    rows = _rows(["ok", "nofact", "contradictory"], ["contradictory", "ok", "unverifiable"])
+    live = MaskDPOTrainer(
+        str(tiny_model_dir),
+        args=_args(tmp_path / "a"),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+    )
+    pre = MaskDPOTrainer(
+        str(tiny_model_dir),
+        args=_args(tmp_path / "b", precompute_ref_log_probs=True),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+    )
+    batch = live._prepare_inputs(live.data_collator([live.train_dataset[i] for i in range(4)]))
+    ref_chosen, ref_rejected = live.compute_ref_log_probs(live.ref_model, batch)
+    assert torch.allclose(torch.tensor(pre.train_dataset["ref_chosen_logps"][:4]), ref_chosen, atol=1e-5)
+    assert torch.allclose(torch.tensor(pre.train_dataset["ref_rejected_logps"][:4]), ref_rejected, atol=1e-5)
+    # the masked sums differ from the unmasked ones: the masks really reached the precompute
+    vanilla = MaskDPOTrainer(
+        str(tiny_model_dir),
+        args=_args(tmp_path / "c", precompute_ref_log_probs=True),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+        mask_config=MaskConfig(rule=MaskRule.ALL),
+    )
+    assert all(
+        abs(a - b) > 1e-3
+        for a, b in zip(
+            vanilla.train_dataset["ref_chosen_logps"], pre.train_dataset["ref_chosen_logps"], strict=True
+        )
+    )
