@@ -1,0 +1,97 @@
+"""What every phase of a round gets: its round, spec, folders, store, workers, cancel flag and progress."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maskdpo.server.judge.registry import build_backend
+from maskdpo.server.judge.types import JudgeBackend
+from maskdpo.server.rounds import datasets
+from maskdpo.server.rounds.config import PromptItem, PromptSource, RoundSpec
+from maskdpo.server.rounds.store import RoundStore
+from maskdpo.server.rounds.workers import Generator
+
+
+class RoundCancelled(Exception):
+    """The round's cancellation was requested; it ends CANCELLED and promotes nothing."""
+
+
+class PhaseFailed(Exception):
+    """The phase cannot complete; the round ends FAILED with this reason."""
+
+
+@dataclass
+class PhaseOutput:
+    summary: dict[str, Any]
+    artifacts: dict[str, str]
+    """Artifact name -> path relative to the phase folder."""
+    updates: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RoundContext:
+    rid: str
+    spec: RoundSpec
+    root: Path
+    store: RoundStore
+    generator: Generator
+    cancel_requested: Callable[[], bool]
+    default_judge: str = "kb"
+    judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    use_ray_trainer: bool = False
+    trainer_cpus: float = 1
+    save_steps: int = 0
+    _judges: dict[str, JudgeBackend] = field(default_factory=dict)
+
+    def check_cancel(self) -> None:
+        if self.cancel_requested():
+            raise RoundCancelled("cancelled on request")
+
+    def progress(
+        self, phase: int, done: int, total: int, message: str = "", metrics: Mapping[str, float] | None = None
+    ) -> None:
+        self.store.record(self.rid, "PROGRESS", phase, message, done=done, total=total, metrics=metrics)
+
+    def metrics(self, phase: int, values: Mapping[str, float], message: str = "") -> None:
+        self.store.record(self.rid, "METRICS", phase, message, metrics=values)
+
+    def phase_dir(self, phase_name: str) -> Path:
+        return self.root / phase_name
+
+    def prompts(self, source: PromptSource) -> tuple[list[PromptItem], datasets.Dataset | None]:
+        items, dataset = datasets.resolve(source)
+        if not items:
+            raise PhaseFailed(f"prompt set {source.dataset or 'inline'} is empty")
+        return items, dataset
+
+    def judge_for(self, dataset: datasets.Dataset | None) -> JudgeBackend:
+        """The dataset's own judge when the round asks for ``kb`` (or nothing), else the named backend."""
+        name = self.spec.judge or self.default_judge
+        use_domain = dataset is not None and dataset.judge is not None and self.spec.judge in ("", "kb")
+        key = f"dataset:{dataset.name}" if use_domain and dataset else f"backend:{name}"
+        if key not in self._judges:
+            if use_domain and dataset is not None and dataset.judge is not None:
+                self._judges[key] = dataset.judge()
+            else:
+                self._judges[key] = build_backend(name, **dict(self.judge_options.get(name, {})))
+        return self._judges[key]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")

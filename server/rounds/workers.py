@@ -1,0 +1,168 @@
+"""What a round runs on: the served model's generator, a judge, a trainer -- as Ray actors or in-process.
+
+- :class:`RayGenerator` wraps a GeneratorActor handle (``generate``, ``current_version``, ``deploy``);
+  :class:`LocalGenerator` serves a folder with transformers in this process (tests, single-process use;
+  its ``deploy`` loads the checkpoint and bumps the version, without the engine's probe verification).
+- :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``use_ray=True``) or in a
+  thread of this process, forwarding its numbered progress events and stopping it when ``should_cancel``
+  turns true (the trainer checks after every optimizer step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from maskdpo.server.generation.types import (
+    DeployReport,
+    GenerationResult,
+    Prompt,
+    Sample,
+    SamplingOptions,
+    WeightVersion,
+)
+from maskdpo.server.rounds import local_model
+from maskdpo.trainer.run import TrainOptions
+
+POLL_S = 0.2
+
+
+class Generator(Protocol):
+    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult: ...
+
+    async def current_version(self) -> WeightVersion: ...
+
+    async def deploy(self, checkpoint: str) -> DeployReport: ...
+
+
+class RayGenerator:
+    """A GeneratorActor handle."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:
+        result: GenerationResult = await self.handle.generate.remote(prompt, options)
+        return result
+
+    async def current_version(self) -> WeightVersion:
+        version: WeightVersion = await self.handle.current_version.remote()
+        return version
+
+    async def deploy(self, checkpoint: str) -> DeployReport:
+        report: DeployReport = await self.handle.deploy.remote(checkpoint)
+        return report
+
+
+class LocalGenerator:
+    """A model folder served by transformers in this process."""
+
+    def __init__(self, model: Path) -> None:
+        self.version = WeightVersion(1, Path(model))
+        self.deploys: list[str] = []
+
+    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:
+        text = prompt.messages[-1].content if prompt.messages else prompt.text
+        version = self.version
+        texts = await asyncio.to_thread(
+            local_model.generate,
+            version.checkpoint,
+            [text],
+            n=options.n,
+            greedy=options.temperature == 0,
+            temperature=options.temperature or 1.0,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            max_tokens=options.max_tokens,
+            seed=options.seed or 0,
+        )
+        samples = tuple(Sample(i, t, (), (), "stop", version.version) for i, t in enumerate(texts[0]))
+        return GenerationResult("", 0, samples, version.version)
+
+    async def current_version(self) -> WeightVersion:
+        return self.version
+
+    async def deploy(self, checkpoint: str) -> DeployReport:
+        await asyncio.to_thread(local_model.load, Path(checkpoint))
+        self.version = WeightVersion(self.version.version + 1, Path(checkpoint))
+        self.deploys.append(checkpoint)
+        return DeployReport(True, self.version, Path(checkpoint), 0.0, 0.0, 0, 0.0, 0.0, 0.0)
+
+
+async def run_trainer(
+    options: TrainOptions,
+    should_cancel: Callable[[], bool],
+    on_event: Callable[[dict[str, Any]], None],
+    use_ray: bool = False,
+    num_cpus: float = 1,
+) -> dict[str, Any]:
+    """Run training to the end or until cancelled; returns the trainer's summary dict."""
+    if use_ray:
+        return await _run_on_actor(options, should_cancel, on_event, num_cpus)
+    from dataclasses import asdict
+
+    from maskdpo.trainer.run import run_training
+
+    events: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        with lock:
+            events.append({"seq": len(events) + 1, **event})
+
+    def pending(after: int) -> list[dict[str, Any]]:
+        with lock:
+            return events[after:]
+
+    # the trainer polls should_cancel after every optimizer step, in its own thread
+    task = asyncio.ensure_future(asyncio.to_thread(run_training, options, emit, should_cancel))
+    seen = 0
+    while not task.done():
+        await asyncio.wait({task}, timeout=POLL_S)
+        seen = _forward(pending(seen), seen, on_event)
+    result = task.result()
+    summary = asdict(result)
+    summary["out"], summary["final_dir"] = (
+        str(result.out),
+        str(result.final_dir) if result.final_dir else None,
+    )
+    return summary
+
+
+async def _run_on_actor(
+    options: TrainOptions,
+    should_cancel: Callable[[], bool],
+    on_event: Callable[[dict[str, Any]], None],
+    num_cpus: float,
+) -> dict[str, Any]:
+    import ray
+
+    from maskdpo.server.actors.trainer_actor import create_trainer_actor
+
+    actor = create_trainer_actor(options, num_cpus=num_cpus)
+    try:
+        running = actor.train.remote()
+        seen, cancelled = 0, False
+        while True:
+            ready, _ = ray.wait([running], timeout=0)
+            seen = _forward(await actor.events.remote(seen), seen, on_event)
+            if ready:
+                break
+            if not cancelled and should_cancel():
+                await actor.cancel.remote()
+                cancelled = True
+            await asyncio.sleep(POLL_S)
+        result: dict[str, Any] = await running
+        return result
+    finally:
+        ray.kill(actor)
+
+
+def _forward(events: list[dict[str, Any]], seen: int, on_event: Callable[[dict[str, Any]], None]) -> int:
+    for event in events:
+        on_event(event)
+        seen = max(seen, int(event["seq"]))
+    return seen

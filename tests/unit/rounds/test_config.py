@@ -1,0 +1,82 @@
+"""RoundConfig validation: every malformed field is refused with INVALID_ARGUMENT naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from maskdpo.server.errors import InvalidArgument
+from maskdpo.server.rounds import datasets
+from maskdpo.server.rounds.config import Promotion, validate_config
+from maskdpo.v1 import alignment_pb2
+from tests.unit.rounds.conftest import tiny_config
+
+Cfg = alignment_pb2.RoundConfig
+
+
+def _set(path: str, value: object) -> Callable[[Cfg], None]:
+    def apply(cfg: Cfg) -> None:
+        *parents, last = path.split(".")
+        target = cfg
+        for p in parents:
+            target = getattr(target, p)
+        setattr(target, last, value)
+
+    return apply
+
+
+CASES = [
+    (_set("model", "tiny"), "config.model"),
+    (lambda c: c.ClearField("prompts"), "config.prompts"),
+    (lambda c: c.ClearField("eval_prompts"), "config.eval_prompts"),
+    (_set("prompts.dataset", "no/such"), "config.prompts.dataset"),
+    (_set("eval_prompts.limit", -1), "config.eval_prompts.limit"),
+    (_set("samples_per_prompt", 1), "config.samples_per_prompt"),
+    (_set("samples_per_prompt", 65), "config.samples_per_prompt"),
+    (_set("sampling.temperature", 0.0), "config.sampling.temperature"),
+    (_set("sampling.top_p", 1.5), "config.sampling.top_p"),
+    (_set("training.learning_rate", -1.0), "config.training.learning_rate"),
+    (_set("training.learning_rate", float("nan")), "config.training.learning_rate"),
+    (_set("training.beta", -0.1), "config.training.beta"),
+    (_set("training.max_steps", -3), "config.training.max_steps"),
+    (_set("training.lora", True), "config.training.lora"),
+    (_set("pairs.min_margin", 2.0), "config.pairs.min_margin"),
+    (_set("promotion.metric", "bleu"), "config.promotion.metric"),
+    (_set("promotion.max_correct_drop", 1.5), "config.promotion.max_correct_drop"),
+    (_set("promotion.min_improvement", 3.0), "config.promotion.min_improvement"),
+    (_set("start_from_round", "round-1"), "config.start_from_round"),
+    (_set("loss", 7), "config.loss"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+def test_malformed_field_is_named(mutate: Callable[[Cfg], None], field: str) -> None:
+    cfg = tiny_config()
+    mutate(cfg)
+    with pytest.raises(InvalidArgument) as info:
+        validate_config(cfg, datasets.names())
+    assert info.value.field == field
+    assert info.value.metadata["field"] == field
+
+
+def test_empty_inline_prompt_is_named() -> None:
+    cfg = tiny_config()
+    cfg.prompts.prompts.prompts.add(prompt="Tell me a bio of Ada Lovelace.")
+    cfg.prompts.prompts.prompts.add(prompt="   ")
+    with pytest.raises(InvalidArgument) as info:
+        validate_config(cfg, datasets.names())
+    assert info.value.field == "config.prompts.prompts.prompts[1].prompt"
+
+
+def test_defaults_are_filled_in() -> None:
+    cfg = alignment_pb2.RoundConfig(model="models/tiny")
+    cfg.prompts.dataset = "tiny/train"
+    cfg.eval_prompts.prompts.prompts.add(prompt="Who is Ada?", topic="Ada Lovelace")
+    spec = validate_config(cfg, datasets.names(), defaults=Promotion("factscore", 0.05, 0.2))
+    assert spec.samples_per_prompt == 4 and spec.loss == "maskdpo" and spec.mask_rule == "default"
+    assert spec.training.beta == 0.1 and spec.training.batch_size == 8 and spec.min_margin == 0.1
+    assert spec.promotion == Promotion("factscore", 0.05, 0.2)
+    assert spec.eval_prompts.inline[0].topic == "Ada Lovelace"
+    cfg.promotion.min_improvement = 0.0  # explicitly zero is honoured, not replaced by the default
+    assert validate_config(cfg, datasets.names()).promotion.min_improvement == 0.0
