@@ -8,8 +8,10 @@ Failed calls raise subclasses of :class:`maskdpo.client.errors.MaskdpoError`.
 """
 
 from maskdpo.client._async_client import AsyncClient
-from maskdpo.client._client import Client
+from maskdpo.client._client import Client, GenerationStream
+from maskdpo.client._generation import Sampling, deploy_metadata, deploy_result
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
 from maskdpo.client.errors import MaskdpoError
 
-__all__ = ["AsyncClient", "Client", "Item", "Knowledge", "MaskdpoError", "ScoreOptions"]
+__all__ = ["AsyncClient", "Client", "GenerationStream", "Item", "Knowledge", "MaskdpoError", "Sampling",
+           "ScoreOptions", "deploy_metadata", "deploy_result"]

@@ -6,17 +6,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2
+from google.protobuf import duration_pb2
+
 from maskdpo.client._channel import DEFAULT_TARGET, auth_metadata, channel_options, credentials
 from maskdpo.client._client import DEFAULT_TIMEOUT_S
+from maskdpo.client._generation import (
+    PromptLike,
+    Sampling,
+    deploy_request,
+    generate_request,
+    model_name,
+    sampling_of,
+)
 from maskdpo.client._health import health_check_request
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_request, score_request
 from maskdpo.client.errors import from_rpc_error
-from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
+from maskdpo.v1 import (
+    factuality_pb2,
+    factuality_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+)
 
 T = TypeVar("T")
 
@@ -34,6 +53,9 @@ class AsyncClient:
         self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.factuality = factuality_pb2_grpc.FactualityServiceStub(self._channel)
+        self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self.models = models_pb2_grpc.ModelServiceStub(self._channel)
+        self.operations = operations_pb2_grpc.OperationsStub(self._channel)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -72,3 +94,79 @@ class AsyncClient:
     async def health(self, service: str = "", timeout: float | None = None) -> str:
         stub, request, name = health_check_request(self._channel, service)
         return name((await self._call(stub.Check, request, timeout)).status)
+
+    # --- generation and models (see the synchronous Client for details) ---------------------------------
+
+    async def generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
+                       timeout: float | None = None, **options: Any) -> generation_pb2.GenerateResponse:
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        return await self._call(self.generation.Generate, request, timeout)
+
+    async def batch_generate(self, prompts: Sequence[PromptLike], *, model: str = "",
+                             sampling: Sampling | None = None, timeout: float | None = None,
+                             **options: Any) -> generation_pb2.BatchGenerateResponse:
+        shared = sampling_of(sampling, options)
+        request = generation_pb2.BatchGenerateRequest(
+            requests=[generate_request(p, model=model, sampling=shared) for p in prompts])
+        return await self._call(self.generation.BatchGenerate, request, timeout)
+
+    async def stream_generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
+                              timeout: float | None = None,
+                              **options: Any) -> AsyncIterator[generation_pb2.GenerateChunk]:
+        """Chunks as they are sampled; leaving the loop early (or cancelling the task) cancels the call,
+        which aborts the request in the server's engine."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        call = self.generation.StreamGenerate(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        try:
+            async for item in call:
+                yield item
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def list_models(self, timeout: float | None = None) -> list[models_pb2.Model]:
+        models: list[models_pb2.Model] = []
+        token = ""
+        while True:
+            page = await self._call(self.models.ListModels, models_pb2.ListModelsRequest(page_token=token), timeout)
+            models.extend(page.models)
+            token = page.next_page_token
+            if not token:
+                return models
+
+    async def get_model(self, model: str, timeout: float | None = None) -> models_pb2.Model:
+        return await self._call(self.models.GetModel, models_pb2.GetModelRequest(name=model_name(model)), timeout)
+
+    async def list_checkpoints(self, model: str, timeout: float | None = None) -> list[models_pb2.Checkpoint]:
+        checkpoints: list[models_pb2.Checkpoint] = []
+        token = ""
+        while True:
+            request = models_pb2.ListCheckpointsRequest(parent=model_name(model), page_token=token)
+            page = await self._call(self.models.ListCheckpoints, request, timeout)
+            checkpoints.extend(page.checkpoints)
+            token = page.next_page_token
+            if not token:
+                return checkpoints
+
+    async def deploy_checkpoint(self, model: str, checkpoint: str, *, verify_tolerance: float = 0.0,
+                                request_id: str = "",
+                                timeout: float | None = None) -> operations_proto_pb2.Operation:
+        request = deploy_request(model, checkpoint, verify_tolerance=verify_tolerance, request_id=request_id)
+        return await self._call(self.models.DeployCheckpoint, request, timeout)
+
+    async def get_operation(self, name: str, timeout: float | None = None) -> operations_proto_pb2.Operation:
+        return await self._call(self.operations.GetOperation, operations_proto_pb2.GetOperationRequest(name=name),
+                                timeout)
+
+    async def wait_operation(self, name: str, timeout: float = 600.0) -> operations_proto_pb2.Operation:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            wait = duration_pb2.Duration()
+            wait.FromNanoseconds(int(min(remaining, 30.0) * 1e9))
+            op = await self._call(self.operations.WaitOperation,
+                                  operations_proto_pb2.WaitOperationRequest(name=name, timeout=wait),
+                                  min(remaining, 30.0) + 10.0)
+            if op.done or time.monotonic() >= deadline:
+                return op

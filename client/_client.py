@@ -11,16 +11,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2
+from google.protobuf import duration_pb2
+
 from maskdpo.client._channel import DEFAULT_TARGET, auth_metadata, channel_options, credentials
+from maskdpo.client._generation import (
+    PromptLike,
+    Sampling,
+    deploy_request,
+    generate_request,
+    model_name,
+    sampling_of,
+)
 from maskdpo.client._health import health_check_request
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_request, score_request
 from maskdpo.client.errors import from_rpc_error
-from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
+from maskdpo.v1 import (
+    factuality_pb2,
+    factuality_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+)
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -38,6 +57,9 @@ class Client:
         self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.factuality = factuality_pb2_grpc.FactualityServiceStub(self._channel)
+        self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self.models = models_pb2_grpc.ModelServiceStub(self._channel)
+        self.operations = operations_pb2_grpc.OperationsStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -94,3 +116,106 @@ class Client:
         """The server's health status for ``service`` ("" = the whole server): "SERVING", ..."""
         stub, request, name = health_check_request(self._channel, service)
         return name(self._call(stub.Check, request, timeout).status)
+
+    # --- generation and models -----------------------------------------------------------------------
+
+    def generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
+                 timeout: float | None = None, **options: Any) -> generation_pb2.GenerateResponse:
+        """Sample ``n`` answers; ``prompt`` is text or (role, content) chat messages. Keyword options
+        (``n=4, temperature=0.7, max_tokens=64, logprobs=True, seed=1``) override ``sampling``."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        result: generation_pb2.GenerateResponse = self._call(self.generation.Generate, request, timeout)
+        return result
+
+    def batch_generate(self, prompts: Sequence[PromptLike], *, model: str = "", sampling: Sampling | None = None,
+                       timeout: float | None = None, **options: Any) -> generation_pb2.BatchGenerateResponse:
+        """Sample answers for many prompts in one call (same model and sampling for all)."""
+        shared = sampling_of(sampling, options)
+        request = generation_pb2.BatchGenerateRequest(
+            requests=[generate_request(p, model=model, sampling=shared) for p in prompts])
+        result: generation_pb2.BatchGenerateResponse = self._call(self.generation.BatchGenerate, request, timeout)
+        return result
+
+    def stream_generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
+                        timeout: float | None = None, **options: Any) -> GenerationStream:
+        """Stream chunks as they are sampled. Iterate it; ``cancel()`` (or leaving a ``with`` block)
+        aborts the request in the server's engine."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        call = self.generation.StreamGenerate(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        return GenerationStream(call)
+
+    def list_models(self, timeout: float | None = None) -> list[models_pb2.Model]:
+        models: list[models_pb2.Model] = []
+        token = ""
+        while True:
+            page = self._call(self.models.ListModels, models_pb2.ListModelsRequest(page_token=token), timeout)
+            models.extend(page.models)
+            token = page.next_page_token
+            if not token:
+                return models
+
+    def get_model(self, model: str, timeout: float | None = None) -> models_pb2.Model:
+        result: models_pb2.Model = self._call(self.models.GetModel,
+                                              models_pb2.GetModelRequest(name=model_name(model)), timeout)
+        return result
+
+    def list_checkpoints(self, model: str, timeout: float | None = None) -> list[models_pb2.Checkpoint]:
+        checkpoints: list[models_pb2.Checkpoint] = []
+        token = ""
+        while True:
+            request = models_pb2.ListCheckpointsRequest(parent=model_name(model), page_token=token)
+            page = self._call(self.models.ListCheckpoints, request, timeout)
+            checkpoints.extend(page.checkpoints)
+            token = page.next_page_token
+            if not token:
+                return checkpoints
+
+    def deploy_checkpoint(self, model: str, checkpoint: str, *, verify_tolerance: float = 0.0,
+                          request_id: str = "", timeout: float | None = None) -> operations_proto_pb2.Operation:
+        """Start a verified hot-swap (operator role); returns the long-running operation at once.
+        ``checkpoint``: a folder path on the server or ``models/{m}/checkpoints/{id}``. Follow it with
+        :meth:`wait_operation`, then ``maskdpo.client.deploy_result(op)``."""
+        request = deploy_request(model, checkpoint, verify_tolerance=verify_tolerance, request_id=request_id)
+        result: operations_proto_pb2.Operation = self._call(self.models.DeployCheckpoint, request, timeout)
+        return result
+
+    def get_operation(self, name: str, timeout: float | None = None) -> operations_proto_pb2.Operation:
+        result: operations_proto_pb2.Operation = self._call(
+            self.operations.GetOperation, operations_proto_pb2.GetOperationRequest(name=name), timeout)
+        return result
+
+    def wait_operation(self, name: str, timeout: float = 600.0) -> operations_proto_pb2.Operation:
+        """Wait until the operation is done or ``timeout`` seconds pass; returns it either way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            wait = duration_pb2.Duration()
+            wait.FromNanoseconds(int(min(remaining, 30.0) * 1e9))
+            op: operations_proto_pb2.Operation = self._call(
+                self.operations.WaitOperation, operations_proto_pb2.WaitOperationRequest(name=name, timeout=wait),
+                min(remaining, 30.0) + 10.0)
+            if op.done or time.monotonic() >= deadline:
+                return op
+
+
+class GenerationStream:
+    """An iterator over a StreamGenerate call's chunks; failed calls raise typed errors."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[generation_pb2.GenerateChunk]:
+        try:
+            yield from self._call
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def cancel(self) -> None:
+        """Cancel the call: the server aborts the request in its engine."""
+        self._call.cancel()
+
+    def __enter__(self) -> GenerationStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()

@@ -4,6 +4,9 @@
     maskdpo score --file answer.txt --source bios --topic "Ada Lovelace"
     maskdpo score --jsonl answers.jsonl          # one {"response", "passages"?, "topic"?, ...} per line
     maskdpo judges | health
+    maskdpo generate "Tell me about Ada Lind." [--model toy] [-n 4] [--stream]    # see _cli_generation.py
+    maskdpo models list | get MODEL | checkpoints MODEL
+    maskdpo deploy MODEL CHECKPOINT [--wait]
     maskdpo serve ...                            # needs the 'server' extra
     maskdpo train ...                            # needs the 'server' extra
 
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+
+from maskdpo.client import _cli_generation
 from maskdpo.client._channel import DEFAULT_TARGET
 from maskdpo.client._client import Client
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
@@ -61,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _connection_args(score)
     for name, text in (("judges", "list the server's judges"), ("health", "check the server's health")):
         _connection_args(sub.add_parser(name, help=text))
+    _cli_generation.add_parsers(sub, _connection_args)
     for name in _LAZY:
         sub.add_parser(name, help=f"see `maskdpo {name} --help` (needs the 'server' extra)", add_help=False)
     return parser
@@ -186,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     timeout=args.timeout) as client:
             if args.command == "score":
                 return _run_score(client, args)
+            if args.command in _cli_generation.COMMANDS:
+                return _cli_generation.run(client, args)
             if args.command == "judges":
                 for judge in client.list_judges().judges:
                     print(("* " if judge.is_default else "  ") + _judge_line(judge.identity))

@@ -126,3 +126,15 @@ def from_rpc_error(error: grpc.RpcError) -> MaskdpoError:
     reason, metadata = _error_info(error.trailing_metadata())
     cls = _BY_CODE.get(code, MaskdpoError)
     return cls(code, details, reason, metadata)
+
+
+def from_status(status: status_pb2.Status) -> MaskdpoError:
+    """The typed error for a ``google.rpc.Status`` (e.g. a failed long-running operation's ``error``)."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    reason, metadata = "", {}
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason, metadata = info.reason, dict(info.metadata)
+            break
+    return _BY_CODE.get(code, MaskdpoError)(code, status.message, reason, metadata)

@@ -1,6 +1,8 @@
 """The grpc.aio application: builds the server, its servicers, health and reflection, and runs it.
 
-Start-up: settings -> Ray (local or joined) -> Judge actors -> gRPC server on the configured port.
+Start-up: settings -> Ray (local or joined) -> Judge actors (and Generator actors when models are
+configured) -> gRPC server on the configured port. Engines start in the background: ModelService is
+SERVING at once (models show LOADING), GenerationService once the engines are ready.
 Shutdown (SIGTERM / SIGINT): health turns NOT_SERVING for every service, new calls are refused, calls in
 flight get ``drain_seconds`` to finish, then the actors are released.
 """
@@ -20,11 +22,15 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from maskdpo.server.auth import AuthInterceptor
+from maskdpo.server.deploys import DeployManager
+from maskdpo.server.generator_pool import GeneratorPool
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.rpc import DecodeGuard
 from maskdpo.server.services.factuality import FactualityServicer
+from maskdpo.server.services.generation import GenerationServicer
+from maskdpo.server.services.models import ModelServicer
 from maskdpo.server.services.operations import OperationsServicer
 from maskdpo.server.services.pending import (
     PendingAlignmentServicer,
@@ -32,6 +38,7 @@ from maskdpo.server.services.pending import (
     PendingModelServicer,
 )
 from maskdpo.server.settings import ServerSettings
+from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.v1 import (
     alignment_pb2,
@@ -66,11 +73,20 @@ class RunningServer:
     health: HealthServicer
     judges: JudgePool
     settings: ServerSettings
+    generators: GeneratorPool | None = None
+    deploys: DeployManager | None = None
+    background: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING everywhere, drain calls in flight for ``grace`` seconds, release the actors."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.drain_seconds if grace is None else grace)
+        if self.background is not None:
+            self.background.cancel()
+        if self.deploys is not None:
+            await self.deploys.stop()
+        if self.generators is not None:
+            await asyncio.to_thread(self.generators.shutdown)
         self.judges.shutdown()
 
 
@@ -123,10 +139,18 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
         FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
-    generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
-    models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
-    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(PendingAlignmentServicer(), server)
     operations = OperationStore(settings.data_dir / "operations.sqlite")
+    generators, deploys = None, None
+    if settings.models:
+        generators = GeneratorPool.create(settings, CheckpointStore(settings.data_dir / "models.sqlite"))
+        deploys = DeployManager(generators, operations)
+        deploys.fail_leftovers()
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)
+        models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(generators, deploys), server)
+    else:
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
+        models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
+    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(PendingAlignmentServicer(), server)
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -134,13 +158,24 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                                          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = _bind(server, settings)
     await server.start()
+    live = set(LIVE_SERVICES) | ({SERVICE_NAMES[2]} if generators else set())
     for name in SERVICE_NAMES:
-        status = health_pb2.HealthCheckResponse.SERVING if name in LIVE_SERVICES \
+        status = health_pb2.HealthCheckResponse.SERVING if name in live \
             else health_pb2.HealthCheckResponse.NOT_SERVING
         await health.set(name, status)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("maskdpo serving on %s:%d (judges: %s)", settings.host, port, ", ".join(settings.judges))
-    return RunningServer(server, port, health, judges, settings)
+    log.info("maskdpo serving on %s:%d (judges: %s; models: %s)", settings.host, port,
+             ", ".join(settings.judges), ", ".join(settings.models) or "none")
+    background = asyncio.create_task(_start_engines(generators, health)) if generators else None
+    return RunningServer(server, port, health, judges, settings, generators, deploys, background)
+
+
+async def _start_engines(generators: GeneratorPool, health: HealthServicer) -> None:
+    """Wait for the engines; GenerationService turns SERVING when at least one model is ready."""
+    ready = await generators.start()
+    if ready:
+        await health.set(SERVICE_NAMES[1], health_pb2.HealthCheckResponse.SERVING)
+    log.info("generation: %d of %d models ready", ready, len(generators.models))
 
 
 async def serve_forever(settings: ServerSettings, ready_file: str | None = None) -> None:

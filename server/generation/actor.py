@@ -79,9 +79,9 @@ class GeneratorActorImpl:
         engine, _ = await self._ready()
         await engine.abort(request_id)
 
-    async def deploy(self, checkpoint: str) -> DeployReport:
+    async def deploy(self, checkpoint: str, tolerance: float | None = None) -> DeployReport:
         _, deployer = await self._ready()
-        return await deployer.deploy(Path(checkpoint))
+        return await deployer.deploy(Path(checkpoint), tolerance)
 
     async def load(self) -> dict[str, Any]:
         """Admission and engine counters (admitted, running, unfinished in the engine, deploying)."""

@@ -57,15 +57,16 @@ class Deployer:
         expected = await self._reference(self.engine.version.checkpoint)
         return compare(await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic)
 
-    async def deploy(self, checkpoint: Path) -> DeployReport:
+    async def deploy(self, checkpoint: Path, tolerance: float | None = None) -> DeployReport:
+        """Deploy ``checkpoint``; ``tolerance`` overrides the engine's default for this deploy only."""
         if self._lock.locked():
             raise errors.DeployConflictError(
                 f"a deploy is already running on model {self.engine.settings.name}"
             )
         async with self._lock:
-            return await self._deploy(checkpoint.resolve())
+            return await self._deploy(checkpoint.resolve(), self.tolerance if tolerance is None else tolerance)
 
-    async def _deploy(self, checkpoint: Path) -> DeployReport:
+    async def _deploy(self, checkpoint: Path, tolerance: float) -> DeployReport:
         previous = self.engine.version
         t0 = time.perf_counter()
         await asyncio.to_thread(check_compatible, checkpoint, previous.checkpoint)
@@ -81,7 +82,7 @@ class Deployer:
                 check = compare(
                     await self.engine.score(self.probe),
                     expected,
-                    self.tolerance,
+                    tolerance,
                     old_expected,
                     self.statistic,
                 )
@@ -101,7 +102,7 @@ class Deployer:
             served=self.engine.version,
             candidate=checkpoint,
             max_abs_diff=check.max_abs_diff,
-            tolerance=self.tolerance,
+            tolerance=tolerance,
             probe_tokens=len(self.probe),
             load_s=load_s,
             verify_s=verify_s,
@@ -116,7 +117,7 @@ class Deployer:
             message = (
                 f"deploy of {checkpoint} rolled back to version {previous.version}: {failure} "
                 f"(max |diff| {check.max_abs_diff:.3g}, mean {check.mean_abs_diff:.3g}; "
-                f"tolerance {self.tolerance:.3g} on the {self.statistic})"
+                f"tolerance {tolerance:.3g} on the {self.statistic})"
             )
             raise (
                 errors.VerificationError(message)

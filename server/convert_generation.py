@@ -1,0 +1,203 @@
+"""The generation and model services' edge: protobuf <-> generation types, request validation, error mapping.
+
+Requests are validated here (InvalidArgument names the field by its request path, e.g.
+``requests[2].sampling.top_p``) before anything reaches an engine; engine errors that still come back are
+mapped onto the service's exception tree by :func:`service_error`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from google.protobuf import timestamp_pb2
+
+from maskdpo.server.convert import check_text
+from maskdpo.server.errors import (
+    Cancelled,
+    CheckpointRejected,
+    Conflict,
+    InvalidArgument,
+    PromptTooLong,
+    QueueFull,
+    ServiceError,
+    TextTooLong,
+    Unavailable,
+)
+from maskdpo.server.generation import errors as gen_errors
+from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
+from maskdpo.server.store.checkpoints import CheckpointRecord
+from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
+
+MAX_N = 64
+MAX_TEMPERATURE = 10.0
+MAX_STOP = 16
+MAX_STOP_CHARS = 200
+ROLES = frozenset({"system", "user", "assistant"})
+Decoder = Callable[[Sequence[int]], list[str]]
+"""Token ids -> the text of each token (for TokenLogprob.token)."""
+
+
+def model_id(name: str, field: str) -> str:
+    """The model id of ``models/{model}`` (a bare id is accepted too); "" stays "" (the default model)."""
+    ident = name[len("models/") :] if name.startswith("models/") else name
+    if "/" in ident or (name and not ident):
+        raise InvalidArgument(field, f"expected 'models/<model>', got {name[:80]!r}")
+    return ident
+
+
+def prompt(request: generation_pb2.GenerateRequest, field: str, max_chars: int) -> tuple[Prompt, str]:
+    """(the Prompt, the name of the input field) of a GenerateRequest."""
+    kind = request.WhichOneof("input")
+    if kind is None:
+        raise InvalidArgument(f"{field}prompt", "give a prompt or chat messages")
+    if kind == "prompt":
+        if not request.prompt.strip():
+            raise InvalidArgument(f"{field}prompt", "empty prompt")
+        check_text(f"{field}prompt", request.prompt, max_chars)
+        return Prompt(text=request.prompt), f"{field}prompt"
+    messages = request.messages.messages
+    if not messages:
+        raise InvalidArgument(f"{field}messages.messages", "at least one message is required")
+    total = 0
+    for i, message in enumerate(messages):
+        if message.role not in ROLES:
+            raise InvalidArgument(
+                f"{field}messages.messages[{i}].role",
+                f"{message.role[:40]!r}; expected one of {sorted(ROLES)}",
+            )
+        total += len(message.content)
+    if total > max_chars:
+        raise TextTooLong(f"{field}messages", total, max_chars)
+    return Prompt.chat([(m.role, m.content) for m in messages]), f"{field}messages"
+
+
+def sampling(params: common_pb2.SamplingParams, field: str, default_max_tokens: int) -> SamplingOptions:
+    """Validated SamplingOptions; unset fields take the documented defaults."""
+    n = params.n or 1
+    if not 1 <= n <= MAX_N:
+        raise InvalidArgument(f"{field}n", f"{params.n}; must be between 1 and {MAX_N} (0 means 1)")
+    temperature = params.temperature if params.HasField("temperature") else 1.0
+    if not (math.isfinite(temperature) and 0.0 <= temperature <= MAX_TEMPERATURE):
+        raise InvalidArgument(
+            f"{field}temperature", f"{temperature}; must be between 0 and {MAX_TEMPERATURE}"
+        )
+    top_p = params.top_p if params.HasField("top_p") else 1.0
+    if not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
+        raise InvalidArgument(f"{field}top_p", f"{top_p}; must be in (0, 1]")
+    if params.top_k < 0:
+        raise InvalidArgument(f"{field}top_k", f"{params.top_k}; must be >= 0 (0: no cut-off)")
+    if params.max_tokens < 0:
+        raise InvalidArgument(f"{field}max_tokens", f"{params.max_tokens}; must be >= 0 (0: server default)")
+    if len(params.stop) > MAX_STOP:
+        raise InvalidArgument(f"{field}stop", f"{len(params.stop)} strings; at most {MAX_STOP}")
+    for i, stop in enumerate(params.stop):
+        if not stop or len(stop) > MAX_STOP_CHARS:
+            raise InvalidArgument(f"{field}stop[{i}]", f"must have 1 to {MAX_STOP_CHARS} characters")
+    return SamplingOptions(
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=params.top_k,
+        max_tokens=params.max_tokens or default_max_tokens,
+        stop=tuple(params.stop),
+        seed=params.seed if params.HasField("seed") else None,
+        logprobs=params.logprobs,
+        ignore_eos=params.ignore_eos,
+    )
+
+
+def _tokens(
+    ids: Sequence[int], logprobs: Sequence[float], decode: Decoder
+) -> list[generation_pb2.TokenLogprob]:
+    if not logprobs:
+        return []
+    texts = decode(ids)
+    return [
+        generation_pb2.TokenLogprob(token_id=t, token=s, logprob=lp)
+        for t, s, lp in zip(ids, texts, logprobs, strict=True)
+    ]
+
+
+def generate_response(
+    model: str, result: GenerationResult, want_logprobs: bool, decode: Decoder
+) -> generation_pb2.GenerateResponse:
+    out = generation_pb2.GenerateResponse(model=f"models/{model}")
+    for s in result.samples:
+        out.samples.add(
+            index=s.index,
+            text=s.text,
+            finish_reason=s.finish_reason,
+            weight_version=s.weight_version,
+            tokens=_tokens(s.token_ids, s.logprobs, decode) if want_logprobs else [],
+        )
+    out.usage.prompt_tokens = result.prompt_tokens
+    out.usage.completion_tokens = sum(len(s.token_ids) for s in result.samples)
+    return out
+
+
+def chunk(delta: StreamDelta, want_logprobs: bool, decode: Decoder) -> generation_pb2.GenerateChunk:
+    return generation_pb2.GenerateChunk(
+        index=delta.index,
+        delta=delta.text,
+        finish_reason=delta.finish_reason if delta.finished else "",
+        weight_version=delta.weight_version,
+        tokens=_tokens(delta.token_ids, delta.logprobs, decode) if want_logprobs else [],
+    )
+
+
+def _field_of(message: str, prefix: str, input_field: str) -> str:
+    """The request field an engine InvalidRequestError message is about."""
+    if message.startswith("sampling option "):
+        return f"{prefix}sampling.{message[len('sampling option ') :].split('=', 1)[0]}"
+    if message.startswith("prompt"):
+        return input_field
+    return f"{prefix}request" if prefix else "request"
+
+
+def service_error(
+    exc: BaseException, prefix: str = "", input_field: str = "prompt", model: str = ""
+) -> ServiceError | None:
+    """The ServiceError for an error from a Generator actor (Ray-wrapped or not); None if not ours."""
+    import ray.exceptions
+
+    cause = getattr(exc, "cause", None)
+    err = cause if isinstance(cause, BaseException) else exc
+    what = f"models/{model}" if model else "the model"
+    if isinstance(err, ServiceError):
+        return err
+    if isinstance(err, gen_errors.PromptTooLongError):
+        return PromptTooLong(input_field, err.prompt_tokens, err.max_model_len - 1)
+    if isinstance(err, gen_errors.InvalidRequestError):
+        return InvalidArgument(_field_of(str(err), prefix, input_field), str(err))
+    if isinstance(err, gen_errors.QueueFullError):
+        return QueueFull(f"{what} generation", err.retry_after_s)
+    if isinstance(err, gen_errors.EngineDeadError):
+        return Unavailable(f"{what}: {err}")
+    if isinstance(err, gen_errors.RequestAbortedError):
+        return Unavailable(f"{what}: the request was aborted by the server ({err}); retry it")
+    if isinstance(err, gen_errors.DeployConflictError):
+        return Conflict(str(err))
+    if isinstance(err, gen_errors.CheckpointError | gen_errors.VerificationError):
+        return CheckpointRejected(str(err))
+    if isinstance(err, ray.exceptions.TaskCancelledError):
+        return Cancelled(f"the request to {what} was cancelled")
+    if isinstance(err, ray.exceptions.RayActorError):
+        return Unavailable(f"the engine of {what} is not reachable ({type(err).__name__}); retry later")
+    return None
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def checkpoint(record: CheckpointRecord) -> models_pb2.Checkpoint:
+    return models_pb2.Checkpoint(
+        name=record.name,
+        path=str(record.path),
+        weight_version=record.weight_version,
+        round=record.round,
+        create_time=timestamp(record.create_time),
+    )

