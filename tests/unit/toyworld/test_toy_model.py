@@ -41,7 +41,8 @@ def test_chat_template_and_offsets() -> None:
     examples = build_corpus(world)
     tokenizer = train_tokenizer(corpus_texts(examples), 600)
     text = tokenizer.apply_chat_template(examples[0]["messages"], tokenize=False)
-    assert text.startswith("<|user|>Tell") or text.startswith("<|user|>")
+    user = examples[0]["messages"][0]["content"]
+    assert text.startswith(f"<|user|>{user}<|end|><|assistant|>")
     assert text.endswith("<|end|>") and "<|assistant|>" in text
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     assert tokenizer.decode(enc["input_ids"]) == text
@@ -89,3 +90,19 @@ def test_committed_checkpoint_loads_and_generates() -> None:
     torch.set_num_threads(1)
     (answer,) = generate(model, tokenizer, [person.name], max_new_tokens=40)[0]
     assert person.name.split()[-1] in answer  # it writes about the person asked for
+
+
+@pytest.mark.skipif(not (DEFAULT_OUT / "model.safetensors").exists(), reason="no committed toy checkpoint")
+def test_evaluation_report_by_bucket() -> None:
+    from maskdpo.toyworld.evaluate import evaluate, load
+
+    torch.set_num_threads(1)
+    report = evaluate(DEFAULT_OUT, split="validation", k=2, limit=4)
+    overall = report["all"]
+    assert overall["answers"] == 4
+    for key in ("anah_greedy", "greedy_mean_score", "best_of_k_score", "sample_mean_score"):
+        assert 0.0 <= overall[key] <= 1.0
+    assert overall["ok_per_answer"] + overall["incorrect_per_answer"] > 0
+    people = load(DEFAULT_OUT)[2].split("validation")[:4]
+    for bucket in {p.bucket for p in people}:
+        assert report[bucket]["answers"] == sum(p.bucket == bucket for p in people)
