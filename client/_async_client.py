@@ -29,6 +29,8 @@ from maskdpo.client._health import health_check_request
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_request, score_request
 from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import (
+    alignment_pb2,
+    alignment_pb2_grpc,
     factuality_pb2,
     factuality_pb2_grpc,
     generation_pb2,
@@ -56,6 +58,7 @@ class AsyncClient:
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self.models = models_pb2_grpc.ModelServiceStub(self._channel)
         self.operations = operations_pb2_grpc.OperationsStub(self._channel)
+        self.alignment = alignment_pb2_grpc.AlignmentServiceStub(self._channel)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -170,3 +173,57 @@ class AsyncClient:
                                   min(remaining, 30.0) + 10.0)
             if op.done or time.monotonic() >= deadline:
                 return op
+
+    # -- alignment rounds (see Client for the semantics) ---------------------------------------------------
+    async def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "",
+                           timeout: float | None = None) -> operations_proto_pb2.Operation:
+        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id)
+        result: operations_proto_pb2.Operation = await self._call(self.alignment.CreateAlignmentRound, request,
+                                                                  timeout)
+        return result
+
+    async def get_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:
+        result: alignment_pb2.AlignmentRound = await self._call(
+            self.alignment.GetAlignmentRound, alignment_pb2.GetAlignmentRoundRequest(name=name), timeout)
+        return result
+
+    async def list_rounds(self, *, state: alignment_pb2.AlignmentRound.State.ValueType = alignment_pb2.AlignmentRound.STATE_UNSPECIFIED, model: str = "", page_size: int = 0,
+                          timeout: float | None = None) -> list[alignment_pb2.AlignmentRound]:
+        rounds: list[alignment_pb2.AlignmentRound] = []
+        token = ""
+        while True:
+            page: alignment_pb2.ListAlignmentRoundsResponse = await self._call(
+                self.alignment.ListAlignmentRounds,
+                alignment_pb2.ListAlignmentRoundsRequest(page_size=page_size, page_token=token, state=state,
+                                                         model=model), timeout)
+            rounds.extend(page.rounds)
+            token = page.next_page_token
+            if not token:
+                return rounds
+
+    async def watch_round(self, name: str, *, after_sequence: int = 0,
+                          reconnect: int = 5) -> AsyncIterator[alignment_pb2.RoundEvent]:
+        import asyncio
+
+        last, failures = after_sequence, 0
+        while True:
+            request = alignment_pb2.WatchAlignmentRoundRequest(name=name, after_sequence=last)
+            try:
+                async for event in self.alignment.WatchAlignmentRound(request, metadata=self._metadata):
+                    failures = 0
+                    last = event.sequence
+                    yield event
+                    if event.kind == "ROUND_ENDED":
+                        return
+                return
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL) \
+                        or failures >= reconnect:
+                    raise from_rpc_error(error) from None
+                failures += 1
+                await asyncio.sleep(min(2.0 ** failures, 10.0))
+
+    async def cancel_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:
+        result: alignment_pb2.AlignmentRound = await self._call(
+            self.alignment.CancelAlignmentRound, alignment_pb2.CancelAlignmentRoundRequest(name=name), timeout)
+        return result

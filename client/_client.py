@@ -33,6 +33,8 @@ from maskdpo.client._health import health_check_request
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_request, score_request
 from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import (
+    alignment_pb2,
+    alignment_pb2_grpc,
     factuality_pb2,
     factuality_pb2_grpc,
     generation_pb2,
@@ -60,6 +62,7 @@ class Client:
         self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self.models = models_pb2_grpc.ModelServiceStub(self._channel)
         self.operations = operations_pb2_grpc.OperationsStub(self._channel)
+        self.alignment = alignment_pb2_grpc.AlignmentServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -196,6 +199,64 @@ class Client:
                 min(remaining, 30.0) + 10.0)
             if op.done or time.monotonic() >= deadline:
                 return op
+
+
+    # -- alignment rounds ---------------------------------------------------------------------------------
+    def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "",
+                     timeout: float | None = None) -> operations_proto_pb2.Operation:
+        """Start a round (operator role); returns its operation at once (``round_of(op)`` names the round).
+        A retry with the same ``request_id`` returns the same operation."""
+        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id)
+        result: operations_proto_pb2.Operation = self._call(self.alignment.CreateAlignmentRound, request, timeout)
+        return result
+
+    def get_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:
+        result: alignment_pb2.AlignmentRound = self._call(
+            self.alignment.GetAlignmentRound, alignment_pb2.GetAlignmentRoundRequest(name=name), timeout)
+        return result
+
+    def list_rounds(self, *, state: alignment_pb2.AlignmentRound.State.ValueType = alignment_pb2.AlignmentRound.STATE_UNSPECIFIED, model: str = "", page_size: int = 0,
+                    timeout: float | None = None) -> list[alignment_pb2.AlignmentRound]:
+        """Every round (newest first), following the pages; ``state`` / ``model`` filter."""
+        rounds: list[alignment_pb2.AlignmentRound] = []
+        token = ""
+        while True:
+            page: alignment_pb2.ListAlignmentRoundsResponse = self._call(
+                self.alignment.ListAlignmentRounds,
+                alignment_pb2.ListAlignmentRoundsRequest(page_size=page_size, page_token=token, state=state,
+                                                         model=model), timeout)
+            rounds.extend(page.rounds)
+            token = page.next_page_token
+            if not token:
+                return rounds
+
+    def watch_round(self, name: str, *, after_sequence: int = 0, reconnect: int = 5,
+                    ) -> Iterator[alignment_pb2.RoundEvent]:
+        """The round's events in order, after ``after_sequence``, until ROUND_ENDED. A dropped stream is
+        reopened after the last event received (up to ``reconnect`` times in a row), so none is missed."""
+        last, failures = after_sequence, 0
+        while True:
+            request = alignment_pb2.WatchAlignmentRoundRequest(name=name, after_sequence=last)
+            try:
+                for event in self.alignment.WatchAlignmentRound(request, metadata=self._metadata):
+                    failures = 0
+                    last = event.sequence
+                    yield event
+                    if event.kind == "ROUND_ENDED":
+                        return
+                return
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL) \
+                        or failures >= reconnect:
+                    raise from_rpc_error(error) from None
+                failures += 1
+                time.sleep(min(2.0 ** failures, 10.0))
+
+    def cancel_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:
+        """Ask the round to stop (operator role): within one training step; nothing is promoted."""
+        result: alignment_pb2.AlignmentRound = self._call(
+            self.alignment.CancelAlignmentRound, alignment_pb2.CancelAlignmentRoundRequest(name=name), timeout)
+        return result
 
 
 class GenerationStream:

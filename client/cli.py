@@ -7,6 +7,7 @@
     maskdpo generate "Tell me about Ada Lind." [--model toy] [-n 4] [--stream]    # see _cli_generation.py
     maskdpo models list | get MODEL | checkpoints MODEL
     maskdpo deploy MODEL CHECKPOINT [--wait]
+    maskdpo round create|watch|list|get|cancel   # alignment rounds, see _cli_rounds.py
     maskdpo serve ...                            # needs the 'server' extra
     maskdpo train ...                            # needs the 'server' extra
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from maskdpo.client import _cli_generation
+from maskdpo.client import _cli_generation, _cli_rounds
 from maskdpo.client._channel import DEFAULT_TARGET
 from maskdpo.client._client import Client
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("judges", "list the server's judges"), ("health", "check the server's health")):
         _connection_args(sub.add_parser(name, help=text))
     _cli_generation.add_parsers(sub, _connection_args)
+    _cli_rounds.add_parsers(sub, _connection_args)
     for name in _LAZY:
         sub.add_parser(name, help=f"see `maskdpo {name} --help` (needs the 'server' extra)", add_help=False)
     return parser
@@ -194,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run_score(client, args)
             if args.command in _cli_generation.COMMANDS:
                 return _cli_generation.run(client, args)
+            if args.command == "round":
+                return _cli_rounds.run(client, args)
             if args.command == "judges":
                 for judge in client.list_judges().judges:
                     print(("* " if judge.is_default else "  ") + _judge_line(judge.identity))

@@ -28,6 +28,7 @@ from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.rpc import DecodeGuard
+from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
 from maskdpo.server.services.models import ModelServicer
@@ -150,7 +151,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     else:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
-    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(PendingAlignmentServicer(), server)
+    alignment = await build_alignment_servicer(settings, generators) if generators else None
+    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(alignment or PendingAlignmentServicer(), server)
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -158,7 +160,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                                          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = _bind(server, settings)
     await server.start()
-    live = set(LIVE_SERVICES) | ({SERVICE_NAMES[2]} if generators else set())
+    live = set(LIVE_SERVICES) | ({SERVICE_NAMES[2]} if generators else set()) | \
+        ({SERVICE_NAMES[3]} if alignment else set())
     for name in SERVICE_NAMES:
         status = health_pb2.HealthCheckResponse.SERVING if name in live \
             else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -1,0 +1,65 @@
+"""Alignment-round helpers of the SDK: configs, and reading a round operation's metadata.
+
+from maskdpo.client import Client, toy_round_config
+
+with Client(token="...") as client:
+    op = client.create_round(toy_round_config("models/toy"), request_id="demo-1")
+    name = round_of(op)
+    for event in client.watch_round(name):          # resumes by itself after a dropped stream
+        print(event.sequence, event.kind, event.message)
+    print(client.get_round(name).after.anah_score)
+"""
+
+from __future__ import annotations
+
+from google.longrunning import operations_proto_pb2
+
+from maskdpo.v1 import alignment_pb2
+
+PHASES = ("SAMPLE", "JUDGE", "PAIR", "TRAIN", "EVALUATE", "PROMOTE")
+
+
+def toy_round_config(
+    model: str = "models/toy",
+    *,
+    prompts: int = 24,
+    eval_prompts: int = 24,
+    samples_per_prompt: int = 4,
+    steps: int = 24,
+    learning_rate: float = 5e-5,
+    max_tokens: int = 96,
+    seed: int = 0,
+    loss: int = alignment_pb2.MASK_DPO,
+    start_from_round: str = "",
+) -> alignment_pb2.RoundConfig:
+    """A small round on the toy world (alignment people -> validation people), sized for a 2-core CPU."""
+    config = alignment_pb2.RoundConfig(
+        model=model if model.startswith("models/") else f"models/{model}",
+        samples_per_prompt=samples_per_prompt,
+        seed=seed,
+        loss=loss,  # type: ignore[arg-type]
+        start_from_round=start_from_round,
+    )
+    config.prompts.dataset, config.prompts.limit = "toyworld/alignment", prompts
+    config.eval_prompts.dataset, config.eval_prompts.limit = "toyworld/validation", eval_prompts
+    config.sampling.temperature = 1.0
+    config.sampling.max_tokens = max_tokens
+    config.training.max_steps = steps
+    config.training.learning_rate = learning_rate
+    config.training.batch_size = 4
+    config.training.epochs = 100  # max_steps is the real bound
+    return config
+
+
+def round_of(op: operations_proto_pb2.Operation) -> str:
+    """The round name ("rounds/...") an operation tracks."""
+    meta = alignment_pb2.AlignmentRoundMetadata()
+    if not op.metadata.Unpack(meta):
+        raise ValueError(f"{op.name} is not an alignment-round operation")
+    return meta.round
+
+
+def round_metadata(op: operations_proto_pb2.Operation) -> alignment_pb2.AlignmentRoundMetadata:
+    meta = alignment_pb2.AlignmentRoundMetadata()
+    op.metadata.Unpack(meta)
+    return meta

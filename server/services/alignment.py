@@ -1,0 +1,170 @@
+"""AlignmentService: create, read, list, watch and cancel alignment rounds.
+
+The server holds no round state. Creation and cancellation go to the RoundController actor (which owns
+the store and runs the rounds); Get, List and Watch read the round store (SQLite, WAL) directly, so they
+keep answering while the controller is busy or restarting. Watch sends the events after
+``after_sequence`` in order and ends after ROUND_ENDED; a watcher that reconnects with the last sequence
+it received misses none. Every few seconds the servicer hands the controller the current generator
+handles and pokes it, so a controller restarted by Ray resumes its rounds without waiting for a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.longrunning import operations_proto_pb2
+
+from maskdpo.server.errors import InvalidArgument
+from maskdpo.server.rounds import datasets
+from maskdpo.server.rounds.actor import raise_remote
+from maskdpo.server.rounds.config import validate_config
+from maskdpo.server.rounds.store import TERMINAL, RoundStore, round_id
+from maskdpo.server.rpc import Ctx, streaming, unary
+from maskdpo.server.services.paging import page
+from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc
+
+log = logging.getLogger("maskdpo.server")
+NAME = re.compile(r"^rounds/[a-f0-9]{1,64}$")
+WATCH_POLL_S = 0.25
+KEEPALIVE_S = 5.0
+
+
+def _rid(name: str, field: str = "name") -> str:
+    if not NAME.match(name):
+        raise InvalidArgument(field, f"expected 'rounds/<id>', got {name[:80]!r}")
+    return round_id(name)
+
+
+class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
+    def __init__(self, store: RoundStore, controller: Any, generators: Any, judges: frozenset[str]) -> None:
+        self.store = store
+        self.controller = controller
+        self.generators = generators
+        self.judges = judges
+        self._keepalive: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._keepalive = asyncio.get_running_loop().create_task(self._keep_controller())
+
+    def stop(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+
+    async def _attach_all(self) -> None:
+        for name, model in self.generators.models.items() if self.generators else []:
+            await self.controller.attach.remote(name, model.actor)
+
+    async def _keep_controller(self) -> None:
+        while True:
+            try:
+                await self._attach_all()
+                resumed = await self.controller.ready.remote()
+                if resumed:
+                    log.info("round controller resumed %s", ", ".join(resumed))
+            except Exception as exc:  # the actor is restarting: try again shortly
+                log.warning("round controller not reachable: %s", exc)
+            await asyncio.sleep(KEEPALIVE_S)
+
+    @unary
+    async def CreateAlignmentRound(
+        self, request: alignment_pb2.CreateAlignmentRoundRequest, context: Ctx
+    ) -> operations_proto_pb2.Operation:
+        if not request.HasField("config"):
+            raise InvalidArgument("config", "required")
+        spec = validate_config(request.config, datasets.names(), self.judges)
+        if len(request.request_id) > 128:
+            raise InvalidArgument("request_id", "at most 128 characters")
+        if self.generators is not None:
+            self.generators.get(spec.model_id)  # NotFound unless the model is served here
+        await self._attach_all()
+        ok, payload = await self.controller.create.remote(
+            request.config.SerializeToString(), request.request_id
+        )
+        if not ok:
+            raise_remote(payload)
+        return operations_proto_pb2.Operation.FromString(payload)
+
+    @unary
+    async def GetAlignmentRound(
+        self, request: alignment_pb2.GetAlignmentRoundRequest, context: Ctx
+    ) -> alignment_pb2.AlignmentRound:
+        return await asyncio.to_thread(self.store.get, _rid(request.name))
+
+    @unary
+    async def ListAlignmentRounds(
+        self, request: alignment_pb2.ListAlignmentRoundsRequest, context: Ctx
+    ) -> alignment_pb2.ListAlignmentRoundsResponse:
+        size, offset = page(request.page_size, request.page_token)
+        if request.model and not request.model.startswith("models/"):
+            raise InvalidArgument("model", "expected 'models/{model}'")
+        rounds, more = await asyncio.to_thread(self.store.page, request.state, request.model, offset, size)
+        return alignment_pb2.ListAlignmentRoundsResponse(
+            rounds=rounds, next_page_token=str(offset + size) if more else ""
+        )
+
+    @streaming
+    async def WatchAlignmentRound(
+        self, request: alignment_pb2.WatchAlignmentRoundRequest, context: Ctx
+    ) -> AsyncIterator[alignment_pb2.RoundEvent]:
+        rid = _rid(request.name)
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must be >= 0")
+        after = request.after_sequence
+        await asyncio.to_thread(self.store.row, rid)  # NotFound early
+        while True:
+            events = await asyncio.to_thread(self.store.events, rid, after)
+            for event in events:
+                yield event
+                after = event.sequence
+                if event.kind == "ROUND_ENDED":
+                    return
+            if not events:
+                row = await asyncio.to_thread(self.store.row, rid)
+                if row["state"] in TERMINAL and row["last_sequence"] <= after:
+                    return
+                await asyncio.sleep(WATCH_POLL_S)
+
+    @unary
+    async def CancelAlignmentRound(
+        self, request: alignment_pb2.CancelAlignmentRoundRequest, context: Ctx
+    ) -> alignment_pb2.AlignmentRound:
+        _rid(request.name)
+        ok, payload = await self.controller.cancel.remote(request.name)
+        if not ok:
+            raise_remote(payload)
+        return alignment_pb2.AlignmentRound.FromString(payload)
+
+
+async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer:
+    """Start (or find) the RoundController actor and the servicer that talks to it."""
+    from maskdpo.server.rounds.actor import get_or_create_controller
+    from maskdpo.server.rounds.config import Promotion
+    from maskdpo.server.rounds.controller import ControllerSettings
+    from maskdpo.server.rounds.settings import RoundSettings
+
+    rs = RoundSettings()
+    datasets.load_modules(rs.dataset_modules)
+    data_dir = settings.data_dir.resolve()
+    options = {"llm": {"model": str(settings.llm_judge_model)}} if settings.llm_judge_model else {}
+    controller = get_or_create_controller(
+        ControllerSettings(
+            data_dir=data_dir,
+            default_judge=settings.default_judge,
+            judge_options=options,
+            promotion=Promotion(rs.promotion_metric, rs.min_improvement, rs.max_correct_drop),
+            use_ray_trainer=rs.trainer_on_ray,
+            trainer_cpus=rs.trainer_cpus,
+            save_steps=rs.save_steps,
+            max_attempts=rs.max_attempts,
+            dataset_modules=tuple(rs.dataset_modules),
+        )
+    )
+    servicer = AlignmentServicer(
+        RoundStore(data_dir / "rounds.sqlite"), controller, generators, frozenset(settings.judges)
+    )
+    servicer.start()
+    return servicer
