@@ -23,7 +23,7 @@ from maskdpo.toyworld.corpus import question
 from maskdpo.toyworld.knowledge import WorldLabeler
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
-from maskdpo.trainer.labels import LabelCounts, preference_score
+from maskdpo.trainer.labels import LabelCounts, LabeledSentence, preference_score
 
 
 def load(path: Path) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase, World]:
@@ -91,7 +91,7 @@ class GroupStats:
         self.counts = self.counts + counts
 
 
-def _score(labels: list) -> float:
+def _score(labels: list[LabeledSentence]) -> float:
     value = preference_score(labels)
     return 0.0 if value is None else value
 
@@ -127,7 +127,7 @@ def evaluate_model(
         generate(model, tokenizer, names, samples=k, temperature=temperature) if k else [[] for _ in names]
     )
     groups: dict[str, GroupStats] = {}
-    examples = []
+    examples: list[dict[str, object]] = []
     for person, (greedy_answer,), samples in zip(people, greedy, sampled, strict=True):
         labels = labeler.label_response(greedy_answer, person.name)
         sample_labels = [labeler.label_response(s, person.name) for s in samples]
@@ -149,20 +149,20 @@ def evaluate_model(
             )
     report: dict[str, object] = {"split": split, "k": k, "temperature": temperature, "examples": examples}
     for key in ("all", *BUCKETS, "near", "far"):
-        stats = groups.get(key)
-        if stats is None:
+        group = groups.get(key)
+        if group is None:
             continue
-        c = stats.counts
+        c = group.counts
         report[key] = {
-            "answers": stats.answers,
+            "answers": group.answers,
             "anah_greedy": round(c.ok / (c.ok + c.incorrect), 4) if c.ok + c.incorrect else None,
             "anah_all_sentences": round(1 - c.incorrect / c.total, 4) if c.total else None,
-            "greedy_mean_score": _mean(stats.greedy_scores),
-            "sample_mean_score": _mean(stats.sample_scores),
-            "best_of_k_score": _mean(stats.best_scores),
-            "ok_per_answer": round(c.ok / stats.answers, 3),
-            "incorrect_per_answer": round(c.incorrect / stats.answers, 3),
-            "nofact_per_answer": round(c.nofact / stats.answers, 3),
+            "greedy_mean_score": _mean(group.greedy_scores),
+            "sample_mean_score": _mean(group.sample_scores),
+            "best_of_k_score": _mean(group.best_scores),
+            "ok_per_answer": round(c.ok / group.answers, 3),
+            "incorrect_per_answer": round(c.incorrect / group.answers, 3),
+            "nofact_per_answer": round(c.nofact / group.answers, 3),
         }
     return report
 

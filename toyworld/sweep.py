@@ -52,7 +52,7 @@ def run_one(overrides: dict[str, Any], device: str, k: int) -> dict[str, Any]:
     world = World.generate(config.world)
     report = evaluate_model(model, tokenizer, world, "validation", k=k)
     summary = {
-        group: {key: report[group][key] for key in _KEYS}  # type: ignore[index]
+        group: {key: report[group][key] for key in _KEYS}
         for group in ("all", "frequent", "medium", "rare", "near", "far")
         if group in report
     }
@@ -60,10 +60,10 @@ def run_one(overrides: dict[str, Any], device: str, k: int) -> dict[str, Any]:
         "overrides": overrides,
         "train_seconds": info["train_seconds"],
         "eval_seconds": round(time.time() - started, 1),
-        "final_loss": info["losses"][-1] if info["losses"] else None,  # type: ignore[index]
-        "epochs": round(float(info["epochs"]), 2),  # type: ignore[arg-type]
+        "final_loss": info["losses"][-1] if info["losses"] else None,
+        "epochs": round(float(info["epochs"]), 2),
         "validation": summary,
-        "example": report["examples"][0],  # type: ignore[index]
+        "example": report["examples"][0],
     }
 
 
