@@ -196,6 +196,22 @@ class RoundController:
             await asyncio.sleep(1.0)
         return self._generators[model_id]
 
+    def _latest(self, model_id: str) -> Generator:
+        """A generator that forwards to the handle attached last (a restarted server attaches a new one)."""
+        controller = self
+
+        class Latest:
+            async def generate(self, prompt: Any, options: Any) -> Any:
+                return await (await controller._generator(model_id)).generate(prompt, options)
+
+            async def current_version(self) -> Any:
+                return await (await controller._generator(model_id)).current_version()
+
+            async def deploy(self, checkpoint: str) -> Any:
+                return await (await controller._generator(model_id)).deploy(checkpoint)
+
+        return Latest()
+
     async def _run(self, rid: str) -> None:
         row = self.store.row(rid)
         phase = row["phase"]
@@ -206,7 +222,7 @@ class RoundController:
                 spec,
                 self.settings.data_dir / "rounds" / rid,
                 self.store,
-                await self._generator(spec.model_id),
+                self._latest(spec.model_id),
                 lambda: self._cancel_requested(rid, row["operation"]),
                 self.settings.default_judge,
                 self.settings.judge_options,

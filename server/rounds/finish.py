@@ -156,7 +156,8 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
             try:
                 report = await ctx.generator.deploy(str(candidate))
             except Exception as exc:
-                raise PhaseFailed(f"deploy refused, served weights unchanged: {exc}") from exc
+                cause = getattr(exc, "cause", None) or exc  # a Ray task error carries the actor's exception
+                raise PhaseFailed(f"deploy refused, served weights unchanged: {cause}") from exc
             if not report.accepted:
                 raise PhaseFailed(f"deploy refused, served weights unchanged: {report.error}")
             outcome |= {
