@@ -26,6 +26,7 @@ from maskdpo.server.deploys import DeployManager
 from maskdpo.server.generator_pool import GeneratorPool
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
+from maskdpo.server.metrics_export import MetricsInterceptor, port_from_env, start_metrics
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.rpc import DecodeGuard
 from maskdpo.server.services.alignment import build_alignment_servicer
@@ -136,6 +137,9 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                                    settings.judge_max_batch, settings.judge_queue_limit)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
     interceptors.append(DecodeGuard())
+    if metrics_port := port_from_env():
+        interceptors.insert(0, MetricsInterceptor())
+        start_metrics(metrics_port, settings.data_dir.resolve(), settings.host)
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(

@@ -166,5 +166,8 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
     servicer = AlignmentServicer(
         RoundStore(data_dir / "rounds.sqlite"), controller, generators, frozenset(settings.judges)
     )
+    from maskdpo.server.metrics_export import register_queue
+
+    register_queue("rounds_active", lambda: len(servicer.store.active()))
     servicer.start()
     return servicer
