@@ -100,7 +100,7 @@ def _code_of(context: Any) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "OK"
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
     """Counts and times every unary and server-streaming call."""
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
