@@ -139,14 +139,16 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
         return alignment_pb2.AlignmentRound.FromString(payload)
 
 
-async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer:
-    """Start (or find) the RoundController actor and the servicer that talks to it."""
+async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer | None:
+    """Start (or find) the RoundController actor and the servicer that talks to it (None when disabled)."""
     from maskdpo.server.rounds.actor import get_or_create_controller
     from maskdpo.server.rounds.config import Promotion
     from maskdpo.server.rounds.controller import ControllerSettings
     from maskdpo.server.rounds.settings import RoundSettings
 
     rs = RoundSettings()
+    if not rs.enabled:
+        return None
     datasets.load_modules(rs.dataset_modules)
     data_dir = settings.data_dir.resolve()
     options = {"llm": {"model": str(settings.llm_judge_model)}} if settings.llm_judge_model else {}
