@@ -1,0 +1,63 @@
+"""The round CLI's progress output and table, and the toy-world config helper (no server needed)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from maskdpo.client import _cli_rounds
+from maskdpo.client._rounds import toy_round_config
+from maskdpo.v1 import alignment_pb2
+
+State = alignment_pb2.AlignmentRound.State
+
+
+class FakeClient:
+    def __init__(self, events: list[alignment_pb2.RoundEvent], final: alignment_pb2.AlignmentRound) -> None:
+        self.events, self.final = events, final
+        self.after: list[int] = []
+
+    def watch_round(self, name: str, *, after_sequence: int = 0) -> Iterator[alignment_pb2.RoundEvent]:
+        self.after.append(after_sequence)
+        return iter([e for e in self.events if e.sequence > after_sequence])
+
+    def get_round(self, name: str) -> alignment_pb2.AlignmentRound:
+        return self.final
+
+
+def _event(seq: int, kind: str, phase: int, **kw: Any) -> alignment_pb2.RoundEvent:
+    return alignment_pb2.RoundEvent(sequence=seq, kind=kind, phase=phase, **kw)
+
+
+def test_follow_prints_a_progress_bar_and_phase_lines() -> None:
+    events = [
+        _event(1, "PHASE_STARTED", alignment_pb2.TRAIN, message="TRAIN started"),
+        _event(2, "PROGRESS", alignment_pb2.TRAIN, progress_done=3, progress_total=12, message="steps"),
+        _event(3, "METRICS", alignment_pb2.TRAIN, message="step 3"),
+        _event(4, "ROUND_ENDED", alignment_pb2.TRAIN, message="CANCELLED: on request"),
+    ]
+    final = alignment_pb2.AlignmentRound(name="rounds/ab", state=State.CANCELLED)
+    client, out = FakeClient(events, final), io.StringIO()
+    assert _cli_rounds.follow(client, "rounds/ab", after=1, out=out) is final  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert client.after == [1] and "TRAIN started" not in text
+    assert "[######..................] 3/12" in text and "#4    TRAIN    ROUND_ENDED" in text
+    assert "step 3" not in text  # metrics events are not printed
+
+
+def test_table_and_toy_config() -> None:
+    r = alignment_pb2.AlignmentRound(
+        name="rounds/ab", state=State.SUCCEEDED, promoted=True, promoted_weight_version=3
+    )
+    r.before.anah_score, r.after.anah_score = 0.5, 0.625
+    out = io.StringIO()
+    _cli_rounds.table([r], out)
+    assert "0.500" in out.getvalue() and "0.625" in out.getvalue() and "v3" in out.getvalue()
+    config = toy_round_config("toy", prompts=5, steps=7, start_from_round="rounds/ab")
+    assert config.model == "models/toy" and config.prompts.limit == 5 and config.training.max_steps == 7
+    assert (
+        config.prompts.dataset == "toyworld/alignment"
+        and config.eval_prompts.dataset == "toyworld/validation"
+    )
+    assert config.start_from_round == "rounds/ab"
