@@ -26,7 +26,8 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)  # type: ignore[arg-type]
         log.info("joined Ray cluster at %s", address)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)  # type: ignore[arg-type]
+        # "local": never attach to whatever cluster /tmp/ray/ray_current_cluster names (another user's).
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)  # type: ignore[arg-type]
         log.info("started a local Ray instance")
 
 

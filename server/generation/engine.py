@@ -69,6 +69,7 @@ class GenerationEngine:
             enforce_eager=settings.enforce_eager,
             disable_log_stats=True,
             distributed_executor_backend="mp",
+            worker_extension_cls="maskdpo.server.generation.worker_ext.ReloadExtension",
         )
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
         tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -264,6 +265,7 @@ class GenerationEngine:
         """Reload the running engine's weights in place from a checkpoint folder (no restart)."""
         await self._llm.reset_prefix_cache()
         await self._llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint)})
+        await self._llm.collective_rpc("retie_word_embeddings")  # see worker_ext.py
 
     def shutdown(self) -> None:
         """Stop the engine processes; later calls raise EngineDeadError."""

@@ -1,0 +1,222 @@
+"""The generation edge: request validation naming fields, response building, engine error mapping, the
+checkpoint registry and the SDK's request builders."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import grpc
+import pytest
+
+from maskdpo.client import Sampling, deploy_result
+from maskdpo.client import errors as sdk_errors
+from maskdpo.client._generation import generate_request, model_name, sampling_of
+from maskdpo.server import convert_generation as convert
+from maskdpo.server.errors import (
+    Cancelled,
+    CheckpointRejected,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PromptTooLong,
+    QueueFull,
+    TextTooLong,
+    Unavailable,
+)
+from maskdpo.server.generation import errors as gen_errors
+from maskdpo.server.generation.types import GenerationResult, Sample, StreamDelta
+from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id, parse_checkpoint_name
+from maskdpo.v1 import common_pb2, generation_pb2
+
+
+def test_sampling_defaults() -> None:
+    options = convert.sampling(common_pb2.SamplingParams(), "sampling.", 256)
+    assert (options.n, options.temperature, options.top_p, options.top_k, options.max_tokens) == (
+        1,
+        1.0,
+        1.0,
+        0,
+        256,
+    )
+    assert options.seed is None and not options.logprobs and not options.ignore_eos
+    given = common_pb2.SamplingParams(
+        n=4,
+        temperature=0.0,
+        top_p=0.5,
+        top_k=5,
+        max_tokens=9,
+        stop=["\n"],
+        seed=3,
+        logprobs=True,
+        ignore_eos=True,
+    )
+    options = convert.sampling(given, "sampling.", 256)
+    assert (options.n, options.temperature, options.top_p, options.top_k, options.max_tokens) == (
+        4,
+        0.0,
+        0.5,
+        5,
+        9,
+    )
+    assert options.stop == ("\n",) and options.seed == 3 and options.logprobs and options.ignore_eos
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"n": 65}, "n"),
+        ({"n": -1}, "n"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": math.nan}, "temperature"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"max_tokens": -5}, "max_tokens"),
+        ({"stop": [""]}, "stop[0]"),
+        ({"stop": ["x"] * 17}, "stop"),
+    ],
+)
+def test_sampling_rejects_out_of_range_fields(params: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        convert.sampling(common_pb2.SamplingParams(**params), "requests[3].sampling.", 256)  # type: ignore[arg-type]
+    assert info.value.field == f"requests[3].sampling.{field}"
+
+
+def test_prompt_text_and_chat() -> None:
+    prompt, field = convert.prompt(generation_pb2.GenerateRequest(prompt="Hello"), "", 100)
+    assert prompt.text == "Hello" and field == "prompt"
+    request = generate_request([("system", "Be brief."), ("user", "Hi")])
+    prompt, field = convert.prompt(request, "", 100)
+    assert [(m.role, m.content) for m in prompt.messages] == [("system", "Be brief."), ("user", "Hi")]
+    assert field == "messages"
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "error"),
+    [
+        (generation_pb2.GenerateRequest(), "prompt", InvalidArgument),
+        (generation_pb2.GenerateRequest(prompt="  "), "prompt", InvalidArgument),
+        (generate_request([]), "messages.messages", InvalidArgument),
+        (generate_request([("user", "a"), ("robot", "b")]), "messages.messages[1].role", InvalidArgument),
+        (generation_pb2.GenerateRequest(prompt="x" * 101), "prompt", TextTooLong),
+        (generate_request([("user", "x" * 60), ("user", "y" * 60)]), "messages", TextTooLong),
+    ],
+)
+def test_prompt_errors_name_the_field(
+    request_: generation_pb2.GenerateRequest, field: str, error: type[InvalidArgument]
+) -> None:
+    with pytest.raises(error) as info:
+        convert.prompt(request_, "", 100)
+    assert info.value.field == field
+
+
+def test_model_id() -> None:
+    assert convert.model_id("models/toy", "model") == "toy"
+    assert convert.model_id("toy", "model") == "toy"
+    assert convert.model_id("", "model") == ""
+    for bad in ("models/", "models/a/b"):
+        with pytest.raises(InvalidArgument):
+            convert.model_id(bad, "model")
+
+
+def test_response_and_chunk() -> None:
+    samples = (Sample(0, "ab", (5, 6), (-0.5, -1.0), "length", 3), Sample(1, "c", (7,), (-0.1,), "stop", 3))
+    result = GenerationResult("r", 11, samples, 3)
+    out = convert.generate_response("toy", result, True, lambda ids: [f"<{i}>" for i in ids])
+    assert out.model == "models/toy" and out.usage.prompt_tokens == 11 and out.usage.completion_tokens == 3
+    assert [(t.token_id, t.token, t.logprob) for t in out.samples[0].tokens] == [
+        (5, "<5>", -0.5),
+        (6, "<6>", -1.0),
+    ]
+    assert [s.weight_version for s in out.samples] == [3, 3] and out.samples[1].finish_reason == "stop"
+    assert not convert.generate_response("toy", result, False, lambda ids: []).samples[0].tokens
+    delta = StreamDelta("r", 1, "x", (9,), (-2.0,), False, "", 4)
+    chunk = convert.chunk(delta, True, lambda ids: ["x"])
+    assert (chunk.index, chunk.delta, chunk.finish_reason, chunk.weight_version) == (1, "x", "", 4)
+    last = convert.chunk(StreamDelta("r", 1, "", (), (), True, "length", 4), False, lambda ids: [])
+    assert last.finish_reason == "length"
+
+
+def test_engine_errors_map_onto_the_service_tree() -> None:
+    import ray.exceptions
+
+    too_long = convert.service_error(
+        gen_errors.PromptTooLongError(300, 256), "requests[1].", "requests[1].prompt"
+    )
+    assert isinstance(too_long, PromptTooLong) and too_long.field == "requests[1].prompt"
+    assert too_long.metadata["limit"] == "255"
+    invalid = convert.service_error(
+        gen_errors.InvalidRequestError("sampling option top_k=-3 must be >= 0"), ""
+    )
+    assert isinstance(invalid, InvalidArgument) and invalid.field == "sampling.top_k"
+    wrapped = ray.exceptions.RayTaskError("generate", "traceback", gen_errors.QueueFullError(2.5, 8))
+    full = convert.service_error(wrapped, model="toy")
+    assert (
+        isinstance(full, QueueFull)
+        and full.metadata["retry_after_s"] == "2.5"
+        and "models/toy" in full.message
+    )
+    assert isinstance(convert.service_error(gen_errors.EngineDeadError("gone")), Unavailable)
+    assert isinstance(convert.service_error(gen_errors.RequestAbortedError("swap")), Unavailable)
+    assert isinstance(convert.service_error(gen_errors.DeployConflictError("busy")), Conflict)
+    assert isinstance(convert.service_error(gen_errors.CheckpointError("truncated")), CheckpointRejected)
+    assert isinstance(convert.service_error(gen_errors.VerificationError("diff")), CheckpointRejected)
+    assert isinstance(convert.service_error(ray.exceptions.TaskCancelledError()), Cancelled)
+    assert isinstance(convert.service_error(ray.exceptions.RayActorError()), Unavailable)
+    assert convert.service_error(KeyError("bug")) is None  # not ours: the caller reports an internal error
+
+
+def test_checkpoint_registry(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "models.sqlite")
+    base = store.reset("toy", Path("/m/base"))
+    assert (base.name, base.weight_version) == ("models/toy/checkpoints/base", 1)
+    first = store.served("toy", Path("/ckpt/round-1"), 2)
+    assert first.id == checkpoint_id(Path("/ckpt/round-1")) and first.id.startswith("round-1-")
+    again = store.served("toy", Path("/ckpt/round-1"), 4)
+    assert again.id == first.id and again.weight_version == 4
+    records, more = store.page("toy", 0, 1)
+    assert [r.id for r in records] == [first.id] and more
+    assert store.get("toy", "base").path == Path("/m/base")
+    with pytest.raises(NotFound):
+        store.get("toy", "nope")
+    store.close()
+    reopened = CheckpointStore(tmp_path / "models.sqlite")  # a restart: only the base is served
+    reopened.reset("toy", Path("/m/base"))
+    assert {r.id: r.weight_version for r in reopened.page("toy", 0, 10)[0]} == {"base": 1, first.id: 0}
+    assert parse_checkpoint_name("models/toy/checkpoints/base", "checkpoint") == ("toy", "base")
+    with pytest.raises(InvalidArgument):
+        parse_checkpoint_name("models/toy/base", "checkpoint")
+
+
+def test_sdk_request_builders() -> None:
+    assert (
+        model_name("toy") == "models/toy"
+        and model_name("models/toy") == "models/toy"
+        and model_name("") == ""
+    )
+    sampling = sampling_of(Sampling(n=2, temperature=0.5), {"max_tokens": 7, "logprobs": True})
+    proto = generate_request("Hi", model="toy", sampling=sampling)
+    assert proto.model == "models/toy" and proto.prompt == "Hi"
+    assert proto.sampling.n == 2 and proto.sampling.temperature == 0.5 and proto.sampling.max_tokens == 7
+    assert (
+        proto.sampling.logprobs
+        and not proto.sampling.HasField("top_p")
+        and not proto.sampling.HasField("seed")
+    )
+    with pytest.raises(TypeError, match="unknown sampling options"):
+        sampling_of(None, {"temprature": 1.0})
+
+
+def test_failed_operation_raises_its_typed_error() -> None:
+    from google.longrunning import operations_proto_pb2
+
+    op = operations_proto_pb2.Operation(name="operations/x", done=True)
+    op.error.CopyFrom(CheckpointRejected("rolled back: max |diff| 0.4").to_status())
+    with pytest.raises(sdk_errors.FailedPreconditionError) as info:
+        deploy_result(op)
+    assert (
+        info.value.reason == "CHECKPOINT_REJECTED" and info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    with pytest.raises(ValueError, match="still running"):
+        deploy_result(operations_proto_pb2.Operation(name="operations/y"))
