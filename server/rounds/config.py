@@ -126,7 +126,12 @@ def _prompt_source(msg: alignment_pb2.PromptSet, name: str, known: frozenset[str
             if src == "passages"
             else ()
         )
-        source = p.knowledge.knowledge_source if src == "knowledge_source" else ""
+        _check(
+            src != "knowledge_source",
+            f"{where}.knowledge.knowledge_source",
+            "registered knowledge sources are not supported in round prompts yet; pass facts or passages",
+        )
+        source = ""
         out.append(PromptItem(p.prompt, p.topic, facts, passages, source.removeprefix("knowledgeSources/")))
     return PromptSource(inline=tuple(out), limit=msg.limit)
 

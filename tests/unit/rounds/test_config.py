@@ -80,3 +80,12 @@ def test_defaults_are_filled_in() -> None:
     assert spec.eval_prompts.inline[0].topic == "Ada Lovelace"
     cfg.promotion.min_improvement = 0.0  # explicitly zero is honoured, not replaced by the default
     assert validate_config(cfg, datasets.names()).promotion.min_improvement == 0.0
+
+
+def test_registered_knowledge_source_in_round_prompts_is_refused_not_ignored() -> None:
+    cfg = tiny_config()
+    item = cfg.eval_prompts.prompts.prompts.add(prompt="Tell me a bio of Ada Lovelace.")
+    item.knowledge.knowledge_source = "knowledgeSources/bios"
+    with pytest.raises(InvalidArgument) as info:
+        validate_config(cfg, datasets.names())
+    assert info.value.field == "config.eval_prompts.prompts.prompts[0].knowledge.knowledge_source"
