@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: venv demo test lint typecheck unit protos bench clean
+.PHONY: venv demo test lint typecheck unit protos bench clean namespace-tree
 
 $(STAMP): requirements/dev.txt pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,16 +32,21 @@ test: venv lint typecheck
 unit: venv
 	$(PY) -m pytest -q -m "not integration"
 
-lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports
-
-typecheck: venv
+# Static tools see the import namespace through a tree of symlinks (.typecheck/maskdpo/<part> -> <folder>),
+# since they do not follow the editable install's folder mapping.
+namespace-tree:
 	rm -rf .typecheck && mkdir -p .typecheck/maskdpo
 	ln -s ../../client .typecheck/maskdpo/client
 	ln -s ../../server .typecheck/maskdpo/server
 	ln -s ../../trainer .typecheck/maskdpo/trainer
+	ln -s ../../toyworld .typecheck/maskdpo/toyworld
 	ln -s ../../protos/maskdpo/v1 .typecheck/maskdpo/v1
+
+lint: venv namespace-tree
+	$(VENV)/bin/ruff check .
+	cd .typecheck && PYTHONPATH=$(CURDIR)/.typecheck ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+
+typecheck: venv namespace-tree
 	cd .typecheck && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p maskdpo.client -p maskdpo.server
 
 protos: venv

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server.judge.abstention import is_refusal, matching_pattern
 
 REFUSALS = [

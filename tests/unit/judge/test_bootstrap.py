@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from maskdpo.server.judge.bootstrap import bootstrap_intervals, paired_bootstrap
 from maskdpo.server.judge.metrics import compare_runs, compute_metrics, ratio_terms
 from maskdpo.server.judge.records import ResponseFacts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server.judge.factscore_data import read_factscore_file, record_from_row
 from maskdpo.server.judge.metrics import compute_metrics
 

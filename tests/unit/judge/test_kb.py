@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from maskdpo.server.judge.kb import ClaimExtractor, KbJudge, sentence_label
 from maskdpo.server.judge.knowledge_base import ClaimCheck, KnowledgeBase, normalize
 from maskdpo.server.judge.templates import TemplateClaimExtractor

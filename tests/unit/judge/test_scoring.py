@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
 from maskdpo.server.judge.kb import KbJudge
 from maskdpo.server.judge.knowledge_base import KnowledgeBase
 from maskdpo.server.judge.metrics import breakdown
