@@ -220,3 +220,27 @@ def test_failed_operation_raises_its_typed_error() -> None:
     )
     with pytest.raises(ValueError, match="still running"):
         deploy_result(operations_proto_pb2.Operation(name="operations/y"))
+
+
+def test_generation_settings() -> None:
+    from pydantic import ValidationError
+
+    from maskdpo.server.settings import load_settings
+
+    settings = load_settings(None, models={"toy": "toyworld/model", "smollm2": "builtin:smollm2"})
+    assert settings.models["smollm2"] == "builtin:smollm2" and settings.default_model == ""
+    for bad in (
+        {"models": {"Bad Name": "x"}},
+        {"models": {"toy": " "}},
+        {"models": {"toy": "x"}, "default_model": "other"},
+        {"generator_max_num_seqs": 0},
+    ):
+        with pytest.raises(ValidationError):
+            load_settings(None, **bad)
+
+
+def test_serve_cli_rejects_a_malformed_model_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from maskdpo.server.cli import main
+
+    assert main(["--model", "toy"]) == 2
+    assert "expected NAME=FOLDER" in capsys.readouterr().err

