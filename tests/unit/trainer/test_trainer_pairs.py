@@ -31,8 +31,8 @@ def _sample(labels: list[SentenceLabel], sample_id: str, extra: str = "") -> Jud
 def test_best_and_worst_with_tie_breaks() -> None:
     samples = [
         _sample([OK, BAD], "a"),  # 0.5
-        _sample([OK, OK], "b", extra=" long tail"),  # 1.0, 2 ok, longer
-        _sample([OK, OK, NOF], "c"),  # 1.0, 2 ok, shorter? no: 3 sentences -> longer than b? check below
+        _sample([OK, OK], "b", extra=" and a long tail"),  # 1.0, 2 ok, 23 chars
+        _sample([OK, OK, NOF], "c"),  # 1.0, 2 ok, 11 chars
         _sample([BAD, UNV], "d"),  # 0.0, 2 incorrect
         _sample([BAD], "e"),  # 0.0, 1 incorrect
         _sample([NOF], "f"),  # no score
@@ -40,9 +40,9 @@ def test_best_and_worst_with_tie_breaks() -> None:
     pairs, stats = build_pairs([("p1", samples)])
     assert len(pairs) == 1 and stats.pairs == 1 and not stats.dropped
     pair = pairs[0]
-    # b and c tie on score and ok count; the shorter response wins
-    shorter = min(samples[1:3], key=lambda s: len(s.response))
-    assert pair.chosen == shorter.response
+    # b and c tie on score and ok count; the shorter response (c) wins
+    assert len(samples[2].response) < len(samples[1].response)
+    assert pair.chosen == samples[2].response
     assert pair.rejected == samples[3].response  # more incorrect sentences than e
     assert (pair.chosen_score, pair.rejected_score) == (1.0, 0.0)
     assert pair.source == "p1"
