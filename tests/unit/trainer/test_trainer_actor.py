@@ -60,7 +60,7 @@ def test_job_cancel_stops_within_a_step(tiny_model_dir: Path, tmp_path: Path) ->
 def test_ray_actor_cancel(tiny_model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, num_cpus=2)
+    ray.init(address="local", include_dashboard=False, num_cpus=2)  # never join a cluster already running
     try:
         actor = create_trainer_actor(_options(tiny_model_dir, tmp_path))
         running = actor.train.remote()
