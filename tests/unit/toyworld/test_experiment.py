@@ -1,0 +1,172 @@
+"""The toy-world experiment: prompt selection, metrics and verdict rules, and a small end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from maskdpo.toyworld import templates as T
+from maskdpo.toyworld.corpus import person_values
+from maskdpo.toyworld.experiment import (
+    ExperimentConfig,
+    alignment_people,
+    alignment_prompts,
+    parse_args,
+    run_experiment,
+)
+from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict, write_report
+from maskdpo.toyworld.knowledge import WorldLabeler
+from maskdpo.toyworld.train_model import DEFAULT_OUT
+from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    info = json.loads((DEFAULT_OUT / "training_info.json").read_text())
+    return World.generate(WorldConfig(**info["config"]["world"]))
+
+
+def test_alignment_prompts_are_balanced_and_use_every_phrasing(world: World) -> None:
+    people = alignment_people(world, 30)
+    assert len(people) == 30
+    assert {b: sum(p.bucket == b for p in people) for b in BUCKETS} == dict.fromkeys(BUCKETS, 10)
+    assert all(p.split == "alignment" for p in people)
+    prompts = alignment_prompts(world, ExperimentConfig(people=30, questions_per_person=3))
+    assert len(prompts) == 90 and {v for _, v in prompts} == {0, 1, 2}
+    assert len(alignment_prompts(world, ExperimentConfig())) == len(world.split("alignment"))
+
+
+def test_config_and_command_line_validate() -> None:
+    with pytest.raises(ValueError, match="questions_per_person"):
+        ExperimentConfig(questions_per_person=4)
+    with pytest.raises(ValueError, match="nofact_rule"):
+        ExperimentConfig(nofact_rule="neutral")
+    with pytest.raises(ValueError, match="split"):
+        ExperimentConfig(split="alignment")
+    args = "--seeds 3 4 --samples-per-prompt 8 --nofact-rule released --split validation --people 60"
+    config, out, _, reuse = parse_args([*args.split(), "--questions-per-person", "2", "--out", "/tmp/x"])
+    assert config.seeds == (3, 4) and config.samples_per_prompt == 8 and config.nofact_rule == "released"
+    assert config.split == "validation" and config.people == 60 and config.questions_per_person == 2
+    assert out == Path("/tmp/x") and not reuse
+
+
+def _sentence(person: Person, attribute: str, value: str | None = None) -> str:
+    values = person_values(person, {})
+    if value is not None:
+        values[attribute] = value
+    return T.render(T.FACT_TEMPLATES[attribute][0], person.name, f"{person.name}'s", values)
+
+
+def _answers(world: World, people: list[Person], style: str) -> list[str]:
+    """Synthetic greedy answers: ``base`` 2 true + 1 false, ``better`` 2 true, ``padder`` 1 true + fillers."""
+    filler = T.render(T.FILLER_TEMPLATES[1], "She", "Her", {})
+    other_city = world.cities
+    out = []
+    for p in people:
+        true = [_sentence(p, a) for a in ("birthplace", "occupation") if p.value(a)][:2]
+        wrong_city = next(c for c in other_city if c != p.value("birthplace"))
+        false = _sentence(p, "birthplace", wrong_city)
+        if style == "base":
+            out.append(" ".join([*true, false]))
+        elif style == "better":
+            out.append(" ".join(true))
+        else:
+            out.append(" ".join([*true[:1], filler, filler, filler]))
+    return out
+
+
+def _records(world: World, people: list[Person], style: str) -> list[EvalRecord]:
+    labeler = WorldLabeler(world)
+    answers = _answers(world, people, style)
+    judgments = labeler.judge_responses([(a, p.name) for a, p in zip(answers, people, strict=True)])
+    return [EvalRecord.of(p, a, j) for p, a, j in zip(people, answers, judgments, strict=True)]
+
+
+def test_padding_with_fact_free_sentences_is_not_an_honest_win(world: World) -> None:
+    people = [p for p in world.split("validation") if p.value("birthplace") and p.value("occupation")][:40]
+    base = _records(world, people, "base")
+    records = {
+        "validation": {
+            "base": {0: base},
+            "dpo": {0: _records(world, people, "better")},
+            "maskdpo": {0: _records(world, people, "padder")},
+        }
+    }
+    analysis = analyse(records, gamma=5.0, resamples=200)
+    subs = analysis["validation"]["subgroups"]["all"]
+    assert subs["base"]["anah_score"]["value"] == pytest.approx(2 / 3)
+    assert subs["maskdpo"]["anah_score"]["value"] == 1.0
+    assert subs["maskdpo"]["nofact_per_answer"]["value"] == 3.0
+    paired = analysis["validation"]["paired"]
+    won, why = honest_win(paired["maskdpo-base"])
+    assert not won and any("padding" in w for w in why) and any("fewer correct facts" in w for w in why)
+    assert honest_win(paired["dpo-base"]) == (True, [])
+    result = verdict(analysis, "validation")
+    assert result["maskdpo-dpo"]["honest_win"] is False and result["claim_holds"] is False
+    assert result["ordering_point_estimates"] is False  # Mask-DPO ties DPO on ANAH (both 100 %)
+
+
+def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> None:
+    people = [p for p in world.split("heldout") if p.value("birthplace") and p.value("occupation")][:20]
+    records = {
+        "heldout": {
+            m: {0: _records(world, people, s)}
+            for m, s in zip(("base", "dpo", "maskdpo"), ("base", "base", "better"), strict=True)
+        }
+    }
+    config = {**ExperimentConfig().__dict__, "seeds": (0,), "resamples": 100}
+    seeds = {
+        0: {
+            "samples": {"samples": 6, "ok": 5, "incorrect": 4, "nofact": 1},
+            "pairs": {"prompts": 3, "pairs": 2, "dropped": {}, "degenerate_kept": 0},
+            "train": {
+                m: {"kept_fraction": {"chosen": 0.5, "rejected": 0.8}, "last_log": {"loss": 0.5}}
+                for m in ("dpo", "maskdpo")
+            },
+        }
+    }
+    timing = {"wall_s": 60.0, "cpu_s": 50.0, "phases_wall_s": {"train": 30.0}}
+    summary = write_report(tmp_path, config, records, seeds, timing, 3)
+    report = (tmp_path / "report.md").read_text()
+    for row in ("| base |", "| DPO |", "| Mask-DPO |"):
+        assert row in report
+    assert "Mask-DPO − DPO" in report and "near" in report
+    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["verdict"]["maskdpo-base"]["honest_win"] is True
+    assert summary["verdict"]["dpo-base"]["honest_win"] is False  # identical answers: no gain
+
+
+@pytest.mark.integration
+def test_small_experiment_end_to_end(tmp_path: Path) -> None:
+    """vLLM sampling, kb judging, pairs, DPO and Mask-DPO training and greedy evaluation, in small."""
+    config = ExperimentConfig(
+        seeds=(0,),
+        samples_per_prompt=3,
+        people=12,
+        eval_limit=12,
+        steps=3,
+        batch_size=4,
+        resamples=50,
+    )
+    out, work = tmp_path / "out", tmp_path / "work"
+    summary = run_experiment(config, out, work, log=lambda _m: None)
+    report = (out / "report.md").read_text()
+    assert all(row in report for row in ("| base |", "| DPO |", "| Mask-DPO |"))
+    assert (out / "report.png").stat().st_size > 1000
+    seed = summary["seeds"]["0"]
+    assert seed["samples"]["samples"] == 12 * 3
+    assert seed["pairs"]["pairs"] > 0
+    train = seed["train"]
+    assert train["dpo"]["pairs"] == train["maskdpo"]["pairs"] == seed["pairs"]["pairs"]
+    assert train["dpo"]["kept_fraction"]["chosen"] == 1.0
+    assert train["maskdpo"]["kept_fraction"]["chosen"] < 1.0  # the masks really differ
+    run = work / "seed0"
+    assert (run / "dpo" / "pairs.jsonl").read_text() == (run / "maskdpo" / "pairs.jsonl").read_text()
+    for method in ("dpo", "maskdpo"):
+        lines = (run / method / "greedy-heldout.jsonl").read_text().splitlines()
+        assert len(lines) == 12 and all(json.loads(x)["answer"] for x in lines)
+    assert len(summary["analysis"]["heldout"]["per_seed"]["maskdpo"]) == 1
+    assert summary["timing"]["wall_s"] > 0 and "train" in summary["timing"]["phases_wall_s"]

