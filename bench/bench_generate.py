@@ -92,8 +92,22 @@ async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[
     return tokens / seconds, tokens, seconds
 
 
-async def bare_rate(folder: Path, texts: list[str], max_tokens: int) -> tuple[float, int, float]:
-    """(tokens/s, tokens, seconds) of the same requests on an in-process engine (no gRPC, no Ray)."""
+def children_cpu_s() -> float:
+    """CPU seconds used so far by this process's children (the engine's processes)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def bare_rate(folder: Path, texts: list[str], max_tokens: int) -> tuple[float, int, float, float]:
+    """(tokens/s, tokens, seconds, engine CPU seconds) of the same requests on an in-process engine."""
     from maskdpo.server.generation.engine import GenerationEngine
     from maskdpo.server.generation.settings import EngineSettings
     from maskdpo.server.generation.types import Prompt, SamplingOptions
@@ -102,13 +116,13 @@ async def bare_rate(folder: Path, texts: list[str], max_tokens: int) -> tuple[fl
     options = SamplingOptions(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=False)
     try:
         await engine.generate(Prompt.chat([("user", texts[0])]), options)  # warm-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu_s()
         results = await asyncio.gather(*(engine.generate(Prompt.chat([("user", t)]), options) for t in texts))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, children_cpu_s() - cpu
     finally:
         engine.shutdown()
     tokens = sum(len(r.samples[0].token_ids) for r in results)
-    return tokens / seconds, tokens, seconds
+    return tokens / seconds, tokens, seconds, cpu
 
 
 def transformers_rate(
@@ -205,6 +219,10 @@ def main() -> None:
         print(
             f"bare engine (in-process):          {bare[0]:8.1f} tokens/s  ({bare[1]} tokens in {bare[2]:.1f} s)"
             f" -> service / bare {service / bare[0]:.2f}"
+        )
+        print(
+            f"  its processes used {bare[3]:.1f} CPU s in those {bare[2]:.1f} s: {bare[1] / bare[3]:.1f} tokens per"
+            f" CPU second = {bare[1] / bare[3] / ceiling:.0%} of the ceiling per CPU second used"
         )
     print(
         f"load average (1 min) after the service run {load_service:.1f}, at the end {os.getloadavg()[0]:.1f} "
