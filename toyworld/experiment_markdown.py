@@ -110,6 +110,15 @@ def _interpretation(summary: Mapping[str, Any]) -> list[str]:
             f"length {d['chars_per_answer']['delta']:+.0f} chars, FActScore {100 * d['factscore']['delta']:+.1f}; "
             f"an honest win: {tail}."
         )
+    seeds = g["per_seed"]["base"].keys()
+    wins = {
+        (a, b): sum(g["per_seed"][a][x]["anah_score"] > g["per_seed"][b][x]["anah_score"] for x in seeds)
+        for a, b in (("maskdpo", "dpo"), ("dpo", "base"), ("maskdpo", "base"))
+    }
+    lines.append(
+        f"- Per seed (ANAH): Mask-DPO above DPO in {wins['maskdpo', 'dpo']} of {len(seeds)} seeds, DPO above "
+        f"base in {wins['dpo', 'base']}, Mask-DPO above base in {wins['maskdpo', 'base']}."
+    )
     subs = g["subgroups"]
     if "near" in subs and "far" in subs:
         gains = {
@@ -197,9 +206,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
     out += [
         "## Per seed",
         "",
-        "| seed | method | ANAH " + split + " | correct / ans | fact-free / ans | pairs |",
+        f"| seed | method | ANAH {SPLIT_NAMES[split]} | correct / ans | incorrect / ans | fact-free / ans "
+        "| correct facts / ans | pairs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    out.append("|---|---|---|---|---|---|")
     for seed in c["seeds"]:
         info = summary["seeds"][str(seed)]
         for m in METHODS:
@@ -207,7 +217,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
             pairs = info["pairs"]["pairs"] if m != "base" else "–"
             out.append(
                 f"| {seed} | {LABELS[m]} | {_v(s['anah_score'], True)} | {_v(s['ok_per_answer'], False)} | "
-                f"{_v(s['nofact_per_answer'], False)} | {pairs} |"
+                f"{_v(s['incorrect_per_answer'], False)} | {_v(s['nofact_per_answer'], False)} | "
+                f"{_v(s['correct_facts_per_answer'], False)} | {pairs} |"
             )
     out += ["", "## Training data", ""]
     for seed in c["seeds"]:
@@ -272,6 +283,7 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
         vals = [g["subgroups"]["all"][m][key]["value"] for m in METHODS]
         right.bar([LABELS[m] for m in METHODS], vals, 0.5, bottom=bottom, color=color, label=label)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    right.set_ylim(0, max(bottom) * 1.3)
     right.set_ylabel("sentences per answer")
     right.set_title(f"{SPLIT_NAMES[split]} people: what the answers say")
     right.legend(fontsize=8)

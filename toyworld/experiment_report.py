@@ -230,7 +230,7 @@ def write_report(
         "analysis": analysis,
         "seeds": {str(k): v for k, v in seeds_info.items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_num) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, default=_num) + "\n")
     plot(out / "report.png", analysis, config["split"])
     (out / "report.md").write_text(markdown(summary))
     return summary
