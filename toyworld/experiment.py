@@ -324,7 +324,7 @@ def greedy_answers(model_dir: Path, people: Sequence[Person]) -> list[str]:
     from maskdpo.toyworld.evaluate import generate
 
     model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     return [a for (a,) in generate(model, tokenizer, [p.name for p in people], max_new_tokens=96)]

@@ -253,7 +253,9 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=80)
     width = 0.27
     for i, m in enumerate(METHODS):
-        xs, ys, errs = [], [], [[], []]
+        xs: list[float] = []
+        ys: list[float] = []
+        errs: list[list[float]] = [[], []]
         for j, (s, sub) in enumerate(groups):
             stat = analysis[s]["subgroups"][sub][m]["anah_score"]
             xs.append(j + (i - 1) * width)
