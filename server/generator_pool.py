@@ -32,7 +32,7 @@ from maskdpo.server.generation.types import (
 )
 from maskdpo.server.judge_pool import await_ray
 from maskdpo.server.settings import ServerSettings
-from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -146,18 +146,43 @@ class GeneratorPool:
         from transformers import AutoTokenizer
 
         try:
+            last = await asyncio.to_thread(self.checkpoints.latest_served, model.name)
             info = await await_ray(
                 model.actor.ready.remote(), self._start_timeout_s, f"engine start of {model.name}"
             )
             model.tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(model.folder))
             record = await asyncio.to_thread(self.checkpoints.reset, model.name, info.version.checkpoint)
+            version = 1
+            if last is not None:
+                record, version = await self._restore(model, last, record)
         except Exception as exc:
             model.state, model.error = State.FAILED, f"{type(exc).__name__}: {exc}"
             log.error("engine of model %s failed to start: %s", model.name, model.error)
             return
-        model.max_model_len, model.version, model.checkpoint = info.max_model_len, 1, record.name
+        model.max_model_len, model.version, model.checkpoint = info.max_model_len, version, record.name
         model.state = State.READY
         log.info("model %s ready (%s, max_model_len %d)", model.name, model.folder, model.max_model_len)
+
+    async def _restore(self, model: ServedModel, last: CheckpointRecord, base: CheckpointRecord
+                       ) -> tuple[CheckpointRecord, int]:
+        """Bring back the weights served before a restart (verified like any deploy), keeping their version;
+        when they are gone or do not verify, serve the base and say so."""
+        if not last.path.is_dir():
+            log.warning("model %s: last served checkpoint %s is gone; serving the base", model.name, last.path)
+            return base, 1
+        try:
+            report = await asyncio.wrap_future(
+                model.actor.deploy.remote(str(last.path), None, last.weight_version).future())
+        except Exception as exc:
+            log.warning("model %s: could not restore %s (%s); serving the base", model.name, last.path, exc)
+            return base, 1
+        if not report.accepted:
+            log.warning("model %s: %s did not verify (%s); serving the base", model.name, last.path, report.error)
+            return base, 1
+        record = await asyncio.to_thread(self.checkpoints.served, model.name, last.path, last.weight_version,
+                                         last.round)
+        log.info("model %s: restored %s as weight version %d", model.name, last.path, last.weight_version)
+        return record, last.weight_version
 
     def get(self, name: str) -> ServedModel:
         """The model named ``name`` ("" = the default); NotFound otherwise."""

@@ -79,9 +79,10 @@ class GeneratorActorImpl:
         engine, _ = await self._ready()
         await engine.abort(request_id)
 
-    async def deploy(self, checkpoint: str, tolerance: float | None = None) -> DeployReport:
+    async def deploy(self, checkpoint: str, tolerance: float | None = None,
+                     version: int | None = None) -> DeployReport:
         _, deployer = await self._ready()
-        return await deployer.deploy(Path(checkpoint), tolerance)
+        return await deployer.deploy(Path(checkpoint), tolerance, version)
 
     async def load(self) -> dict[str, Any]:
         """Admission and engine counters (admitted, running, unfinished in the engine, deploying)."""

@@ -57,16 +57,22 @@ class Deployer:
         expected = await self._reference(self.engine.version.checkpoint)
         return compare(await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic)
 
-    async def deploy(self, checkpoint: Path, tolerance: float | None = None) -> DeployReport:
-        """Deploy ``checkpoint``; ``tolerance`` overrides the engine's default for this deploy only."""
+    async def deploy(self, checkpoint: Path, tolerance: float | None = None,
+                     version: int | None = None) -> DeployReport:
+        """Deploy ``checkpoint``; ``tolerance`` overrides the engine's default for this deploy only.
+
+        ``version`` restores a recorded weight version (a restarted server bringing back what it served)
+        instead of taking the next one.
+        """
         if self._lock.locked():
             raise errors.DeployConflictError(
                 f"a deploy is already running on model {self.engine.settings.name}"
             )
         async with self._lock:
-            return await self._deploy(checkpoint.resolve(), self.tolerance if tolerance is None else tolerance)
+            return await self._deploy(checkpoint.resolve(), self.tolerance if tolerance is None else tolerance,
+                                      version)
 
-    async def _deploy(self, checkpoint: Path, tolerance: float) -> DeployReport:
+    async def _deploy(self, checkpoint: Path, tolerance: float, version: int | None = None) -> DeployReport:
         previous = self.engine.version
         t0 = time.perf_counter()
         await asyncio.to_thread(check_compatible, checkpoint, previous.checkpoint)
@@ -93,7 +99,7 @@ class Deployer:
             except Exception as exc:  # the engine refused the weights: roll back below
                 check, failure = ProbeCheck(float("inf"), float("inf"), float("nan"), False, ""), str(exc)
             if not failure:
-                self.engine.set_version(WeightVersion(previous.version + 1, checkpoint))
+                self.engine.set_version(WeightVersion(version or previous.version + 1, checkpoint))
             else:
                 await self._rollback(previous, old_expected)
             paused_s = time.perf_counter() - t_paused + drain_s

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from maskdpo.server.judge.bootstrap import (
     DEFAULT_RESAMPLES,
     ConfidenceInterval,

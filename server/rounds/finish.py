@@ -29,6 +29,7 @@ from maskdpo.server.rounds.context import (
 )
 from maskdpo.server.rounds.phases import final_dir, judge_texts
 from maskdpo.server.rounds.promotion import decide
+from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.trainer.labels import LabelCounts
 from maskdpo.v1 import alignment_pb2
 
@@ -160,6 +161,7 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
                 raise PhaseFailed(f"deploy refused, served weights unchanged: {cause}") from exc
             if not report.accepted:
                 raise PhaseFailed(f"deploy refused, served weights unchanged: {report.error}")
+            await asyncio.to_thread(_record_served, ctx, candidate, report.served.version)
             outcome |= {
                 "deployed": True,
                 "version": report.served.version,
@@ -169,6 +171,16 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
         updates |= {"promoted": 1, "promoted_version": outcome["version"]}
     write_json(work / "decision.json", outcome)
     return PhaseOutput(outcome, {"decision": "decision.json"}, updates)
+
+
+def _record_served(ctx: RoundContext, candidate: Path, version: int) -> None:
+    """Register the promoted checkpoint with the model registry, so ModelService lists it and a restarted
+    server brings it back (the data folder is the parent of ``rounds/<id>``)."""
+    store = CheckpointStore(ctx.root.parents[1] / "models.sqlite")
+    try:
+        store.served(ctx.spec.model_id, candidate.resolve(), version, f"rounds/{ctx.rid}")
+    finally:
+        store.close()
 
 
 def read_answers(ctx: RoundContext) -> list[dict[str, Any]]:

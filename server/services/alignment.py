@@ -25,7 +25,7 @@ from maskdpo.server.rounds.config import validate_config
 from maskdpo.server.rounds.store import TERMINAL, RoundStore, round_id
 from maskdpo.server.rpc import Ctx, streaming, unary
 from maskdpo.server.services.paging import page
-from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc
+from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc, models_pb2
 
 log = logging.getLogger("maskdpo.server")
 NAME = re.compile(r"^rounds/[a-f0-9]{1,64}$")
@@ -55,8 +55,11 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
             self._keepalive.cancel()
 
     async def _attach_all(self) -> None:
+        """Hand the controller the generators that are READY: an engine still starting (or restoring the
+        weights it served before a restart) is not handed over, so resumed rounds wait for it."""
         for name, model in self.generators.models.items() if self.generators else []:
-            await self.controller.attach.remote(name, model.actor)
+            if model.state == models_pb2.Model.READY:
+                await self.controller.attach.remote(name, model.actor)
 
     async def _keep_controller(self) -> None:
         while True:

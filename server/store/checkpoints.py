@@ -122,6 +122,15 @@ class CheckpointStore:
                 )
         return self.get(model, ident)
 
+    def latest_served(self, model: str) -> CheckpointRecord | None:
+        """The checkpoint served last (highest weight version above the base's), if any."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM checkpoints WHERE model = ? AND id != ? AND weight_version > 1 "
+                "ORDER BY weight_version DESC, update_time DESC LIMIT 1", (model, BASE_ID)
+            ).fetchone()
+        return None if row is None else self._record(row)
+
     def get(self, model: str, ident: str) -> CheckpointRecord:
         with self._lock:
             row = self._conn.execute(

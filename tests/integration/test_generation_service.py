@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,9 +237,14 @@ def test_corrupted_checkpoint_is_rejected_and_the_previous_version_serves(
 def test_a_second_concurrent_deploy_is_aborted(
     reader: Client, operator: Client, models: dict[str, Path]
 ) -> None:
+    # A long generation in flight keeps the first deploy draining, so the second surely meets it running.
+    busy = threading.Thread(target=lambda: reader.generate(PROMPT, model="toy", max_tokens=200, ignore_eos=True))
+    busy.start()
+    time.sleep(0.3)
     first = operator.deploy_checkpoint("toy", str(models["again"]))
     with pytest.raises(sdk_errors.ConflictError) as conflict:
         operator.deploy_checkpoint("toy", str(models["other"]))
+    busy.join(120)
     assert conflict.value.code.name == "ABORTED"
     assert deploy_result(operator.wait_operation(first.name, timeout=300)).model.weight_version == 3
     assert reader.generate(PROMPT, model="toy", max_tokens=2).samples[0].weight_version == 3

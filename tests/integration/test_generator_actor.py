@@ -48,7 +48,7 @@ def actor(models: dict[str, Path]) -> Iterator[Any]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     from maskdpo.server.generation.actor import create_generator_actor
 
-    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     settings = EngineSettings(
         model=models["base"], served_name="tiny", max_num_seqs=8, max_queued_requests=QUEUE_LIMIT
     )
