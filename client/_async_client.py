@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from google.longrunning import operations_pb2_grpc, operations_proto_pb2
+from google.longrunning import operations_proto_pb2
 from google.protobuf import duration_pb2
 
-from maskdpo.client._channel import DEFAULT_TARGET, auth_metadata, channel_options, credentials
+from maskdpo.client._channel import DEFAULT_TARGET, Connection, channel_options, credentials
 from maskdpo.client._client import DEFAULT_TIMEOUT_S
 from maskdpo.client._generation import (
     PromptLike,
@@ -30,19 +30,15 @@ from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_
 from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import (
     alignment_pb2,
-    alignment_pb2_grpc,
     factuality_pb2,
-    factuality_pb2_grpc,
     generation_pb2,
-    generation_pb2_grpc,
     models_pb2,
-    models_pb2_grpc,
 )
 
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(Connection):
     """An asyncio connection to a maskdpo server; ``await client.close()`` (or ``async with``) when done."""
 
     def __init__(self, target: str = DEFAULT_TARGET, *, token: str | None = None, tls: bool = False,
@@ -50,15 +46,9 @@ class AsyncClient:
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
         creds = credentials(tls, root_ca, client_cert, client_key)
         options = channel_options()
-        self._channel = (grpc.aio.secure_channel(target, creds, options) if creds
-                         else grpc.aio.insecure_channel(target, options))
-        self._metadata = auth_metadata(token)
-        self.timeout = timeout
-        self.factuality = factuality_pb2_grpc.FactualityServiceStub(self._channel)
-        self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self.models = models_pb2_grpc.ModelServiceStub(self._channel)
-        self.operations = operations_pb2_grpc.OperationsStub(self._channel)
-        self.alignment = alignment_pb2_grpc.AlignmentServiceStub(self._channel)
+        channel = (grpc.aio.secure_channel(target, creds, options) if creds
+                   else grpc.aio.insecure_channel(target, options))
+        super().__init__(channel, token, timeout)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.longrunning import operations_pb2_grpc
+
+from maskdpo.v1 import alignment_pb2_grpc, factuality_pb2_grpc, generation_pb2_grpc, models_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -61,3 +64,18 @@ def credentials(tls: bool, root_ca: Path | None, client_cert: Path | None,
 
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class Connection:
+    """What the sync and async clients share: the channel, the auth metadata, the default timeout and one
+    stub per service (the channel is a ``grpc.Channel`` or a ``grpc.aio.Channel``)."""
+
+    def __init__(self, channel: Any, token: str | None, timeout: float) -> None:
+        self._channel = channel
+        self._metadata = auth_metadata(token)
+        self.timeout = timeout
+        self.factuality = factuality_pb2_grpc.FactualityServiceStub(channel)
+        self.generation = generation_pb2_grpc.GenerationServiceStub(channel)
+        self.models = models_pb2_grpc.ModelServiceStub(channel)
+        self.operations = operations_pb2_grpc.OperationsStub(channel)
+        self.alignment = alignment_pb2_grpc.AlignmentServiceStub(channel)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.longrunning import operations_pb2_grpc, operations_proto_pb2
+from google.longrunning import operations_proto_pb2
 from google.protobuf import duration_pb2
 
-from maskdpo.client._channel import DEFAULT_TARGET, auth_metadata, channel_options, credentials
+from maskdpo.client._channel import DEFAULT_TARGET, Connection, channel_options, credentials
 from maskdpo.client._generation import (
     PromptLike,
     Sampling,
@@ -30,23 +30,27 @@ from maskdpo.client._generation import (
     sampling_of,
 )
 from maskdpo.client._health import health_check_request
-from maskdpo.client._requests import Item, Knowledge, ScoreOptions, batch_score_request, score_request
+from maskdpo.client._requests import (
+    Item,
+    Knowledge,
+    ScoreOptions,
+    batch_score_request,
+    fact,
+    passage,
+    score_request,
+)
 from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import (
     alignment_pb2,
-    alignment_pb2_grpc,
     factuality_pb2,
-    factuality_pb2_grpc,
     generation_pb2,
-    generation_pb2_grpc,
     models_pb2,
-    models_pb2_grpc,
 )
 
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class Client:
+class Client(Connection):
     """A connection to a maskdpo server. Thread-safe; close it (or use ``with``) when done."""
 
     def __init__(self, target: str = DEFAULT_TARGET, *, token: str | None = None, tls: bool = False,
@@ -54,15 +58,8 @@ class Client:
                  timeout: float = DEFAULT_TIMEOUT_S) -> None:
         creds = credentials(tls, root_ca, client_cert, client_key)
         options = channel_options()
-        self._channel = (grpc.secure_channel(target, creds, options) if creds
-                         else grpc.insecure_channel(target, options))
-        self._metadata = auth_metadata(token)
-        self.timeout = timeout
-        self.factuality = factuality_pb2_grpc.FactualityServiceStub(self._channel)
-        self.generation = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self.models = models_pb2_grpc.ModelServiceStub(self._channel)
-        self.operations = operations_pb2_grpc.OperationsStub(self._channel)
-        self.alignment = alignment_pb2_grpc.AlignmentServiceStub(self._channel)
+        channel = grpc.secure_channel(target, creds, options) if creds else grpc.insecure_channel(target, options)
+        super().__init__(channel, token, timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -106,8 +103,6 @@ class Client:
                                 description: str = "", timeout: float | None = None
                                 ) -> factuality_pb2.KnowledgeSource:
         """Register passages and/or facts under an id (operator role)."""
-        from maskdpo.client._requests import fact, passage
-
         request = factuality_pb2.CreateKnowledgeSourceRequest(
             knowledge_source_id=source_id, description=description,
             passages=[passage(p) for p in passages], facts=[fact(f) for f in facts])

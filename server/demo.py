@@ -8,7 +8,7 @@
    (validation) people and promotes the candidate only if it is more factual;
 4. prints the before / after table and the path of the last round's report, then stops the service.
 
-Options: ``--rounds K``, ``--steps N``, ``--prompts N``, ``--keep`` (leave the data folder), ``--data-dir``.
+Options: ``--rounds K``, ``--steps N``, ``--prompts N``, ``--data-dir`` (default: a new temporary folder, kept).
 """
 
 from __future__ import annotations
