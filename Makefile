@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: venv demo test lint typecheck unit protos bench clean namespace-tree
+.PHONY: venv demo test lint typecheck unit reliability protos bench clean namespace-tree
 
 $(STAMP): requirements/dev.txt pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +31,10 @@ test: venv lint typecheck
 
 unit: venv
 	$(PY) -m pytest -q -m "not integration"
+
+# The reliability suite and the multi-node test at full size (make test runs them in a short configuration).
+reliability: venv
+	MASKDPO_RELIABILITY=full $(PY) -m pytest -q -s -m reliability tests/reliability tests/integration
 
 # Static tools see the import namespace through a tree of symlinks (.typecheck/maskdpo/<part> -> <folder>),
 # since they do not follow the editable install's folder mapping.
