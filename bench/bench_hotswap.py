@@ -42,7 +42,7 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(shutil.copytree(folder, Path(tmp) / f"{folder.name}-copy"))
-        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench"), num_cpus=1)
+        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench"))
         try:
             start = time.perf_counter()
             ray.get(actor.ready.remote())

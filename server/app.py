@@ -134,7 +134,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
                                    _judge_options(settings), settings.judge_batch_window_ms,
-                                   settings.judge_max_batch, settings.judge_queue_limit)
+                                   settings.judge_max_batch, settings.judge_queue_limit,
+                                   settings.judge_placement, settings.placement_timeout_s)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
     interceptors.append(DecodeGuard())
     if metrics_port := port_from_env():

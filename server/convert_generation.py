@@ -172,6 +172,8 @@ def service_error(
         return InvalidArgument(_field_of(str(err), prefix, input_field), str(err))
     if isinstance(err, gen_errors.QueueFullError):
         return QueueFull(f"{what} generation", err.retry_after_s)
+    if isinstance(err, gen_errors.EngineAsleepError):
+        return Unavailable(f"{what}: {err}")
     if isinstance(err, gen_errors.EngineDeadError):
         return Unavailable(f"{what}: {err}")
     if isinstance(err, gen_errors.RequestAbortedError):

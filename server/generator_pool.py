@@ -31,6 +31,7 @@ from maskdpo.server.generation.types import (
     StreamDelta,
 )
 from maskdpo.server.judge_pool import await_ray
+from maskdpo.server.placement import GpuSharing
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.v1 import models_pb2
@@ -129,9 +130,10 @@ class GeneratorPool:
                 cpu_kv_cache_gib=settings.generator_cpu_kv_cache_gib,
                 max_num_seqs=settings.generator_max_num_seqs,
                 max_queued_requests=settings.generator_max_queued_requests,
+                sleep_mode=settings.gpu_sharing is GpuSharing.ALTERNATE,
             )
             actor = create_generator_actor(
-                engine, num_cpus=settings.generator_num_cpus, tolerance=settings.verify_tolerance
+                engine, placement=settings.generator_placement, tolerance=settings.verify_tolerance
             )
             models[name] = ServedModel(name, source, folder, actor)
         default = settings.default_model or next(iter(settings.models))

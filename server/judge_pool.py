@@ -12,6 +12,7 @@ import ray
 
 from maskdpo.server.errors import DeadlineExceeded, InvalidArgument
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
+from maskdpo.server.placement import Placement, wait_placed
 
 
 async def await_ray(ref: Any, timeout: float | None, what: str) -> Any:
@@ -37,16 +38,24 @@ class JudgePool:
 
     @classmethod
     async def start(cls, names: Sequence[str], default: str, replicas: int, options: dict[str, dict[str, Any]],
-                    batch_window_ms: float, max_batch: int, queue_limit: int) -> JudgePool:
+                    batch_window_ms: float, max_batch: int, queue_limit: int,
+                    placement: Placement | None = None, placement_timeout_s: float = 600.0) -> JudgePool:
+        """Start ``replicas`` actors per backend, placed by ``placement``; PlacementTimeout when no node
+        takes one within ``placement_timeout_s``."""
         from maskdpo.server.actors.judge_actor import JudgeActor
 
+        placement = placement or Placement()
+        ray_options = {**placement.ray_options(auto_gpus=0.0), "max_concurrency": 1000}
         actors: dict[str, list[Any]] = {}
         for name in names:
             actors[name] = [
-                JudgeActor.options(max_concurrency=1000).remote(  # type: ignore[attr-defined]
+                JudgeActor.options(**ray_options).remote(  # type: ignore[attr-defined]
                     name, options.get(name, {}), batch_window_ms, max_batch, queue_limit)
                 for _ in range(replicas)
             ]
+        for name, replicas_of in actors.items():
+            for actor in replicas_of:
+                await wait_placed(actor, placement_timeout_s, f"judge {name!r}", placement.describe(0.0))
         identities = {}
         for name, replicas_of in actors.items():
             identities[name] = await asyncio.wrap_future(replicas_of[0].identity.remote().future())

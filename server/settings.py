@@ -28,6 +28,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maskdpo.server.placement import GpuSharing, Placement
+
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
@@ -85,6 +87,20 @@ class ServerSettings(BaseSettings):
     generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
     verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
 
+    # Placement of the Ray actors (see docs/deploy.md). Custom resources pin a role to a node group.
+    generator_num_gpus: float | None = Field(None, ge=0, description="unset = tensor_parallel_size on GPU clusters")
+    generator_memory_gib: float | None = Field(None, gt=0, description="memory Ray reserves per Generator")
+    generator_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
+    judge_num_cpus: float = Field(1.0, ge=0, description="CPUs each Judge actor reserves")
+    judge_memory_gib: float | None = Field(None, gt=0)
+    judge_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
+    trainer_num_gpus: float | None = Field(None, ge=0, description="unset = 1 on GPU clusters, else 0")
+    trainer_memory_gib: float | None = Field(None, gt=0)
+    trainer_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
+    gpu_sharing: GpuSharing = Field(GpuSharing.SEPARATE,
+                                    description="separate GPUs, or one GPU the engine leaves while a round trains")
+    placement_timeout_s: float = Field(600.0, gt=0, description="longest wait for a node to take an actor")
+
     @field_validator("judges")
     @classmethod
     def _known_judges(cls, value: list[str]) -> list[str]:
@@ -116,11 +132,41 @@ class ServerSettings(BaseSettings):
             raise ValueError("tls_cert and tls_key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        if self.gpu_sharing is GpuSharing.ALTERNATE and self.generator_tensor_parallel_size != 1:
+            raise ValueError("gpu_sharing 'alternate' shares one GPU: generator_tensor_parallel_size must be 1")
         return self
+
+    @field_validator("generator_resources", "judge_resources", "trainer_resources")
+    @classmethod
+    def _custom_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        builtin = {"CPU", "GPU", "memory", "object_store_memory"}
+        for name, amount in value.items():
+            if name in builtin:
+                raise ValueError(f"{name!r} is not a custom resource; use the *_num_cpus / *_num_gpus settings")
+            if amount <= 0:
+                raise ValueError(f"resource {name!r}: amount must be positive, got {amount}")
+        return value
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.tokens)
+
+    @property
+    def _shared_gpu(self) -> float | None:
+        return 0.5 if self.gpu_sharing is GpuSharing.ALTERNATE else None
+
+    @property
+    def generator_placement(self) -> Placement:
+        gpus = self.generator_num_gpus if self.generator_num_gpus is not None else self._shared_gpu
+        return Placement(self.generator_num_cpus, gpus, self.generator_memory_gib, self.generator_resources)
+
+    @property
+    def judge_placement(self) -> Placement:
+        return Placement(self.judge_num_cpus, 0.0, self.judge_memory_gib, self.judge_resources)
+
+    def trainer_placement(self, num_cpus: float) -> Placement:
+        gpus = self.trainer_num_gpus if self.trainer_num_gpus is not None else self._shared_gpu
+        return Placement(num_cpus, gpus, self.trainer_memory_gib, self.trainer_resources)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ServerSettings:

@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from maskdpo.server.placement import Placement, node_id
 from maskdpo.trainer.run import TrainOptions, TrainResult, run_training
 
 
@@ -78,11 +79,12 @@ class TrainerActor:
     def state(self) -> str:
         return self._job.state
 
+    def node_id(self) -> str:
+        return node_id()
 
-def create_trainer_actor(options: TrainOptions, num_gpus: float | None = None, num_cpus: float = 1) -> Any:
-    """Start a :class:`TrainerActor`; ``num_gpus`` defaults to 1 when the Ray cluster has a GPU, else 0."""
-    if num_gpus is None:
-        num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0  # type: ignore[no-untyped-call]
+
+def create_trainer_actor(options: TrainOptions, placement: Placement | None = None) -> Any:
+    """Start a :class:`TrainerActor`; GPUs left unset = 1 when the Ray cluster has a GPU, else 0."""
     # threaded actor: cancel() and events() answer while train() runs
     actor_class: Any = TrainerActor
-    return actor_class.options(num_gpus=num_gpus, num_cpus=num_cpus, max_concurrency=4).remote(options)
+    return actor_class.options(**(placement or Placement()).ray_options(), max_concurrency=4).remote(options)

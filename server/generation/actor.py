@@ -27,6 +27,7 @@ from maskdpo.server.generation.types import (
     StreamDelta,
     WeightVersion,
 )
+from maskdpo.server.placement import Placement, node_id
 
 
 class GeneratorActorImpl:
@@ -84,6 +85,19 @@ class GeneratorActorImpl:
         _, deployer = await self._ready()
         return await deployer.deploy(Path(checkpoint), tolerance, version)
 
+    async def sleep(self) -> bool:
+        """Leave the GPU to a trainer (see :meth:`GenerationEngine.sleep`); False where the engine cannot."""
+        engine, _ = await self._ready()
+        return await engine.sleep()
+
+    async def wake_up(self) -> None:
+        engine, _ = await self._ready()
+        await engine.wake_up()
+
+    def node_id(self) -> str:
+        """The Ray node the engine runs on."""
+        return node_id()
+
     async def load(self) -> dict[str, Any]:
         """Admission and engine counters (admitted, running, unfinished in the engine, deploying)."""
         engine, deployer = await self._ready()
@@ -107,17 +121,15 @@ GeneratorActor = ray.remote(GeneratorActorImpl)
 def create_generator_actor(
     settings: EngineSettings,
     *,
-    num_cpus: float = 1,
-    num_gpus: float | None = None,
+    placement: Placement | None = None,
     name: str | None = None,
     tolerance: float | None = None,
 ) -> Any:
-    """Create the actor; ``num_gpus`` defaults to the tensor-parallel size when CUDA is present, else 0."""
-    if num_gpus is None:
-        import torch
-
-        num_gpus = settings.tensor_parallel_size if torch.cuda.is_available() else 0
-    options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_concurrency": 1000}
+    """Create the actor; GPUs left unset = the tensor-parallel size when the cluster has GPUs, else 0."""
+    options: dict[str, Any] = {
+        **(placement or Placement()).ray_options(auto_gpus=settings.tensor_parallel_size),
+        "max_concurrency": 1000,
+    }
     if name:
         options["name"] = name
     return GeneratorActor.options(**options).remote(settings, tolerance)

@@ -42,6 +42,7 @@ class GenerationEngine:
         self._version = WeightVersion(1, settings.model.resolve())
         self.admission = Admission(settings.max_queued_requests, lambda: self._version.version)
         self.dead_reason = ""
+        self.asleep = False
         """Set when the engine must not serve any more (e.g. a failed rollback)."""
 
     @classmethod
@@ -67,6 +68,7 @@ class GenerationEngine:
             seed=settings.seed,
             max_num_seqs=settings.max_num_seqs,
             enforce_eager=settings.enforce_eager,
+            enable_sleep_mode=settings.sleep_mode and not current_platform.is_cpu(),
             disable_log_stats=True,
             distributed_executor_backend="mp",
             worker_extension_cls="maskdpo.server.generation.worker_ext.ReloadExtension",
@@ -144,6 +146,10 @@ class GenerationEngine:
         self, ids: list[int], params: Any, request_id: str, internal: bool
     ) -> AsyncGenerator[tuple[Any, int], None]:
         """Yield (RequestOutput, weight version) pairs; aborts the engine request if the caller stops."""
+        if self.asleep and not internal:
+            raise errors.EngineAsleepError(
+                f"the engine of {self.settings.name} sleeps while a round trains on its GPU; retry later"
+            )
         if self.dead_reason or self._llm.errored:
             raise errors.EngineDeadError(
                 f"engine for {self.settings.name} is dead {self.dead_reason}".strip()
@@ -266,6 +272,25 @@ class GenerationEngine:
         await self._llm.reset_prefix_cache()
         await self._llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint)})
         await self._llm.collective_rpc("retie_word_embeddings")  # see worker_ext.py
+
+    @property
+    def can_sleep(self) -> bool:
+        return bool(self._llm is not None and self._llm.vllm_config.model_config.enable_sleep_mode)
+
+    async def sleep(self) -> bool:
+        """Refuse new requests, let running ones finish, then offload the weights to host memory and free
+        the KV cache, so a trainer can use the GPU. False (and nothing done) where the engine cannot sleep."""
+        if not self.can_sleep or self.asleep:
+            return self.asleep
+        self.asleep = True
+        await self._llm.sleep(level=1, mode="wait")
+        return True
+
+    async def wake_up(self) -> None:
+        """Bring the weights back and serve again."""
+        if self.asleep:
+            await self._llm.wake_up()
+            self.asleep = False
 
     def shutdown(self) -> None:
         """Stop the engine processes; later calls raise EngineDeadError."""

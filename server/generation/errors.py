@@ -50,6 +50,10 @@ class RequestAbortedError(GenerationError):
     """The request was aborted by the server (shutdown, or a weight swap that could not wait for it)."""
 
 
+class EngineAsleepError(GenerationError):
+    """The engine sleeps while a round trains on its GPU; retry when the round has trained."""
+
+
 class EngineDeadError(GenerationError):
     """The engine stopped working; nothing more can be served until it is restarted."""
 

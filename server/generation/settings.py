@@ -36,6 +36,9 @@ class EngineSettings:
     """Admission bound: requests admitted (waiting + running); beyond it QueueFullError."""
     enforce_eager: bool = True
     """Skip graph compilation: faster start, slightly slower steps (set False for long-lived GPU servers)."""
+    sleep_mode: bool = False
+    """GPU only: let the engine sleep (weights offloaded to host memory, KV cache freed) while a round trains
+    on the same GPU; ignored on CPU, where the engine stays awake."""
     swap_drain_timeout_s: float = 60.0
     """How long a deploy waits for in-flight requests to finish on the old weights before aborting them."""
 

@@ -17,6 +17,7 @@ import ray
 from google.rpc import error_details_pb2, status_pb2
 
 from maskdpo.server.errors import ServiceError
+from maskdpo.server.placement import pinned_here
 from maskdpo.server.rounds.controller import ACTOR_NAME, NAMESPACE, ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import RayGenerator
 from maskdpo.v1 import alignment_pb2
@@ -71,6 +72,8 @@ def get_or_create_controller(settings: ControllerSettings) -> Any:
         max_task_retries=0,
         num_cpus=0,
         max_concurrency=64,
+        # the controller shares the server's data folder (store, round artifacts): keep it on this node
+        **pinned_here(),
     ).remote(settings)
 
 

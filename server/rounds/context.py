@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskdpo.server.judge.registry import build_backend
 from maskdpo.server.judge.types import JudgeBackend
+from maskdpo.server.placement import PlacementTimeout
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import PromptItem, PromptSource, RoundSpec
+from maskdpo.server.rounds.round_judge import RemoteJudge, build_round_judge, judge_key
 from maskdpo.server.rounds.store import RoundStore
-from maskdpo.server.rounds.workers import Generator
+from maskdpo.server.rounds.workers import Generator, Workers
 
 
 class RoundCancelled(Exception):
@@ -43,10 +44,10 @@ class RoundContext:
     cancel_requested: Callable[[], bool]
     default_judge: str = "kb"
     judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    use_ray_trainer: bool = False
-    trainer_cpus: float = 1
+    workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
-    _judges: dict[str, JudgeBackend] = field(default_factory=dict)
+    dataset_modules: tuple[str, ...] = ()
+    _judges: dict[tuple[str, str], JudgeBackend] = field(default_factory=dict)
 
     def check_cancel(self) -> None:
         if self.cancel_requested():
@@ -69,17 +70,33 @@ class RoundContext:
             raise PhaseFailed(f"prompt set {source.dataset or 'inline'} is empty")
         return items, dataset
 
-    def judge_for(self, dataset: datasets.Dataset | None) -> JudgeBackend:
-        """The dataset's own judge when the round asks for ``kb`` (or nothing), else the named backend."""
-        name = self.spec.judge or self.default_judge
-        use_domain = dataset is not None and dataset.judge is not None and self.spec.judge in ("", "kb")
-        key = f"dataset:{dataset.name}" if use_domain and dataset else f"backend:{name}"
+    async def judge_for(self, dataset: datasets.Dataset | None) -> JudgeBackend:
+        """The dataset's own judge when the round asks for ``kb`` (or nothing), else the named backend; on
+        the judge node group when the workers say so (then the phase event says which node)."""
+        key = judge_key(self.spec.judge, self.default_judge, dataset)
         if key not in self._judges:
-            if use_domain and dataset is not None and dataset.judge is not None:
-                self._judges[key] = dataset.judge()
+            placement = self.workers.judge
+            if placement is None:
+                self._judges[key] = build_round_judge(key, self.judge_options)
             else:
-                self._judges[key] = build_backend(name, **dict(self.judge_options.get(name, {})))
+                try:
+                    remote = await RemoteJudge.start(key, self.judge_options, self.dataset_modules, placement,
+                                                     self.workers.placement_timeout_s)
+                except PlacementTimeout as exc:
+                    raise PhaseFailed(str(exc)) from None
+                self.log(f"judge {key[1]} runs on node {remote.node}")
+                self._judges[key] = remote
         return self._judges[key]
+
+    def log(self, message: str) -> None:
+        self.store.record(self.rid, "LOG", self.store.row(self.rid)["phase"], message)
+
+    def close(self) -> None:
+        """Release the actors the round started (remote judges)."""
+        for judge in self._judges.values():
+            if isinstance(judge, RemoteJudge):
+                judge.close()
+        self._judges.clear()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -41,11 +41,19 @@ from maskdpo.server.rounds.store import (
     round_id,
     state_name,
 )
-from maskdpo.server.rounds.workers import Generator, RayGenerator
+from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.rounds")
+
+
+def lost_worker_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors for work lost with its process or node (retried), as opposed to errors of the work."""
+    from ray import exceptions as rx
+
+    return (rx.RayActorError, rx.ActorUnavailableError, rx.WorkerCrashedError, rx.NodeDiedError,
+            rx.ObjectLostError)
 P = alignment_pb2.RoundPhase
 PhaseFn = Callable[[RoundContext, Path], Awaitable[PhaseOutput]]
 ORDER: tuple[tuple[int, PhaseFn], ...] = (
@@ -67,14 +75,15 @@ class ControllerSettings:
     default_judge: str = "kb"
     judge_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     promotion: Promotion = field(default_factory=Promotion)
-    use_ray_trainer: bool = False
-    trainer_cpus: float = 1
+    workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
     """Trainer checkpoint interval in steps; 0 = a quarter of the round's steps."""
     max_attempts: int = 3
     generator_wait_s: float = 900.0
     dataset_modules: tuple[str, ...] = ()
     report: bool = True
+    retry_pause_s: float = 2.0
+    """Pause before a phase runs again after a lost worker."""
 
 
 class RoundController:
@@ -210,11 +219,21 @@ class RoundController:
             async def deploy(self, checkpoint: str) -> Any:
                 return await (await controller._generator(model_id)).deploy(checkpoint)
 
+            async def sleep(self) -> bool:
+                return await (await controller._generator(model_id)).sleep()
+
+            async def wake_up(self) -> None:
+                await (await controller._generator(model_id)).wake_up()
+
+            async def node_id(self) -> str:
+                return await (await controller._generator(model_id)).node_id()
+
         return Latest()
 
     async def _run(self, rid: str) -> None:
         row = self.store.row(rid)
         phase = row["phase"]
+        ctx: RoundContext | None = None
         try:
             spec = self.spec_of(self.store.config(rid))
             ctx = RoundContext(
@@ -226,16 +245,16 @@ class RoundController:
                 lambda: self._cancel_requested(rid, row["operation"]),
                 self.settings.default_judge,
                 self.settings.judge_options,
-                self.settings.use_ray_trainer,
-                self.settings.trainer_cpus,
+                self.settings.workers,
                 self.settings.save_steps,
+                self.settings.dataset_modules,
             )
             done = set(self.store.done_phases(rid))
             for phase, fn in ORDER:
                 if phase in done:
                     continue
                 ctx.check_cancel()
-                await self._run_phase(ctx, phase, fn)
+                await self._run_phase_retrying(ctx, phase, fn)
             reason = self.store.row(rid)["reason"]
             await self._end(rid, SUCCEEDED, reason, phase)
         except asyncio.CancelledError:
@@ -247,6 +266,26 @@ class RoundController:
         except Exception as exc:
             log.exception("round %s failed in %s", rid, phase_name(phase))
             await self._end(rid, FAILED, f"{phase_name(phase)}: {type(exc).__name__}: {exc}", phase)
+        finally:
+            if ctx is not None:
+                ctx.close()
+
+    async def _run_phase_retrying(self, ctx: RoundContext, phase: int, fn: PhaseFn) -> None:
+        """Run the phase; when a worker is lost (its node died, its process crashed) run it again, from its
+        last checkpoint for TRAIN, until the phase's attempts are spent (then the round ends FAILED)."""
+        while True:
+            try:
+                await self._run_phase(ctx, phase, fn)
+                return
+            except lost_worker_errors() as exc:
+                ctx.close()  # actors on the lost node are gone; the next attempt starts new ones
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                self.store.record(
+                    ctx.rid, "LOG", phase,
+                    f"lost a worker during {phase_name(phase)} ({type(exc).__name__}: {first_line[:200]}); "
+                    "trying the phase again",
+                )
+                await asyncio.sleep(self.settings.retry_pause_s)
 
     async def _run_phase(self, ctx: RoundContext, phase: int, fn: PhaseFn) -> None:
         name = phase_name(phase)

@@ -78,7 +78,7 @@ def as_dict(evaluation: alignment_pb2.Evaluation) -> dict[str, Any]:
 
 async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.eval_prompts)
-    backend = ctx.judge_for(dataset)
+    backend = await ctx.judge_for(dataset)
     use_facts = dataset is None or dataset.judge is None
     policy = Path(ctx.store.phase_summary(ctx.rid, P.SAMPLE)["policy"])
     candidate = final_dir(ctx)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from maskdpo.server.convert import judge_identity
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Judgment
+from maskdpo.server.placement import PlacementTimeout
 from maskdpo.server.rounds.config import PromptItem
 from maskdpo.server.rounds.context import (
     PhaseFailed,
@@ -62,6 +63,7 @@ async def sample(ctx: RoundContext, work: Path) -> PhaseOutput:
     s, k = ctx.spec.sampling, ctx.spec.samples_per_prompt
     rows: list[dict[str, Any]] = []
     if served:
+        ctx.log(f"sampling on the engine at node {await ctx.generator.node_id()}")
         for start in range(0, len(items), CONCURRENCY):
             ctx.check_cancel()
             chunk = items[start : start + CONCURRENCY]
@@ -167,7 +169,7 @@ async def judge_texts(
 
 async def judge(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.prompts)
-    backend = ctx.judge_for(dataset)
+    backend = await ctx.judge_for(dataset)
     use_facts = dataset is None or dataset.judge is None
     rows = read_jsonl(ctx.phase_dir("SAMPLE") / "samples.jsonl")
     judged = await judge_texts(
@@ -259,9 +261,7 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
                 ctx.rid, "LOG", P.TRAIN, f"training resumed from checkpoint step {event['step']}"
             )
 
-    summary = await run_trainer(
-        options, ctx.cancel_requested, on_event, ctx.use_ray_trainer, ctx.trainer_cpus
-    )
+    summary = await _train_beside_generator(ctx, options, on_event)
     if summary.get("cancelled"):
         raise RoundCancelled(f"cancelled during TRAIN at step {summary.get('steps')}")
     if not summary.get("final_dir"):
@@ -274,6 +274,24 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         {"final": "final", "metrics": "metrics.jsonl"},
         {"checkpoint": f"models/{ctx.spec.model_id}/checkpoints/{ctx.rid}"},
     )
+
+
+async def _train_beside_generator(
+    ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Train; with ``alternate_gpu`` the engine sleeps meanwhile and wakes up however training ends."""
+    asleep = ctx.workers.alternate_gpu and await ctx.generator.sleep()
+    if asleep:
+        ctx.log("the engine sleeps while the trainer uses its GPU")
+    try:
+        return await run_trainer(options, ctx.cancel_requested, on_event, ctx.workers,
+                                 lambda node: ctx.log(f"trainer runs on node {node}"))
+    except PlacementTimeout as exc:
+        raise PhaseFailed(str(exc)) from None
+    finally:
+        if asleep:
+            await ctx.generator.wake_up()
+            ctx.log("the engine is awake again")
 
 
 def final_dir(ctx: RoundContext) -> Path:

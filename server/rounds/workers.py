@@ -3,9 +3,10 @@
 - :class:`RayGenerator` wraps a GeneratorActor handle (``generate``, ``current_version``, ``deploy``);
   :class:`LocalGenerator` serves a folder with transformers in this process (tests, single-process use;
   its ``deploy`` loads the checkpoint and bumps the version, without the engine's probe verification).
-- :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``use_ray=True``) or in a
-  thread of this process, forwarding its numbered progress events and stopping it when ``should_cancel``
-  turns true (the trainer checks after every optimizer step).
+- :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``workers.on_ray``, placed
+  by ``workers.trainer``) or in a thread of this process, forwarding its numbered progress events and
+  stopping it when ``should_cancel`` turns true (the trainer checks after every optimizer step).
+- :class:`Workers` says where a round's work runs (the controller gets it from the server's settings).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,10 +26,25 @@ from maskdpo.server.generation.types import (
     SamplingOptions,
     WeightVersion,
 )
+from maskdpo.server.placement import Placement, wait_placed
 from maskdpo.server.rounds import local_model
 from maskdpo.trainer.run import TrainOptions
 
 POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Where a round's work runs."""
+
+    on_ray: bool = False
+    """Train on a Trainer actor (else in a thread of the controller)."""
+    trainer: Placement = field(default_factory=Placement)
+    judge: Placement | None = None
+    """None = judge inside the controller; else on a round-judge actor placed like this."""
+    alternate_gpu: bool = False
+    """The engine sleeps during TRAIN, leaving its GPU to the trainer (``gpu_sharing = "alternate"``)."""
+    placement_timeout_s: float = 600.0
 
 
 class Generator(Protocol):
@@ -36,6 +53,12 @@ class Generator(Protocol):
     async def current_version(self) -> WeightVersion: ...
 
     async def deploy(self, checkpoint: str) -> DeployReport: ...
+
+    async def sleep(self) -> bool: ...
+
+    async def wake_up(self) -> None: ...
+
+    async def node_id(self) -> str: ...
 
 
 class RayGenerator:
@@ -55,6 +78,17 @@ class RayGenerator:
     async def deploy(self, checkpoint: str) -> DeployReport:
         report: DeployReport = await self.handle.deploy.remote(checkpoint)
         return report
+
+    async def sleep(self) -> bool:
+        asleep: bool = await self.handle.sleep.remote()
+        return asleep
+
+    async def wake_up(self) -> None:
+        await self.handle.wake_up.remote()
+
+    async def node_id(self) -> str:
+        node: str = await self.handle.node_id.remote()
+        return node
 
 
 class LocalGenerator:
@@ -85,6 +119,15 @@ class LocalGenerator:
     async def current_version(self) -> WeightVersion:
         return self.version
 
+    async def sleep(self) -> bool:
+        return False
+
+    async def wake_up(self) -> None:
+        return None
+
+    async def node_id(self) -> str:
+        return "this process"
+
     async def deploy(self, checkpoint: str) -> DeployReport:
         await asyncio.to_thread(local_model.load, Path(checkpoint))
         self.version = WeightVersion(self.version.version + 1, Path(checkpoint))
@@ -96,12 +139,15 @@ async def run_trainer(
     options: TrainOptions,
     should_cancel: Callable[[], bool],
     on_event: Callable[[dict[str, Any]], None],
-    use_ray: bool = False,
-    num_cpus: float = 1,
+    workers: Workers | None = None,
+    on_placed: Callable[[str], None] = lambda node: None,
 ) -> dict[str, Any]:
-    """Run training to the end or until cancelled; returns the trainer's summary dict."""
-    if use_ray:
-        return await _run_on_actor(options, should_cancel, on_event, num_cpus)
+    """Run training to the end or until cancelled; returns the trainer's summary dict.
+
+    On Ray, ``on_placed`` hears the node the Trainer actor landed on; :class:`PlacementTimeout` when no node
+    takes it in time."""
+    if workers is not None and workers.on_ray:
+        return await _run_on_actor(options, should_cancel, on_event, workers, on_placed)
     from dataclasses import asdict
 
     from maskdpo.trainer.run import run_training
@@ -136,14 +182,17 @@ async def _run_on_actor(
     options: TrainOptions,
     should_cancel: Callable[[], bool],
     on_event: Callable[[dict[str, Any]], None],
-    num_cpus: float,
+    workers: Workers,
+    on_placed: Callable[[str], None],
 ) -> dict[str, Any]:
     import ray
 
     from maskdpo.server.actors.trainer_actor import create_trainer_actor
 
-    actor = create_trainer_actor(options, num_cpus=num_cpus)
+    actor = create_trainer_actor(options, workers.trainer)
     try:
+        await wait_placed(actor, workers.placement_timeout_s, "trainer", workers.trainer.describe())
+        on_placed(await actor.node_id.remote())
         running = actor.train.remote()
         seen, cancelled = 0, False
         while True:

@@ -19,6 +19,7 @@ from typing import Any
 from google.longrunning import operations_proto_pb2
 
 from maskdpo.server.errors import InvalidArgument
+from maskdpo.server.placement import GpuSharing
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.actor import raise_remote
 from maskdpo.server.rounds.config import validate_config
@@ -148,6 +149,7 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
     from maskdpo.server.rounds.config import Promotion
     from maskdpo.server.rounds.controller import ControllerSettings
     from maskdpo.server.rounds.settings import RoundSettings
+    from maskdpo.server.rounds.workers import Workers
 
     rs = RoundSettings()
     if not rs.enabled:
@@ -161,8 +163,13 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
             default_judge=settings.default_judge,
             judge_options=options,
             promotion=Promotion(rs.promotion_metric, rs.min_improvement, rs.max_correct_drop),
-            use_ray_trainer=rs.trainer_on_ray,
-            trainer_cpus=rs.trainer_cpus,
+            workers=Workers(
+                on_ray=rs.trainer_on_ray,
+                trainer=settings.trainer_placement(rs.trainer_cpus),
+                judge=settings.judge_placement if settings.judge_resources else None,
+                alternate_gpu=settings.gpu_sharing is GpuSharing.ALTERNATE,
+                placement_timeout_s=settings.placement_timeout_s,
+            ),
             save_steps=rs.save_steps,
             max_attempts=rs.max_attempts,
             dataset_modules=tuple(rs.dataset_modules),

@@ -52,7 +52,7 @@ def actor(models: dict[str, Path]) -> Iterator[Any]:
     settings = EngineSettings(
         model=models["base"], served_name="tiny", max_num_seqs=8, max_queued_requests=QUEUE_LIMIT
     )
-    handle = create_generator_actor(settings, num_cpus=1)
+    handle = create_generator_actor(settings)
     try:
         ray.get(handle.ready.remote(), timeout=300)
         yield handle

@@ -1,0 +1,86 @@
+"""Placement: the Ray options each role declares, the settings that set them, and the bounded wait for an
+actor no node can take."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+import ray
+from pydantic import ValidationError
+
+from maskdpo.server import placement
+from maskdpo.server.placement import GIB, GpuSharing, Placement, PlacementTimeout, wait_placed
+from maskdpo.server.settings import ServerSettings, load_settings
+
+
+@pytest.mark.parametrize("cluster_gpus, expected", [(0.0, 0.0), (8.0, 2.0)])
+def test_unset_gpus_follow_the_cluster(monkeypatch: pytest.MonkeyPatch, cluster_gpus: float,
+                                       expected: float) -> None:
+    monkeypatch.setattr(placement, "cluster_gpus", lambda: cluster_gpus)
+    assert Placement(num_cpus=2).ray_options(auto_gpus=2) == {"num_cpus": 2, "num_gpus": expected}
+
+
+def test_explicit_placement_becomes_ray_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(placement, "cluster_gpus", lambda: 4.0)
+    options = Placement(1, 0.5, 3.0, {"maskdpo-trainer": 1}).ray_options()
+    assert options == {"num_cpus": 1, "num_gpus": 0.5, "memory": 3 * GIB, "resources": {"maskdpo-trainer": 1}}
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASKDPO_TRAINER_RESOURCES", '{"maskdpo-trainer": 1}')
+    monkeypatch.setenv("MASKDPO_JUDGE_RESOURCES", '{"maskdpo-judge": 0.25}')
+    monkeypatch.setenv("MASKDPO_GENERATOR_MEMORY_GIB", "24")
+    s = load_settings()
+    assert s.trainer_placement(2).resources == {"maskdpo-trainer": 1} and s.trainer_placement(2).num_cpus == 2
+    assert s.judge_placement == Placement(1.0, 0.0, None, {"maskdpo-judge": 0.25})
+    assert s.generator_placement.memory_gib == 24 and s.generator_placement.num_gpus is None
+
+
+def test_alternate_sharing_puts_generator_and_trainer_on_half_a_gpu_each() -> None:
+    s = ServerSettings(gpu_sharing=GpuSharing.ALTERNATE)
+    assert s.generator_placement.num_gpus == 0.5 and s.trainer_placement(1).num_gpus == 0.5
+    explicit = ServerSettings(gpu_sharing="alternate", trainer_num_gpus=1)
+    assert explicit.trainer_placement(1).num_gpus == 1
+    assert ServerSettings().generator_placement.num_gpus is None
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"trainer_resources": {"GPU": 1}}, "not a custom resource"),
+    ({"judge_resources": {"maskdpo-judge": 0}}, "must be positive"),
+    ({"gpu_sharing": "alternate", "generator_tensor_parallel_size": 2}, "must be 1"),
+    ({"gpu_sharing": "sometimes"}, "gpu_sharing"),
+])
+def test_bad_placement_settings_are_refused(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServerSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@ray.remote
+class _Idle:
+    def ping(self) -> str:
+        return placement.node_id()
+
+
+def test_an_actor_no_node_can_take_times_out_and_names_what_it_asked_for(local_ray: None) -> None:
+    wanted = Placement(0.1, 0.0, None, {"maskdpo-nowhere": 1})
+    actor = _Idle.options(**wanted.ray_options()).remote()  # type: ignore[attr-defined]
+    start = time.monotonic()
+    with pytest.raises(PlacementTimeout, match="maskdpo-nowhere"):
+        asyncio.run(wait_placed(actor, 2.0, "trainer", wanted.describe()))
+    assert 1.9 < time.monotonic() - start < 20
+
+
+def test_an_actor_that_fits_is_placed_on_this_node(local_ray: None) -> None:
+    actor = _Idle.options(**Placement(0.1, 0.0).ray_options()).remote()  # type: ignore[attr-defined]
+    asyncio.run(wait_placed(actor, 60.0, "judge", "num_cpus=0.1"))
+    assert ray.get(actor.ping.remote()) == ray.get_runtime_context().get_node_id()
