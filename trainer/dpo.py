@@ -4,12 +4,14 @@ TRL sums per-token log-probs over ``completion_mask`` for the policy, the refere
 reference alike, so Mask-DPO needs no loss code: the dataset carries ``chosen_sentences`` /
 ``rejected_sentences`` (``[{start, end, label}]`` over the response text), ``_prepare_dataset`` turns them
 into ``chosen_token_mask`` / ``rejected_token_mask`` aligned with TRL's own ``chosen_ids`` /
-``rejected_ids`` (by offsets of the joint encoding, verified id for id), and the collator multiplies
-``completion_mask`` by them. With ``MaskConfig(rule="all")`` every mask is all ones: vanilla DPO, exactly.
+``rejected_ids`` (by offsets of the joint encoding, verified id for id), plus byte rows aligned with
+prompt+completion that the collator (:mod:`maskdpo.trainer.collator`) multiplies ``completion_mask`` by.
+With ``MaskConfig(rule="all")`` every mask is all ones: vanilla DPO, exactly.
 
 Also here: configuration checks (options that break under sparse masks are rejected), per-step kept-token
-fractions in the logged metrics, a per-pair mask report (truncation into kept spans, empty sides), and
-atomic checkpoints carrying ``training_info.json``.
+fractions in the logged metrics (counted on the host, materialised only when the trainer logs), a per-pair
+mask report (truncation into kept spans, empty sides), and atomic checkpoints carrying
+``training_info.json``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from trl.trainer.dpo_config import DPOConfig
-from trl.trainer.dpo_trainer import DataCollatorForPreference, DPOTrainer
+from trl.trainer.dpo_trainer import DPOTrainer
 
 from maskdpo.trainer.checkpoint import (
     data_fingerprint,
@@ -31,7 +32,14 @@ from maskdpo.trainer.checkpoint import (
     staging_dir_for,
     write_training_info,
 )
+from maskdpo.trainer.collator import (
+    MASK_ROW_COLUMNS,
+    TOKEN_COUNTS_KEY,
+    DataCollatorForMaskedPreference,
+    mask_row,
+)
 from maskdpo.trainer.joint import completion_mask
+from maskdpo.trainer.mask_metrics import KeptTokenMetrics
 from maskdpo.trainer.pairs import sentences_from_rows
 from maskdpo.trainer.token_masks import MaskConfig, Role
 
@@ -39,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 SENTENCE_COLUMNS = {Role.CHOSEN: "chosen_sentences", Role.REJECTED: "rejected_sentences"}
 MASK_COLUMNS = {Role.CHOSEN: "chosen_token_mask", Role.REJECTED: "rejected_token_mask"}
-COMPLETION_TOKENS_KEY = "maskdpo_completion_tokens"
-"""Batch key with each row's completion length before masking; removed before the model sees the batch."""
 NORMALISED_LOSSES = {"ipo", "sigmoid_norm", "sft"}
 
 
@@ -60,39 +66,6 @@ def validate_config(args: DPOConfig, mask: MaskConfig) -> None:
         logger.warning(
             "loss types %s normalise by the number of KEPT tokens under Mask-DPO masks", sorted(normalised)
         )
-
-
-@dataclass
-class DataCollatorForMaskedPreference(DataCollatorForPreference):
-    """TRL's preference collator, with each row's completion mask multiplied by its sentence token mask."""
-
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        out = super().torch_call(examples)
-        if MASK_COLUMNS[Role.CHOSEN] not in examples[0]:
-            return out
-        rows = []
-        for role in (Role.CHOSEN, Role.REJECTED):
-            for ex in examples:
-                mask, ids = ex[MASK_COLUMNS[role]], ex[f"{role.value}_ids"]
-                if len(mask) != len(ids):
-                    raise ValueError(
-                        f"{MASK_COLUMNS[role]} has {len(mask)} entries for {len(ids)} {role.value} ids"
-                    )
-                rows.append([0] * len(ex["prompt_ids"]) + list(mask))
-        if self.max_length is not None:
-            keep = (
-                slice(None, self.max_length)
-                if self.truncation_mode == "keep_start"
-                else slice(-self.max_length, None)
-            )
-            rows = [row[keep] for row in rows]
-        completion = out["completion_mask"]
-        width = completion.shape[1]
-        padded = [row + [0] * (width - len(row)) for row in rows]
-        sentence_mask = torch.tensor(padded, dtype=completion.dtype)
-        out[COMPLETION_TOKENS_KEY] = completion.sum(dim=1)
-        out["completion_mask"] = completion * sentence_mask
-        return out
 
 
 @dataclass
@@ -141,6 +114,7 @@ class MaskDPOTrainer(DPOTrainer):
         self.mask_config = mask_config or MaskConfig()
         validate_config(args, self.mask_config)
         self.mask_report = MaskReport()
+        self.kept_token_metrics = KeptTokenMetrics()
         self.run_info = dict(run_info or {})
         self.data_fingerprint = data_fingerprint(train_dataset)
         self._staging_dir: Path | None = None
@@ -164,14 +138,26 @@ class MaskDPOTrainer(DPOTrainer):
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()  # type: ignore[no-untyped-call]
         assert self._signature_columns is not None
-        self._signature_columns = [*self._signature_columns, *MASK_COLUMNS.values()]
+        self._signature_columns = [*self._signature_columns, *MASK_ROW_COLUMNS.values()]
 
     def _prepare_dataset(
         self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str
     ) -> Any:
         prepared = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        if MASK_COLUMNS[Role.CHOSEN] in prepared.column_names:
+        if MASK_ROW_COLUMNS[Role.CHOSEN] in prepared.column_names:
             return prepared
+        if MASK_COLUMNS[Role.CHOSEN] not in prepared.column_names:
+            prepared = self._add_token_masks(prepared, processing_class, args, dataset_name)
+        return prepared.map(
+            _mask_rows_for_example,
+            fn_kwargs={"name": dataset_name},
+            with_indices=True,
+            desc=f"Mask rows for {dataset_name}",
+        )
+
+    def _add_token_masks(
+        self, prepared: Any, processing_class: Any, args: DPOConfig, dataset_name: str
+    ) -> Any:
         if self.mask_config.is_vanilla:
             return prepared.map(
                 lambda ex: {MASK_COLUMNS[r]: [1] * len(ex[f"{r.value}_ids"]) for r in MASK_COLUMNS},
@@ -246,21 +232,24 @@ class MaskDPOTrainer(DPOTrainer):
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         inputs = dict(inputs)
-        totals = inputs.pop(COMPLETION_TOKENS_KEY, None)
-        if totals is not None:
+        token_counts = inputs.pop(TOKEN_COUNTS_KEY, None)
+        if token_counts is not None:
             mode = "train" if self.model is not None and self.model.training else "eval"
-            kept = inputs["completion_mask"].sum(dim=1)
-            for role, k, t in zip(("chosen", "rejected"), kept.chunk(2), totals.chunk(2), strict=True):
-                frac = (k.sum() / t.sum().clamp(min=1)).item()
-                self._metrics[mode][f"mask/kept_fraction_{role}"].append(frac)
+            self.kept_token_metrics.record(mode, token_counts)
         return super().compute_loss(  # type: ignore[no-untyped-call]
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
 
     def compute_ref_log_probs(self, model: Any, inputs: Any) -> Any:
         return super().compute_ref_log_probs(  # type: ignore[no-untyped-call]
-            model, {k: v for k, v in inputs.items() if k != COMPLETION_TOKENS_KEY}
+            model, {k: v for k, v in inputs.items() if k != TOKEN_COUNTS_KEY}
         )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model is not None and self.model.training else "eval"
+        for name, values in self.kept_token_metrics.drain(mode).items():
+            self._metrics[mode][name].extend(values)
+        super().log(logs, start_time)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def training_info(self) -> dict[str, Any]:
@@ -308,3 +297,16 @@ class MaskDPOTrainer(DPOTrainer):
         self.save_model(str(staging))
         write_training_info(staging, self.training_info())
         return publish(staging, final)
+
+
+def _mask_rows_for_example(ex: dict[str, Any], idx: int, name: str) -> dict[str, bytes]:
+    """The collator's byte rows for one prepared example (see :mod:`maskdpo.trainer.collator`)."""
+    rows = {}
+    for role in (Role.CHOSEN, Role.REJECTED):
+        try:
+            rows[MASK_ROW_COLUMNS[role]] = mask_row(
+                len(ex["prompt_ids"]), ex[MASK_COLUMNS[role]], len(ex[f"{role.value}_ids"])
+            )
+        except ValueError as exc:
+            raise ValueError(f"{name} record {idx} ({role.value}), {MASK_COLUMNS[role]}: {exc}") from exc
+    return rows

@@ -10,7 +10,8 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from maskdpo.trainer.dpo import COMPLETION_TOKENS_KEY, MaskDPOTrainer, validate_config
+from maskdpo.trainer.collator import TOKEN_COUNTS_KEY
+from maskdpo.trainer.dpo import MaskDPOTrainer, validate_config
 from maskdpo.trainer.sentences import split_sentences
 from maskdpo.trainer.token_masks import MaskConfig, MaskRule
 
@@ -104,12 +105,13 @@ def test_gradient_is_exactly_zero_at_neutral_positions(
         handle.remove()
     grad = captured["h"].grad  # (2B, L, H); position t predicts token t+1
     kept = batch["completion_mask"][:, 1:].bool()
-    completion_len = batch[COMPLETION_TOKENS_KEY]
+    completion_len, kept_len = batch[TOKEN_COUNTS_KEY].unbind(dim=1)
     per_position = grad[:, :-1].abs().sum(dim=-1)
     assert (per_position[~kept] == 0).all()  # prompt, padding, neutral sentences: exactly zero
     assert (per_position[kept] > 0).all()
     # there really are neutral completion positions (masked out but inside the completion)
     assert (kept.sum(dim=1) < completion_len).all()
+    assert torch.equal(kept_len, batch["completion_mask"].sum(dim=1))
 
 
 def test_config_rejects_options_that_break_under_masks(tmp_path: Path) -> None:
@@ -131,6 +133,23 @@ def test_missing_sentences_and_misaligned_records_are_named(
         )
     rows[1]["rejected_sentences"][0]["end"] = 10_000
     with pytest.raises(ValueError, match=r"train record 1 \(rejected\).*runs past"):
+        MaskDPOTrainer(
+            str(tiny_model_dir),
+            args=_args(tmp_path),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tiny_tokenizer,
+        )
+
+
+def test_supplied_token_masks_are_checked_against_the_ids(
+    tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    rows = _rows(["ok", "nofact", "ok"], ["contradictory", "ok", "unverifiable"], n=2)
+    for row in rows:
+        row["chosen_token_mask"], row["rejected_token_mask"] = [1], [1]  # far shorter than the completions
+    with pytest.raises(
+        ValueError, match=r"train record 0 \(chosen\), chosen_token_mask: token mask has 1 entr"
+    ):
         MaskDPOTrainer(
             str(tiny_model_dir),
             args=_args(tmp_path),
@@ -173,3 +192,33 @@ def test_precomputed_reference_uses_the_masks(
             vanilla.train_dataset["ref_chosen_logps"], pre.train_dataset["ref_chosen_logps"], strict=True
         )
     )
+
+
+def test_kept_fractions_are_logged_per_step_when_the_trainer_logs(
+    tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    rows = _rows(["ok", "nofact", "contradictory"], ["contradictory", "ok", "unverifiable"])
+    trainer = MaskDPOTrainer(
+        str(tiny_model_dir),
+        args=_args(tmp_path),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer,
+    )
+    trainer.model.train()
+    data = trainer.train_dataset
+    expected: dict[str, list[float]] = {"chosen": [], "rejected": []}
+    for n in (4, 2):  # two steps of different sizes
+        _loss_and_grads(trainer, n)
+        for role in expected:
+            kept = sum(sum(m) for m in data[f"{role}_token_mask"][:n])
+            total = sum(len(ids) for ids in data[f"{role}_ids"][:n])
+            expected[role].append(kept / total)
+    assert not any(k.startswith("mask/") for k in trainer._metrics["train"])  # nothing read during the steps
+    trainer.log({"loss": 0.0})
+    logged = trainer.state.log_history[-1]
+    assert expected["chosen"][0] != expected["chosen"][1]  # the two steps really differ
+    for role, fractions in expected.items():
+        assert all(0 < f < 1 for f in fractions)
+        assert logged[f"mask/kept_fraction_{role}"] == pytest.approx(sum(fractions) / 2, abs=1e-12)
+    trainer.log({"loss": 0.0})
+    assert "mask/kept_fraction_chosen" not in trainer.state.log_history[-1]  # drained at the first log
