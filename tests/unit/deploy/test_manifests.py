@@ -8,13 +8,13 @@ a setting the server does not have fails here rather than on a cluster.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,9 +45,6 @@ LAUNCHER = DEPLOY / "ray-cluster" / "cluster.yaml"
 SECRETS = KUBERAY / "secrets.example.yaml"
 RESOURCE_OF = {"generator": "maskdpo-generator", "trainer": "maskdpo-trainer", "judge": "maskdpo-judge"}
 GPU_ROLES = ("generator", "trainer")
-# Placement settings another change adds to ServerSettings; accepted by name until they exist.
-PENDING_SETTINGS = {f"MASKDPO_{n}" for n in ("GENERATOR_RESOURCES", "TRAINER_RESOURCES", "JUDGE_RESOURCES",
-                                            "GENERATOR_NUM_GPUS", "TRAINER_NUM_GPUS", "GPU_SHARING")}
 # Variables the server reads itself, outside the settings classes.
 DIRECT_VARIABLES = {"MASKDPO_METRICS_PORT": "server/metrics_export.py", "MASKDPO_MODELS_DIR": "server/models_builtin.py"}
 
@@ -146,13 +143,12 @@ def test_setting_names_are_real() -> None:
     or one the server reads itself."""
     fields = {f"MASKDPO_{n.upper()}" for n in ServerSettings.model_fields}
     fields |= {f"MASKDPO_ROUNDS_{n.upper()}" for n in RoundSettings.model_fields}
-    pending = PENDING_SETTINGS - fields
     texts = [p for p in DEPLOY.rglob("*") if p.is_file()] + [ROOT / "docs" / "deploy.md"]
     named = {name for path in texts for name in SETTING_NAME.findall(path.read_text())}
     assert named, "no setting named anywhere"
     for name, source in DIRECT_VARIABLES.items():
         assert f'os.environ.get("{name}"' in (ROOT / source).read_text(), f"{source} no longer reads {name}"
-    unknown = named - fields - pending - set(DIRECT_VARIABLES)
+    unknown = named - fields - set(DIRECT_VARIABLES)
     assert unknown == set(), f"not settings of the server: {sorted(unknown)}"
 
 
@@ -229,25 +225,35 @@ def test_every_worker_group_offers_a_maskdpo_resource(cluster: Doc) -> None:
     assert custom_resources(cluster["spec"]["headGroupSpec"]["rayStartParams"]) == {}
 
 
-def test_placement_settings_match_the_groups(cluster: Doc, head: Doc) -> None:
-    env = literal_env(head)
+def placements(settings: ServerSettings) -> dict[str, dict[str, Any]]:
+    """The Ray options the server gives each role's actors (GPUs must be set, so no cluster is asked)."""
+    return {"generator": settings.generator_placement.ray_options(),
+            "trainer": settings.trainer_placement(1.0).ray_options(),
+            "judge": settings.judge_placement.ray_options()}
+
+
+def test_placement_settings_match_the_groups(
+    cluster: Doc, head: Doc, secrets: dict[str, Doc], serve_settings: ServeSettings
+) -> None:
+    """Each role's actor asks for a resource one worker group offers, and for no more GPUs than its pods
+    have; the GPU groups tolerate GPU taints, the judge group has no GPU."""
+    env = literal_env(head) | {"MASKDPO_TOKENS": example_tokens(secrets, head)}
+    settings = serve_settings(env, serve_argv(head_script(head)))
+    assert settings.gpu_sharing == "separate"
     groups = {resource: group for group in cluster["spec"]["workerGroupSpecs"]
               for resource in custom_resources(group["rayStartParams"])}
-    for role, resource in RESOURCE_OF.items():
-        wanted = json.loads(env[f"MASKDPO_{role.upper()}_RESOURCES"])
-        assert set(wanted) == {resource}
-        offered = custom_resources(groups[resource]["rayStartParams"])[resource]
-        assert 0 < wanted[resource] <= offered, role
-        limits = ray_container(groups[resource]["template"]["spec"])["resources"]["limits"]
-        gpus = int(limits.get("nvidia.com/gpu", 0))
+    for role, options in placements(settings).items():
+        resource = RESOURCE_OF[role]
+        assert set(options["resources"]) == {resource}, role
+        assert 0 < options["resources"][resource] <= custom_resources(groups[resource]["rayStartParams"])[resource]
+        pod = groups[resource]["template"]["spec"]
+        gpus = int(ray_container(pod)["resources"]["limits"].get("nvidia.com/gpu", 0))
         if role in GPU_ROLES:
-            needed = int(env[f"MASKDPO_{role.upper()}_NUM_GPUS"])
-            assert gpus >= needed >= 1, f"{role}: {gpus} GPUs for an actor that takes {needed}"
-            assert groups[resource]["template"]["spec"]["tolerations"], role
+            assert gpus >= options["num_gpus"] >= 1, f"{role}: {gpus} GPUs for an actor that takes {options}"
+            assert pod["tolerations"], role
         else:
-            assert gpus == 0, "judges run on CPU pods"
-    assert int(env["MASKDPO_GENERATOR_NUM_GPUS"]) == int(env["MASKDPO_GENERATOR_TENSOR_PARALLEL_SIZE"])
-    assert env["MASKDPO_GPU_SHARING"] in ("separate", "alternate")
+            assert gpus == 0 and options["num_gpus"] == 0, "judges run on CPU pods"
+    assert placements(settings)["generator"]["num_gpus"] == settings.generator_tensor_parallel_size
 
 
 # --- the TLS overlay -------------------------------------------------------------------------------------
@@ -307,9 +313,10 @@ def test_launcher_head_serves_with_valid_settings(launcher: Doc, serve_settings:
     mount_points = re.findall(r"\S+:/\S* (/\S+?)\)", mount)
     assert mount_points == [str(settings.data_dir)], "the shared file system must hold the data folder"
     offered = {r: n for spec in launcher["available_node_types"].values() for r, n in spec["resources"].items()}
-    for role, resource in RESOURCE_OF.items():
-        wanted = json.loads(env[f"MASKDPO_{role.upper()}_RESOURCES"])
-        assert 0 < wanted[resource] <= offered[resource], role
+    for role, options in placements(settings).items():
+        resource = RESOURCE_OF[role]
+        assert set(options["resources"]) == {resource}, role
+        assert 0 < options["resources"][resource] <= offered[resource], role
 
 
 def test_launcher_installs_the_gpu_engine_at_the_pinned_versions(launcher: Doc) -> None:
