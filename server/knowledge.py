@@ -1,9 +1,12 @@
 """Registered knowledge sources: named sets of reference passages and/or structured facts.
 
 Stored as files under ``<data_dir>/knowledge/<id>/`` (``meta.json``, ``passages.jsonl``, ``facts.jsonl``),
-written to a temporary folder and renamed into place, so a crash never leaves half a source. A request
-names a source by ``knowledgeSources/<id>``; :meth:`KnowledgeStore.resolve` picks what concerns the
-request's topic (passages titled with it, facts about it) and falls back to the whole source.
+written to a temporary folder, flushed to disk (files, then the folder) and renamed into place, and the
+rename itself is flushed before the call returns: a crash or a power cut never leaves half a source, and a
+source whose creation was acknowledged survives one. Leftover temporary folders (names starting with a dot)
+are never listed or resolved. A request names a source by ``knowledgeSources/<id>``;
+:meth:`KnowledgeStore.resolve` picks what concerns the request's topic (passages titled with it, facts
+about it) and falls back to the whole source.
 """
 
 from __future__ import annotations
@@ -46,6 +49,15 @@ class _Loaded:
     facts_by_subject: dict[str, tuple[Fact, ...]]
 
 
+def _flush(path: Path) -> None:
+    """fsync a file's contents or a folder's entries (the names in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def parse_name(name: str, field: str = "name") -> str:
     """``knowledgeSources/<id>`` -> ``<id>``; InvalidArgument naming ``field`` otherwise."""
     if not name.startswith(PREFIX) or not _ID.match(name[len(PREFIX) :]):
@@ -79,7 +91,10 @@ class KnowledgeStore:
                 fh.writelines(json.dumps({"title": p.title, "text": p.text}) + "\n" for p in passages)
             with open(tmp / "facts.jsonl", "w") as fh:
                 fh.writelines(json.dumps(asdict(f)) + "\n" for f in facts)
+            for written in (tmp / "meta.json", tmp / "passages.jsonl", tmp / "facts.jsonl", tmp):
+                _flush(written)
             os.rename(tmp, final)
+            _flush(self.root)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if final.exists():
@@ -101,6 +116,7 @@ class KnowledgeStore:
         self.get(source_id)
         trash = self.root / f".deleted-{source_id}-{time.time_ns()}"
         os.rename(self.root / source_id, trash)
+        _flush(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         with self._lock:
             self._cache.pop(source_id, None)
