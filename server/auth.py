@@ -1,6 +1,7 @@
 """Bearer-token authentication with two roles, as a grpc.aio server interceptor.
 
-Clients send ``authorization: Bearer <token>``. Tokens map to roles in the settings. Readers may score,
+Clients send one ``authorization: Bearer <token>`` header (a call with two is refused: which one a proxy
+or the server would read is ambiguous). Tokens map to roles in the settings. Readers may score,
 generate and read; operators may also start rounds, deploy checkpoints, cancel operations and manage
 knowledge sources. Health checks and reflection need no token (probes must work). Token comparison is
 constant-time. With no tokens configured, auth is off.
@@ -112,8 +113,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        metadata = {k: v for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)}
+        pairs = [(k, v) for k, v in (handler_call_details.invocation_metadata or ()) if isinstance(v, str)]
+        metadata = dict(pairs)
         try:
+            repeated = sum(k == "authorization" for k, _ in pairs) > 1
+            if repeated and required_role(handler_call_details.method) is not None:
+                raise Unauthenticated("more than one authorization header: send exactly one")
             authorize(self._table, handler_call_details.method, metadata)
         except ServiceError as error:
             return _rejecting_handler(handler, error)
