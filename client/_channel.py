@@ -52,7 +52,11 @@ def channel_options() -> list[tuple[str, Any]]:
 
 def credentials(tls: bool, root_ca: Path | None, client_cert: Path | None,
                 client_key: Path | None) -> grpc.ChannelCredentials | None:
-    """TLS credentials, or None for a plain-text channel."""
+    """TLS credentials, or None for a plain-text channel. ``root_ca`` (PEM) replaces the system's trusted
+    CAs; ``client_cert`` and ``client_key`` (PEM, both or neither) are presented for mutual TLS. Giving any
+    of the three implies TLS."""
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together (mutual TLS needs both)")
     if not tls and root_ca is None and client_cert is None:
         return None
     return grpc.ssl_channel_credentials(

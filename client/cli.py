@@ -11,7 +11,9 @@
     maskdpo serve ...                            # needs the 'server' extra
     maskdpo train ...                            # needs the 'server' extra
 
-Connection: ``--target host:port`` (or MASKDPO_TARGET), ``--token`` (or MASKDPO_TOKEN), ``--tls``.
+Connection: ``--target host:port`` (or MASKDPO_TARGET), ``--token`` (or MASKDPO_TOKEN), ``--tls``;
+``--root-ca ca.pem`` trusts a private CA (implies TLS); ``--client-cert`` and ``--client-key`` present a
+client certificate to a server that requires one (mutual TLS).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=os.environ.get("MASKDPO_TARGET", DEFAULT_TARGET))
     parser.add_argument("--token", default=os.environ.get("MASKDPO_TOKEN"))
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
-    parser.add_argument("--root-ca", type=Path, help="CA certificate to trust (PEM)")
+    parser.add_argument("--root-ca", type=Path, help="CA certificate to trust (PEM); implies --tls")
+    parser.add_argument("--client-cert", type=Path, help="client certificate chain for mutual TLS (PEM)")
+    parser.add_argument("--client-key", type=Path, help="private key of --client-cert (PEM)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
 
 
@@ -191,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         with Client(args.target, token=args.token, tls=args.tls, root_ca=args.root_ca,
-                    timeout=args.timeout) as client:
+                    client_cert=args.client_cert, client_key=args.client_key, timeout=args.timeout) as client:
             if args.command == "score":
                 return _run_score(client, args)
             if args.command in _cli_generation.COMMANDS:
