@@ -14,9 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from maskdpo.client import Client, round_of, toy_round_config
 from maskdpo.client import errors as sdk_errors
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.v1 import alignment_pb2
+from tests.helpers.ray_cluster import LocalRayCluster
 
 pytestmark = pytest.mark.integration
 
@@ -45,51 +43,13 @@ ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (TOY_MODEL / "config.json").is_file():
         pytest.skip("toyworld/model is not built (python -m maskdpo.toyworld.train_model)")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("ray") / "ray.log"
-    ray_bin = Path(sys.executable).with_name("ray")
-    with open(log, "wb") as out:
-        head = subprocess.Popen(
-            [
-                str(ray_bin),
-                "start",
-                "--head",
-                "--block",
-                f"--port={port}",
-                "--num-cpus=2",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-            ],
-            env={**os.environ, **ENV},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while b"Ray runtime started" not in log.read_bytes():
-        if head.poll() is not None or time.monotonic() > deadline:
-            os.killpg(head.pid, signal.SIGKILL)
-            raise RuntimeError(f"ray start failed:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    try:
-        yield address
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+    with LocalRayCluster(tmp_path_factory.mktemp("ray"), ENV) as ray_cluster:
+        ray_cluster.start_head(num_cpus=2)
+        yield ray_cluster.address
 
 
 def start_server(workdir: Path, address: str) -> ServerProcess:
