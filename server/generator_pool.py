@@ -131,6 +131,7 @@ class GeneratorPool:
                 max_num_seqs=settings.generator_max_num_seqs,
                 max_queued_requests=settings.generator_max_queued_requests,
                 sleep_mode=settings.gpu_sharing is GpuSharing.ALTERNATE,
+                enforce_eager=settings.generator_enforce_eager,
             )
             actor = create_generator_actor(
                 engine, placement=settings.generator_placement, tolerance=settings.verify_tolerance

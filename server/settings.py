@@ -83,6 +83,8 @@ class ServerSettings(BaseSettings):
     generator_max_num_seqs: int = Field(64, ge=1, description="sequences per engine step")
     generator_max_queued_requests: int = Field(256, ge=1, description="admitted requests per engine")
     generator_num_cpus: float = Field(1.0, ge=0, description="CPUs each Generator actor reserves in Ray")
+    generator_enforce_eager: bool = Field(True, description="no graph compilation: faster start; "
+                                          "false = compiled graphs (long-lived servers)")
     generator_start_timeout_s: float = Field(900.0, gt=0)
     generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
     verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
