@@ -23,6 +23,7 @@ from pathlib import Path
 
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
 from maskdpo.server.judge.types import Fact, Passage
+from maskdpo.server.store import durable
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 PREFIX = "knowledgeSources/"
@@ -47,15 +48,6 @@ class _Loaded:
     facts: tuple[Fact, ...]
     passages_by_title: dict[str, tuple[Passage, ...]]
     facts_by_subject: dict[str, tuple[Fact, ...]]
-
-
-def _flush(path: Path) -> None:
-    """fsync a file's contents or a folder's entries (the names in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def parse_name(name: str, field: str = "name") -> str:
@@ -91,10 +83,9 @@ class KnowledgeStore:
                 fh.writelines(json.dumps({"title": p.title, "text": p.text}) + "\n" for p in passages)
             with open(tmp / "facts.jsonl", "w") as fh:
                 fh.writelines(json.dumps(asdict(f)) + "\n" for f in facts)
-            for written in (tmp / "meta.json", tmp / "passages.jsonl", tmp / "facts.jsonl", tmp):
-                _flush(written)
+            durable.flush_tree(tmp)
             os.rename(tmp, final)
-            _flush(self.root)
+            durable.flush(self.root)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if final.exists():
@@ -116,7 +107,7 @@ class KnowledgeStore:
         self.get(source_id)
         trash = self.root / f".deleted-{source_id}-{time.time_ns()}"
         os.rename(self.root / source_id, trash)
-        _flush(self.root)
+        durable.flush(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         with self._lock:
             self._cache.pop(source_id, None)

@@ -3,8 +3,9 @@
 Creation validates the config, makes the operation (idempotent by ``request_id``, kind ``round``), inserts
 the round (one active round per model: a second one is refused with ABORTED / Conflict -- not queued, so a
 caller never waits behind work it cannot see) and starts it. A round runs its phases in order; each phase
-works in ``<round>/.<PHASE>.work``, which is renamed to ``<round>/<PHASE>`` before the phase is marked done
-in the same transaction as its artifacts and results. On start the controller resumes every unfinished
+works in ``<round>/.<PHASE>.work``, which is flushed to disk and renamed to ``<round>/<PHASE>`` before the
+phase is marked done in the same transaction as its artifacts and results (so a power cut never leaves a
+phase marked done with empty artifact files). On start the controller resumes every unfinished
 round at its first unfinished phase (TRAIN from its last checkpoint) and finishes operations whose round
 already ended. A phase tried ``max_attempts`` times ends the round FAILED.
 
@@ -42,6 +43,7 @@ from maskdpo.server.rounds.store import (
     state_name,
 )
 from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
+from maskdpo.server.store import durable
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.v1 import alignment_pb2
 
@@ -302,7 +304,9 @@ class RoundController:
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         out = await fn(ctx, work)
+        await asyncio.to_thread(durable.flush_tree, work)  # on disk before the store calls the phase done
         os.rename(work, final)
+        durable.flush(ctx.root)
         artifacts = {key: final / rel for key, rel in out.artifacts.items()}
         self.store.finish_phase(ctx.rid, phase, out.summary, artifacts, out.metrics, **out.updates)
 

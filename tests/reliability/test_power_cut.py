@@ -34,11 +34,11 @@ import grpc
 import pytest
 
 from maskdpo.client import Client, Knowledge
-from maskdpo.server import knowledge
 from maskdpo.server.judge.types import Passage
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.server.rounds.store import RoundStore
+from maskdpo.server.store import durable
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.store.sqlite import connect
@@ -134,9 +134,9 @@ def test_knowledge_sources_are_flushed_before_and_after_the_rename(tmp_path: Pat
     empty files under a visible name), and the rename before the call returns (else it can be undone)."""
     store = KnowledgeStore(tmp_path)
     steps: list[str] = []
-    flush, rename = knowledge._flush, os.rename
-    monkeypatch.setattr(knowledge, "_flush", lambda path: (steps.append(f"flush {path.name}"), flush(path)))
-    monkeypatch.setattr(knowledge.os, "rename",
+    flush, rename = durable.flush, os.rename
+    monkeypatch.setattr(durable, "flush", lambda path: (steps.append(f"flush {path.name}"), flush(path)))
+    monkeypatch.setattr(os, "rename",
                         lambda src, dst: (steps.append(f"rename {Path(dst).name}"), rename(src, dst)))
     store.create("bios", "", [Passage(text="text")], [])
     assert [s.split()[0] for s in steps] == ["flush"] * 4 + ["rename", "flush"]
