@@ -22,6 +22,20 @@ WAIT_POLL_S = 0.2
 MAX_WAIT_S = 3600.0
 
 
+def wait_limit(request: operations_proto_pb2.WaitOperationRequest) -> float:
+    """Seconds WaitOperation may wait: the request's timeout, or MAX_WAIT_S when it gives none.
+
+    Read as a float: any int64 ``seconds`` is accepted (Duration.ToTimedelta overflows beyond about 2.7e5
+    years), a negative duration or ``nanos`` out of range is an invalid argument.
+    """
+    if not request.HasField("timeout"):
+        return MAX_WAIT_S
+    seconds, nanos = int(request.timeout.seconds), int(request.timeout.nanos)
+    if seconds < 0 or not 0 <= nanos <= 999_999_999:
+        raise InvalidArgument("timeout", "must be >= 0 (nanos 0 to 999999999)")
+    return seconds + nanos / 1e9
+
+
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     def __init__(self, store: OperationStore) -> None:
         self.store = store
@@ -60,9 +74,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     @unary
     async def WaitOperation(self, request: operations_proto_pb2.WaitOperationRequest,
                             context: Ctx) -> operations_proto_pb2.Operation:
-        limit = request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else MAX_WAIT_S
-        if limit < 0:
-            raise InvalidArgument("timeout", "must be >= 0")
+        limit = wait_limit(request)
         remaining = context.time_remaining()
         if remaining is not None:
             limit = min(limit, max(remaining - 0.05, 0.0))
