@@ -21,6 +21,8 @@ from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 DEFAULT_GAMMA = 10.0
 DEFAULT_RESAMPLES = 1000
 MAX_RESAMPLES = 20_000
+JUDGES_THAT_READ_FACTS = frozenset({"kb"})
+"""Backends that judge against structured facts only (passages alone give them nothing to check)."""
 
 
 class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
@@ -41,9 +43,12 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         passages, facts = convert.inline_knowledge(knowledge, field, self.settings.max_passages_chars)
         return passages, facts, "inline" if kind else ""
 
-    async def _request(self, answer: factuality_pb2.Answer, knowledge: factuality_pb2.Knowledge,
+    async def _request(self, judge: str, answer: factuality_pb2.Answer, knowledge: factuality_pb2.Knowledge,
                        field: str, knowledge_field: str) -> JudgeRequest:
         passages, facts, source = await self._knowledge(knowledge, answer.topic, knowledge_field)
+        if judge in JUDGES_THAT_READ_FACTS and not facts:
+            raise InvalidArgument(knowledge_field, f"the {judge} judge reads facts: give inline facts or a "
+                                  "knowledge source with facts (about the answer's topic)")
         return convert.judge_request(answer, passages, facts, source, field, self.settings.max_text_chars)
 
     @staticmethod
@@ -74,7 +79,7 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         name = self.judges.resolve(request.judge)
         rule = convert.mask_rule(request.options.mask_rule, "options.mask_rule")
         gamma, k, _ = self._options(request.options)
-        judge_request = await self._request(request.answer, request.knowledge, "answer", "knowledge")
+        judge_request = await self._request(name, request.answer, request.knowledge, "answer", "knowledge")
         [judgment] = await self.judges.judge(name, [judge_request], context.time_remaining())
         metrics = compute_metrics([self._record(judgment, request.answer)], gamma=gamma, k=k, resamples=0)
         return factuality_pb2.ScoreResponse(
@@ -97,7 +102,8 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
             own = item.HasField("knowledge") and item.knowledge.WhichOneof("source") is not None
             knowledge = item.knowledge if own else request.knowledge
             knowledge_field = f"items[{i}].knowledge" if own else "knowledge"
-            judge_requests.append(await self._request(item.answer, knowledge, f"items[{i}].answer", knowledge_field))
+            judge_requests.append(await self._request(name, item.answer, knowledge, f"items[{i}].answer",
+                                                      knowledge_field))
         judgments = await self.judges.judge(name, judge_requests, context.time_remaining())
         records = [self._record(j, item.answer) for j, item in zip(judgments, request.items, strict=True)]
         overall = await asyncio.to_thread(compute_metrics, records, gamma=gamma, k=k, resamples=resamples,

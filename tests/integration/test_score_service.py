@@ -125,6 +125,9 @@ def test_auth(server: ServerProcess) -> None:
         ({"response": "x" * 6000}, sdk_errors.InvalidArgumentError, "TEXT_TOO_LONG", "answer.response"),
         ({"response": "Hi.", "judge": "oracle"}, sdk_errors.InvalidArgumentError, "INVALID_FIELD", "judge"),
         ({"response": "Hi.", "knowledge": Knowledge(source="missing")}, sdk_errors.NotFoundError, "NOT_FOUND", None),
+        ({"response": "Hi.", "judge": "kb"}, sdk_errors.InvalidArgumentError, "INVALID_FIELD", "knowledge"),
+        ({"response": "Hi.", "judge": "kb", "knowledge": Knowledge(passages=[PASSAGE])},
+         sdk_errors.InvalidArgumentError, "INVALID_FIELD", "knowledge"),
     ],
 )
 def test_bad_requests_get_reasons(server: ServerProcess, kwargs: dict[str, object], error: type[Exception],
