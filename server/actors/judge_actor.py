@@ -2,7 +2,8 @@
 
 Callers send lists of :class:`JudgeRequest`; requests arriving within ``batch_window_ms`` of each other
 (up to ``max_batch``) are judged in one backend call on a worker thread, so the actor keeps accepting
-work while a batch runs. A call cancelled by its caller (``ray.cancel``) leaves the queue if its batch has
+work while a batch runs. When a batch fails, its requests are judged again one at a time, so an error
+reaches only the caller whose request caused it. A call cancelled by its caller (``ray.cancel``) leaves the queue if its batch has
 not started. A full queue answers :class:`QueueFull` with retry advice.
 """
 
@@ -81,14 +82,34 @@ class JudgeService:
                 try:
                     results = await asyncio.to_thread(self.backend.judge_batch, [p.request for p in batch])
                 except Exception as exc:
-                    for p in batch:
-                        if not p.future.done():
-                            p.future.set_exception(exc)
+                    if len(batch) == 1:
+                        _settle(batch[0], exc)
+                    else:  # one caller's bad request must not fail the others batched with it
+                        await self._one_by_one(batch)
                     continue
                 self._seconds_per_item = (time.perf_counter() - started) / len(batch)
                 for p, result in zip(batch, results, strict=True):
-                    if not p.future.done():
-                        p.future.set_result(result)
+                    _settle(p, result)
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        for p in batch:
+            if p.future.done():
+                continue
+            try:
+                [result] = await asyncio.to_thread(self.backend.judge_batch, [p.request])
+            except Exception as exc:
+                _settle(p, exc)
+            else:
+                _settle(p, result)
+
+
+def _settle(pending: _Pending, outcome: Judgment | Exception) -> None:
+    if pending.future.done():  # cancelled by its caller meanwhile
+        return
+    if isinstance(outcome, Exception):
+        pending.future.set_exception(outcome)
+    else:
+        pending.future.set_result(outcome)
 
 
 @ray.remote

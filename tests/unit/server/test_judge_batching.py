@@ -71,3 +71,23 @@ async def test_queue_limit() -> None:
     with pytest.raises(QueueFull) as info:
         await service.judge([JudgeRequest(response="x")] * 4)
     assert float(info.value.metadata["retry_after_s"]) > 0
+
+
+class FailingBackend(RecordingBackend):
+    """Fails every batch that holds a response starting with "bad"."""
+
+    def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
+        if any(r.response.startswith("bad") for r in requests):
+            self.batches.append([r.response for r in requests])
+            raise ValueError("cannot judge a bad request")
+        return super().judge_batch(requests)
+
+
+async def test_a_failing_request_fails_alone() -> None:
+    backend = FailingBackend()
+    service = JudgeService(backend, batch_window_ms=20, max_batch=64)
+    results = await asyncio.gather(*(service.judge([JudgeRequest(response=text)])
+                                     for text in ("good 1", "bad", "good 2")), return_exceptions=True)
+    assert backend.batches[0] == ["good 1", "bad", "good 2"]  # they were batched, and the batch failed
+    assert [r[0].response for r in (results[0], results[2])] == ["good 1", "good 2"]  # type: ignore[index]
+    assert isinstance(results[1], ValueError)
