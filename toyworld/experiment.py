@@ -38,7 +38,7 @@ from maskdpo.toyworld.knowledge import WorldLabeler
 from maskdpo.toyworld.templates import QUESTIONS
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
-from maskdpo.trainer.pairs import PairConfig, PairStats, sentences_to_rows
+from maskdpo.trainer.pairs import PairConfig, PairRule, PairStats, sentences_to_rows
 from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
 
 METHODS = ("base", "dpo", "maskdpo")
@@ -63,6 +63,8 @@ class ExperimentConfig:
     batch_size: int = 16
     warmup_ratio: float = 0.1
     min_margin: float = 0.0
+    pair_rule: str = "precision"
+    """How the chosen sample is picked (:class:`maskdpo.trainer.pairs.PairRule`); facts = the kb judge's claims."""
     degenerate: str = "drop_both"
     end_of_turn: str = "drop"
     """Mask-DPO only: whether the end-of-turn token counts (``keep``, the released code) or is neutral.
@@ -94,6 +96,10 @@ class ExperimentConfig:
             )
         if self.split not in SPLITS:
             raise ValueError(f"ExperimentConfig.split must be one of {SPLITS}, got {self.split!r}")
+        if self.pair_rule not in {r.value for r in PairRule}:
+            raise ValueError(
+                f"ExperimentConfig.pair_rule must be one of {[r.value for r in PairRule]}, got {self.pair_rule!r}"
+            )
         if self.people is not None and self.people < 1:
             raise ValueError(f"ExperimentConfig.people must be >= 1, got {self.people}")
 
@@ -248,7 +254,10 @@ def _sample_with_vllm(
 def write_judged_samples(
     path: Path, labeler: WorldLabeler, prompts: Sequence[tuple[str, int]], answers: list[list[str]]
 ) -> dict[str, int]:
-    """Judge every sample and write it in the trainer's ``judged`` format; returns label totals."""
+    """Judge every sample and write it in the trainer's ``judged`` format (with the kb judge's fact counts);
+    returns label totals."""
+    from maskdpo.server.judge.records import from_judgment
+
     flat = [(a, name) for (name, _), group in zip(prompts, answers, strict=True) for a in group]
     judgments = iter(labeler.judge_responses(flat))
     totals = {"samples": 0, "ok": 0, "incorrect": 0, "nofact": 0}
@@ -257,6 +266,7 @@ def write_judged_samples(
             for j, answer in enumerate(group):
                 judgment = next(judgments)
                 c = judgment.counts
+                facts = from_judgment(judgment, unit="fact")
                 totals["samples"] += 1
                 totals["ok"] += c.ok
                 totals["incorrect"] += c.incorrect
@@ -265,6 +275,7 @@ def write_judged_samples(
                     "prompt": [{"role": "user", "content": question(name, variant)}],
                     "response": answer,
                     "sentences": sentences_to_rows(judgment.sentences),
+                    "facts": {"correct": facts.supported, "incorrect": facts.unsupported},
                     "prompt_id": f"{name}|q{variant}",
                     "sample_id": f"{name}|q{variant}|s{j}",
                 }
@@ -281,6 +292,7 @@ def make_pairs(samples: Path, pairs_path: Path, config: ExperimentConfig) -> Pai
         min_margin=config.min_margin,
         degenerate=Degenerate(config.degenerate),
         mask_rule=MaskRule(config.nofact_rule),
+        rule=PairRule(config.pair_rule),
     )
     pairs, stats = load_judged_samples(samples, pair_config)
     if not pairs:
@@ -439,6 +451,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, P
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--min-margin", type=float, default=d.min_margin)
+    p.add_argument("--pair-rule", choices=[r.value for r in PairRule], default=d.pair_rule)
     p.add_argument("--end-of-turn", choices=("keep", "drop"), default=d.end_of_turn)
     p.add_argument("--gamma", type=float, default=d.gamma, help="FActScore length-penalty gamma")
     p.add_argument("--no-eval-alignment", action="store_true")
@@ -464,6 +477,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, P
         steps=a.steps,
         batch_size=a.batch_size,
         min_margin=a.min_margin,
+        pair_rule=a.pair_rule,
         end_of_turn=a.end_of_turn,
         gamma=a.gamma,
         eval_alignment=not a.no_eval_alignment,

@@ -11,8 +11,9 @@ Formats (one JSON object per line):
   Sentence label from its human atomic facts (IR ignored): any NS -> contradictory, else any S -> ok, else
   nofact. One prompt = one entity; the two models' answers are paired by preference score.
 - ``judged`` -- the project's judged samples: ``{"prompt", "response", "sentences": [{"start", "end",
-  "label"}], "prompt_id"?: str, "sample_id"?: str}``; samples are grouped by ``prompt_id`` (else by prompt)
-  and paired best vs worst (:mod:`maskdpo.trainer.pairs`).
+  "label"}], "prompt_id"?: str, "sample_id"?: str, "facts"?: {"correct", "incorrect"}}``; samples are
+  grouped by ``prompt_id`` (else by prompt) and paired best vs worst (:mod:`maskdpo.trainer.pairs`;
+  ``facts``, the judge's fact counts, are read by the fact-aware pair rules).
 - ``pairs`` -- what :func:`write_pairs` writes: TRL's preference format plus ``chosen_sentences`` /
   ``rejected_sentences`` (the dataset the trainer reads).
 
@@ -205,8 +206,13 @@ def load_judged_samples(
         if sentences and sentences[-1].span.end > len(response):
             raise DataError(path, n, "sentences", "a span runs past the response")
         key = str(row.get("prompt_id") or json.dumps(prompt, sort_keys=True))
+        facts = row.get("facts")
+        try:
+            counts = None if facts is None else (int(facts["correct"]), int(facts["incorrect"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DataError(path, n, "facts", f"expected {{correct, incorrect}} counts: {exc}") from None
         groups.setdefault(key, []).append(
-            JudgedSample(prompt, response, sentences, str(row.get("sample_id", f"{path}:{n}")))
+            JudgedSample(prompt, response, sentences, str(row.get("sample_id", f"{path}:{n}")), counts)
         )
     return build_pairs(list(groups.items()), config)
 

@@ -8,6 +8,15 @@ Tie-breaks (deterministic): among equally good samples the chosen one has the mo
 then the shortest response, then the lowest sample index; among equally bad samples the rejected one has the
 most incorrect sentences, then the shortest response, then the lowest index.
 
+``rule`` (:class:`PairRule`) decides what a good sample is. ``precision`` (default) is the rule above.
+``no_fewer_correct`` picks the rejected sample as above, then the chosen one by the same order among the
+samples that state at least as many correct facts as the rejected one (so a pair never teaches "say fewer
+true things"; no such sample drops the pair as ``no_chosen_with_as_many_correct``). ``net_correct`` picks
+the chosen sample by correct minus incorrect facts, then precision, then the tie-breaks above (it rewards
+stating more true things, not only fewer false ones); the rejected sample is picked as above. A sample's
+correct / incorrect *facts* are its ``fact_counts`` when the judge gave them (the kb judge counts the claims
+of "X is a lawyer at Y." as two), else its ``ok`` / incorrect sentences.
+
 A pair is *degenerate* when, under the mask rule, the chosen response keeps no sentence or the rejected one
 keeps none: it then carries (almost) no Mask-DPO signal. ``degenerate`` decides: ``keep`` all,
 ``drop_both`` (default) drops pairs where both sides are empty, ``drop_any`` drops pairs where either is.
@@ -28,6 +37,12 @@ from maskdpo.trainer.token_masks import MaskRule, Role, sentence_is_kept
 Prompt = str | list[dict[str, Any]]
 
 
+class PairRule(enum.StrEnum):
+    PRECISION = "precision"
+    NO_FEWER_CORRECT = "no_fewer_correct"
+    NET_CORRECT = "net_correct"
+
+
 class Degenerate(enum.StrEnum):
     KEEP = "keep"
     DROP_BOTH = "drop_both"
@@ -42,6 +57,20 @@ class JudgedSample:
     response: str
     sentences: tuple[LabeledSentence, ...]
     sample_id: str = ""
+    fact_counts: tuple[int, int] | None = None
+    """(correct, incorrect) facts the judge found, when it counts facts; None = count sentences."""
+
+    @property
+    def correct(self) -> int:
+        if self.fact_counts is not None:
+            return self.fact_counts[0]
+        return sum(x.label is SentenceLabel.OK for x in self.sentences)
+
+    @property
+    def incorrect(self) -> int:
+        if self.fact_counts is not None:
+            return self.fact_counts[1]
+        return sum(x.label.is_incorrect for x in self.sentences)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +123,7 @@ class PairConfig:
     min_margin: float = 0.0
     degenerate: Degenerate = Degenerate.DROP_BOTH
     mask_rule: MaskRule = MaskRule.DEFAULT
+    rule: PairRule = PairRule.PRECISION
 
 
 @dataclass(slots=True)
@@ -167,8 +197,20 @@ def pair_for_prompt(
     def bad(s: JudgedSample) -> int:
         return sum(x.label.is_incorrect for x in s.sentences)
 
-    best = min(scored, key=lambda t: (-t[0], -ok(t[2]), len(t[2].response), t[1]))
     worst = min(scored, key=lambda t: (t[0], -bad(t[2]), len(t[2].response), t[1]))
+    candidates = scored
+    if config.rule is PairRule.NO_FEWER_CORRECT:
+        candidates = [t for t in scored if t[2].correct >= worst[2].correct and t[0] > worst[0]]
+        if not candidates:
+            stats.dropped["no_chosen_with_as_many_correct"] += 1
+            return None
+    if config.rule is PairRule.NET_CORRECT:
+        best = min(
+            scored,
+            key=lambda t: (t[2].incorrect - t[2].correct, -t[0], -ok(t[2]), len(t[2].response), t[1]),
+        )
+    else:
+        best = min(candidates, key=lambda t: (-t[0], -ok(t[2]), len(t[2].response), t[1]))
     margin = best[0] - worst[0]
     if margin <= 0 or margin < config.min_margin:
         stats.dropped["margin_below_minimum" if margin > 0 else "no_score_difference"] += 1

@@ -45,6 +45,9 @@ def test_config_and_command_line_validate() -> None:
         ExperimentConfig(nofact_rule="neutral")
     with pytest.raises(ValueError, match="split"):
         ExperimentConfig(split="alignment")
+    with pytest.raises(ValueError, match="pair_rule"):
+        ExperimentConfig(pair_rule="longest")
+    assert parse_args(["--pair-rule", "net_correct"])[0].pair_rule == "net_correct"
     args = "--seeds 3 4 --samples-per-prompt 8 --nofact-rule released --split validation --people 60"
     config, out, _, reuse = parse_args([*args.split(), "--questions-per-person", "2", "--out", "/tmp/x"])
     assert config.seeds == (3, 4) and config.samples_per_prompt == 8 and config.nofact_rule == "released"

@@ -11,6 +11,7 @@ import pytest
 from maskdpo.trainer.data import DataError, factscore_label, load_factscore, load_training_data, write_pairs
 from maskdpo.trainer.joint import completion_mask
 from maskdpo.trainer.labels import SentenceLabel
+from maskdpo.trainer.pairs import PairConfig, PairRule
 from maskdpo.trainer.token_masks import MaskConfig, Role
 from tests.helpers import shared_data_dir
 
@@ -91,6 +92,43 @@ def test_maskdpo_records_import_and_errors(tmp_path: Path) -> None:
     (tmp_path / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(DataError, match=r"broken\.jsonl:1"):
         load_training_data(tmp_path / "broken.jsonl", "maskdpo")
+
+
+def test_judged_samples_carry_the_judges_fact_counts_to_the_pair_rule(tmp_path: Path) -> None:
+    def row(response: str, labels: list[str], correct: int, incorrect: int) -> dict[str, Any]:
+        spans = [{"start": 4 * i, "end": 4 * i + 3, "label": lab} for i, lab in enumerate(labels)]
+        return {
+            "prompt": "Q",
+            "response": response,
+            "sentences": spans,
+            "facts": {"correct": correct, "incorrect": incorrect},
+        }
+
+    rows = [
+        row("Aa. ", ["ok"], 1, 0),  # precision 1.0, one fact
+        row("Bb. Cc.", ["ok", "ok"], 4, 0),  # precision 1.0, four facts in two sentences
+        row("Dd. Ee.", ["ok", "contradictory"], 2, 1),
+    ]
+    path = _write(tmp_path / "j.jsonl", rows)
+    [pair], _ = load_training_data(path, "judged", PairConfig(rule=PairRule.NET_CORRECT))
+    assert pair.chosen == "Bb. Cc." and pair.rejected == "Dd. Ee."
+    # the rejected answer's one ok sentence states two facts ("X is a lawyer at Y."), and its wrong one
+    # states one more true fact: by sentences "Aa." states as many true things, by facts it states fewer
+    rows = [
+        row("Aa.", ["ok"], 1, 0),
+        row("Bb. Cc. Dd. Ee.", ["ok", "ok", "ok", "contradictory"], 3, 1),
+        row("Ff. Gg.", ["ok", "contradictory"], 3, 1),
+    ]
+    rule = PairConfig(rule=PairRule.NO_FEWER_CORRECT)
+    [pair], _ = load_training_data(_write(path, rows), "judged", rule)
+    assert pair.chosen == "Bb. Cc. Dd. Ee." and pair.rejected == "Ff. Gg."
+    for r in rows:
+        del r["facts"]
+    [pair], _ = load_training_data(_write(path, rows), "judged", rule)
+    assert pair.chosen == "Aa."
+    rows[0]["facts"] = {"correct": "many"}
+    with pytest.raises(DataError, match=r"j\.jsonl:1: field 'facts'"):
+        load_training_data(_write(path, rows), "judged")
 
 
 def test_judged_samples_bad_label_names_the_record(tmp_path: Path) -> None:

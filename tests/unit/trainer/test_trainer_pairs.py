@@ -7,6 +7,7 @@ from maskdpo.trainer.pairs import (
     Degenerate,
     JudgedSample,
     PairConfig,
+    PairRule,
     PairStats,
     PreferencePair,
     admit_pair,
@@ -89,3 +90,61 @@ def test_degenerate_pairs_by_option() -> None:
     assert admit_pair(empty_both, PairConfig(mask_rule=MaskRule.RELEASED), stats) is empty_both
     assert admit_pair(one_sided, PairConfig(mask_rule=MaskRule.RELEASED), stats) is one_sided
     assert stats.degenerate_kept == 1 and stats.pairs == 2
+
+
+def _facts(labels: list[SentenceLabel], sample_id: str, correct: int, incorrect: int) -> JudgedSample:
+    plain = _sample(labels, sample_id, extra=f" ({sample_id})")
+    return JudgedSample(plain.prompt, plain.response, plain.sentences, sample_id, (correct, incorrect))
+
+
+def test_no_fewer_correct_never_prefers_an_answer_with_fewer_true_sentences() -> None:
+    samples = [
+        _sample([OK], "terse"),  # 1.0 but one true sentence
+        _sample([OK, OK, OK, BAD], "full"),  # 0.75, three true sentences
+        _sample([OK, OK, BAD, BAD], "worst"),  # 0.5, two true sentences
+    ]
+    [precision], _ = build_pairs([("p", samples)])
+    assert precision.chosen == samples[0].response and precision.rejected == samples[2].response
+    [honest], stats = build_pairs([("p", samples)], PairConfig(rule=PairRule.NO_FEWER_CORRECT))
+    assert honest.chosen == samples[1].response and honest.rejected == samples[2].response
+    assert (honest.chosen_score, honest.rejected_score) == (0.75, 0.5) and stats.pairs == 1
+    # when every better answer states fewer true sentences than the worst one, there is no pair
+    only_terse = [samples[0], samples[2]]
+    pairs, stats = build_pairs([("p", only_terse)], PairConfig(rule=PairRule.NO_FEWER_CORRECT))
+    assert pairs == [] and stats.dropped == {"no_chosen_with_as_many_correct": 1}
+
+
+def test_fact_counts_replace_sentence_counts_when_the_judge_gives_them() -> None:
+    # "X is a lawyer at Y." is one ok sentence but two correct facts
+    combined = _facts([OK], "combined", correct=2, incorrect=0)
+    split_short = _facts([OK], "one-fact", correct=1, incorrect=0)
+    worst = _facts([OK, BAD], "worst", correct=2, incorrect=1)
+    assert (combined.correct, split_short.correct, worst.correct) == (2, 1, 2)
+    assert _sample([OK, OK, BAD], "x").correct == 2 and _sample([OK, OK, BAD], "x").incorrect == 1
+    # by precision the shorter one-fact answer wins the tie; it states fewer facts than the rejected one
+    [by_precision], _ = build_pairs([("p", [split_short, combined, worst])])
+    assert by_precision.chosen == split_short.response
+    [pair], _ = build_pairs(
+        [("p", [split_short, combined, worst])], PairConfig(rule=PairRule.NO_FEWER_CORRECT)
+    )
+    assert pair.chosen == combined.response and pair.source == "p"
+    pairs, stats = build_pairs([("p", [split_short, worst])], PairConfig(rule=PairRule.NO_FEWER_CORRECT))
+    assert pairs == [] and stats.dropped["no_chosen_with_as_many_correct"] == 1
+
+
+def test_net_correct_rewards_more_true_facts_then_precision() -> None:
+    samples = [
+        _facts([OK], "terse", correct=1, incorrect=0),  # net 1, precision 1.0
+        _facts([OK, OK, OK, BAD], "full", correct=4, incorrect=1),  # net 3, precision 0.75
+        _facts([OK, OK, OK], "full-clean", correct=3, incorrect=0),  # net 3, precision 1.0
+        _facts([BAD, BAD, OK], "worst", correct=1, incorrect=2),  # net -1, precision 0.33
+    ]
+    [pair], stats = build_pairs([("p", samples)], PairConfig(rule=PairRule.NET_CORRECT))
+    assert pair.chosen == samples[2].response  # net ties with "full"; higher precision wins
+    assert pair.rejected == samples[3].response and stats.pairs == 1
+    # the worst-precision sample can also have the best net count: then no pair (no score difference)
+    pairs, stats = build_pairs(
+        [("p", [_facts([OK, BAD], "a", 5, 1), _facts([OK], "b", 1, 0)])],
+        PairConfig(rule=PairRule.NET_CORRECT),
+    )
+    assert pairs == [] and stats.dropped == {"no_score_difference": 1}
