@@ -9,9 +9,10 @@ then the shortest response, then the lowest sample index; among equally bad samp
 most incorrect sentences, then the shortest response, then the lowest index.
 
 ``rule`` (:class:`PairRule`) decides what a good sample is. ``precision`` (default) is the rule above.
-``no_fewer_correct`` picks the rejected sample as above, then the chosen one by the same order among the
-samples that state at least as many correct facts as the rejected one (so a pair never teaches "say fewer
-true things"; no such sample drops the pair as ``no_chosen_with_as_many_correct``). ``net_correct`` picks
+``no_fewer_correct`` picks the rejected sample as above, then the chosen one among the samples that state at
+least as many correct facts as the rejected one (so a pair never teaches "say fewer true things"; no such
+sample drops the pair as ``no_chosen_with_as_many_correct``), by score, then the most correct facts, then
+the tie-breaks above. ``net_correct`` picks
 the chosen sample by correct minus incorrect facts, then precision, then the tie-breaks above (it rewards
 stating more true things, not only fewer false ones); the rejected sample is picked as above. A sample's
 correct / incorrect *facts* are its ``fact_counts`` when the judge gave them (the kb judge counts the claims
@@ -201,14 +202,17 @@ def pair_for_prompt(
     candidates = scored
     if config.rule is PairRule.NO_FEWER_CORRECT:
         candidates = [t for t in scored if t[2].correct >= worst[2].correct and t[0] > worst[0]]
-        if not candidates:
+        if not candidates and any(t[0] > worst[0] for t in scored):
             stats.dropped["no_chosen_with_as_many_correct"] += 1
             return None
+        candidates = candidates or [worst]  # all equally good: dropped below for no score difference
     if config.rule is PairRule.NET_CORRECT:
         best = min(
             scored,
             key=lambda t: (t[2].incorrect - t[2].correct, -t[0], -ok(t[2]), len(t[2].response), t[1]),
         )
+    elif config.rule is PairRule.NO_FEWER_CORRECT:
+        best = min(candidates, key=lambda t: (-t[0], -t[2].correct, -ok(t[2]), len(t[2].response), t[1]))
     else:
         best = min(candidates, key=lambda t: (-t[0], -ok(t[2]), len(t[2].response), t[1]))
     margin = best[0] - worst[0]

@@ -112,6 +112,10 @@ def test_no_fewer_correct_never_prefers_an_answer_with_fewer_true_sentences() ->
     only_terse = [samples[0], samples[2]]
     pairs, stats = build_pairs([("p", only_terse)], PairConfig(rule=PairRule.NO_FEWER_CORRECT))
     assert pairs == [] and stats.dropped == {"no_chosen_with_as_many_correct": 1}
+    # equally good samples are still dropped for having no score difference
+    equal = [_sample([OK], "a"), _sample([OK, OK], "b")]
+    pairs, stats = build_pairs([("p", equal)], PairConfig(rule=PairRule.NO_FEWER_CORRECT))
+    assert pairs == [] and stats.dropped == {"no_score_difference": 1}
 
 
 def test_fact_counts_replace_sentence_counts_when_the_judge_gives_them() -> None:
