@@ -112,21 +112,22 @@ class GenerationEngine:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         options.validate()
-        return SamplingParams(
-            n=options.n,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=options.top_k,
-            max_tokens=min(options.max_tokens, self.max_model_len - prompt_len),
-            stop=list(options.stop) or None,
-            seed=options.seed,
-            ignore_eos=options.ignore_eos,
-            logprobs=0 if options.logprobs else None,
-            structured_outputs=StructuredOutputsParams(choice=list(options.choices))
-            if options.choices
-            else None,
-            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
-        )
+        with self._vllm_errors():  # vLLM's own checks (beyond validate's) are the client's errors too
+            return SamplingParams(
+                n=options.n,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                top_k=options.top_k,
+                max_tokens=min(options.max_tokens, self.max_model_len - prompt_len),
+                stop=list(options.stop) or None,
+                seed=options.seed,
+                ignore_eos=options.ignore_eos,
+                logprobs=0 if options.logprobs else None,
+                structured_outputs=StructuredOutputsParams(choice=list(options.choices))
+                if options.choices
+                else None,
+                output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
+            )
 
     # ----- generation
 

@@ -37,6 +37,7 @@ class SamplingOptions:
         """Raise InvalidRequestError naming the first field out of range."""
         checks = [
             (1 <= self.n <= 64, "n", "must be between 1 and 64"),
+            (self.n == 1 or self.temperature > 0, "n", "must be 1 with greedy sampling (temperature 0)"),
             (0.0 <= self.temperature <= 10.0, "temperature", "must be between 0 and 10"),
             (0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]"),
             (self.top_k >= 0, "top_k", "must be >= 0 (0: no cut)"),

@@ -42,6 +42,7 @@ def test_prompt_too_long_is_an_invalid_request() -> None:
     ("options", "field"),
     [
         (SamplingOptions(n=0), "n"),
+        (SamplingOptions(n=2, temperature=0.0), "n"),  # greedy samples would all be the same
         (SamplingOptions(temperature=-1), "temperature"),
         (SamplingOptions(top_p=0), "top_p"),
         (SamplingOptions(top_k=-1), "top_k"),
