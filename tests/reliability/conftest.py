@@ -8,18 +8,21 @@ figures the README reports. Every test reads its sizes from the ``scale`` fixtur
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from maskdpo.client import Client
 from maskdpo.server.launcher import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_MODEL = REPO / "toyworld" / "model"
 READER = "reader-token-for-reliability"
 OPERATOR = "operator-token-for-reliability"
+GENERATION_QUEUE = 48
 TOKENS_ENV = {"MASKDPO_TOKENS": f'{{"{READER}": "reader", "{OPERATOR}": "operator"}}'}
 
 
@@ -50,6 +53,22 @@ def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     args = ["--judge", "kb", "--judge", "heuristic", "--default-judge", "heuristic",
             "--model", f"toy={TOY_MODEL}"]
     env = {**TOKENS_ENV, "MASKDPO_MAX_BATCH_ITEMS": "16", "MASKDPO_MAX_TEXT_CHARS": "5000",
-           "MASKDPO_MAX_MESSAGE_BYTES": str(1024 * 1024)}
+           "MASKDPO_MAX_MESSAGE_BYTES": str(1024 * 1024),
+           # Two judges and the engine on two CPUs: each judge reserves half of one.
+           "MASKDPO_JUDGE_NUM_CPUS": "0.5",
+           # Above the load test's clients (one call each in flight), below its overload burst.
+           "MASKDPO_GENERATOR_MAX_QUEUED_REQUESTS": str(GENERATION_QUEUE)}
     with ServerProcess.start(tmp_path_factory.mktemp("reliability-server"), args, env, timeout=600) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def serving_toy_server(toy_server: ServerProcess) -> ServerProcess:
+    """``toy_server`` once its engine has started (GenerationService SERVING), for tests that generate."""
+    with Client(toy_server.target, token=READER, timeout=30) as client:
+        deadline = time.monotonic() + 900
+        while client.health("maskdpo.v1.GenerationService") != "SERVING":
+            if time.monotonic() > deadline or toy_server.process.poll() is not None:
+                raise RuntimeError(f"the toy model's engine did not start:\n{toy_server.log.read_text()[-4000:]}")
+            time.sleep(1)
+    return toy_server
