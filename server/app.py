@@ -22,13 +22,13 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from maskdpo.server.auth import AuthInterceptor
+from maskdpo.server.decode_guard import DecodeGuard
 from maskdpo.server.deploys import DeployManager
 from maskdpo.server.generator_pool import GeneratorPool
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.metrics_export import MetricsInterceptor, port_from_env, start_metrics
 from maskdpo.server.ray_runtime import start_ray
-from maskdpo.server.rpc import DecodeGuard
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer

@@ -3,6 +3,7 @@
 Wrap every servicer method with :func:`unary` or :func:`streaming`. A :class:`ServiceError` is sent with
 its code, message and a ``google.rpc.Status`` (ErrorInfo reason) in the trailing metadata. Anything else
 is logged with an incident id and sent as INTERNAL with only that id: no stack trace reaches a client.
+Request bytes that do not parse never reach these methods (:mod:`maskdpo.server.decode_guard`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from maskdpo.server.errors import InternalError, InvalidArgument, ServiceError
+from maskdpo.server.errors import InternalError, ServiceError
 
 log = logging.getLogger("maskdpo.server")
 
@@ -42,11 +43,6 @@ async def abort_with(context: Ctx, error: ServiceError) -> None:
     await context.abort(error.code, error.message, trailing_metadata=error.trailing_metadata())
 
 
-def _reject_malformed(request: object) -> None:
-    if isinstance(request, MalformedRequest):
-        raise InvalidArgument("request", f"the message does not parse as protobuf ({request.error})")
-
-
 def unary(
     method: Callable[[Any, Req, Ctx], Awaitable[Resp]],
 ) -> Callable[[Any, Req, Ctx], Awaitable[Resp]]:
@@ -55,7 +51,6 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
         try:
-            _reject_malformed(request)
             return await method(self, request, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
@@ -74,7 +69,6 @@ def streaming(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: Ctx) -> AsyncIterator[Resp]:
         try:
-            _reject_malformed(request)
             async for item in method(self, request, context):
                 yield item
         except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -83,39 +77,3 @@ def streaming(
             await abort_with(context, to_service_error(exc))
 
     return wrapper
-
-
-class MalformedRequest:
-    """Stands in for a request whose bytes did not parse; the method wrappers answer INVALID_ARGUMENT."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserializer is None:
-        return None
-
-    def parse(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as exc:
-            return MalformedRequest(exc)
-
-    return parse
-
-
-class DecodeGuard(grpc.aio.ServerInterceptor):
-    """Turns undecodable request bytes into INVALID_ARGUMENT instead of grpc's UNKNOWN."""
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        kwargs = {"request_deserializer": _safe(handler.request_deserializer),
-                  "response_serializer": handler.response_serializer}
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(handler.unary_unary, **kwargs)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(handler.unary_stream, **kwargs)
-        return handler
