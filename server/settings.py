@@ -93,7 +93,8 @@ class ServerSettings(BaseSettings):
     generator_num_gpus: float | None = Field(None, ge=0, description="unset = tensor_parallel_size on GPU clusters")
     generator_memory_gib: float | None = Field(None, gt=0, description="memory Ray reserves per Generator")
     generator_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
-    judge_num_cpus: float = Field(1.0, ge=0, description="CPUs each Judge actor reserves")
+    judge_num_cpus: float = Field(0.0, ge=0, description="CPUs each Judge actor holds; 0 = kb / heuristic judges "
+                                  "share the node's CPUs (reserve some for the llm judge)")
     judge_memory_gib: float | None = Field(None, gt=0)
     judge_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
     trainer_num_gpus: float | None = Field(None, ge=0, description="unset = 1 on GPU clusters, else 0")

@@ -35,7 +35,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MASKDPO_GENERATOR_MEMORY_GIB", "24")
     s = load_settings()
     assert s.trainer_placement(2).resources == {"maskdpo-trainer": 1} and s.trainer_placement(2).num_cpus == 2
-    assert s.judge_placement == Placement(1.0, 0.0, None, {"maskdpo-judge": 0.25})
+    assert s.judge_placement == Placement(0.0, 0.0, None, {"maskdpo-judge": 0.25})
     assert s.generator_placement.memory_gib == 24 and s.generator_placement.num_gpus is None
 
 
@@ -45,6 +45,12 @@ def test_alternate_sharing_puts_generator_and_trainer_on_half_a_gpu_each() -> No
     explicit = ServerSettings(gpu_sharing="alternate", trainer_num_gpus=1)
     assert explicit.trainer_placement(1).num_gpus == 1
     assert ServerSettings().generator_placement.num_gpus is None
+
+
+def test_default_judges_hold_no_cpu_so_an_engine_and_a_trainer_fit_beside_them_on_two() -> None:
+    s = ServerSettings()
+    held = len(s.judges) * s.judge_placement.num_cpus + s.generator_placement.num_cpus + s.trainer_placement(1).num_cpus
+    assert held <= 2
 
 
 @pytest.mark.parametrize("values, message", [
