@@ -28,7 +28,7 @@ raised inside a handler is a bug: it is logged with an incident id and reaches t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -57,6 +57,17 @@ class ServiceError(Exception):
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
         return ((STATUS_DETAILS_KEY, self.to_status().SerializeToString()),)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling (e.g. raised in a Ray actor) must not call a subclass's __init__ with the message alone.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[ServiceError], args: tuple[Any, ...], state: dict[str, Any]) -> ServiceError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidArgument(ServiceError):

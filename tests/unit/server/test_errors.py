@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
@@ -61,3 +63,20 @@ def test_sdk_rebuilds_typed_errors() -> None:
 def test_internal_error_hides_details() -> None:
     error = errors.InternalError("abc123")
     assert "abc123" in error.message and "Traceback" not in error.message
+
+
+def test_every_error_survives_pickling() -> None:
+    """Errors raised in Ray actors cross the process boundary pickled (QueueFull from a judge did not)."""
+    samples = [errors.InvalidArgument("judge", "unknown"), errors.TextTooLong("answer.response", 9, 5),
+               errors.PromptTooLong("prompt", 300, 255), errors.BatchTooLarge("items", 17, 16),
+               errors.QueueFull("judge", 0.5), errors.Unauthenticated("no token"),
+               errors.PermissionDenied("reader", required_role="operator"), errors.NotFound("rounds/x"),
+               errors.AlreadyExists("knowledgeSources/x"), errors.Conflict("a deploy runs"),
+               errors.FailedPrecondition("not done"), errors.CheckpointRejected("bad weights"),
+               errors.NotImplementedYet("later"), errors.DeadlineExceeded("too slow"), errors.Cancelled("gone"),
+               errors.Unavailable("stopping"), errors.InternalError("abc123")]
+    assert {type(e) for e in samples} == set(errors.ALL_ERRORS)
+    for error in samples:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.trailing_metadata() == error.trailing_metadata() and copy.__dict__ == error.__dict__
