@@ -1,20 +1,28 @@
 """A Mask-DPO training step against TRL's vanilla DPO step, same model and batch, in one run.
 
-    python bench/bench_train_step.py [--model DIR] [--hidden 256] [--layers 4] [--batch 4] [--iters 20]
-                                     [--device cpu|cuda] [--bf16]
+    python bench/bench_train_step.py [--model DIR] [--hidden 256] [--layers 4] [--batch 4] [--iters 100]
+                                     [--warmup 5] [--trim 0.2] [--control] [--bf16] [--threads N]
 
 Both trainers are built on the same model folder (a seeded Llama built here unless ``--model`` is given)
-and fed the same pairs. One timed step = collate the batch (Mask-DPO folds the sentence masks in here) +
-forward/backward of policy and reference (``Trainer.training_step``). Steps alternate between the two
-trainers (and which goes first) to share machine noise; medians and minima are printed with their ratios
-(target: at most 1.03), the collator's extra time per batch measured on its own (the only work Mask-DPO
-adds before the loss), and on CUDA the peak GPU memory of each. On a busy shared CPU the step medians
-are noisy; the minima and the collator figure are the stable numbers.
+and fed the same pairs. One timed step = read the batch's rows as the dataloader does + collate them
+(Mask-DPO folds the sentence masks in here) + move them to the device + forward/backward of policy and
+reference (``Trainer.training_step``). After ``--warmup`` untimed steps each, the trainers' steps are
+interleaved (A B, B A, ...: every order in turn) so that they see the same machine load. Each step is
+timed by the wall clock and by the process's CPU time; on CUDA the wall clock is the figure (GPU work is
+not CPU time), on a CPU the CPU time is (it leaves out the time the process waits for a core on a shared
+machine; ``--threads 1`` also keeps idle threads' spinning out of it).
+
+Printed per clock: medians and trimmed means (``--trim`` of the steps cut at each end) with their ratios,
+and the median of the per-pair ratios (each Mask-DPO step over the DPO step next to it); target: at most
+1.03. Then the host data path per batch (row reads and collation, timed on their own, also interleaved)
+for each trainer, and on CUDA the peak GPU memory of each. ``--control`` adds a second, identical TRL
+trainer to the rotation: its ratio to the first is what the machine's noise alone gives.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -65,8 +73,10 @@ def _spans(sentences: list[str], labels: list[str]) -> list[dict[str, Any]]:
 
 
 def build_trainers(
-    model_dir: Path, rows: list[dict[str, Any]], batch: int, bf16: bool, out: Path
-) -> tuple[Any, Any]:
+    model_dir: Path, rows: list[dict[str, Any]], batch: int, bf16: bool, out: Path, control: bool = False
+) -> dict[str, Any]:
+    """``dpo`` (TRL's DPOTrainer), ``maskdpo`` (MaskDPOTrainer, default masks) and, with ``control``,
+    ``dpo_control`` (a second TRL trainer, built like the first)."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
@@ -84,21 +94,26 @@ def build_trainers(
             model_init_kwargs={"dtype": torch.bfloat16} if bf16 else None,
         )
 
-    plain = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
-    vanilla = DPOTrainer(
-        str(model_dir),
-        args=args("dpo"),
-        train_dataset=plain,
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
-    )
-    masked = MaskDPOTrainer(
+    def vanilla(name: str) -> Any:
+        plain = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+        return DPOTrainer(
+            str(model_dir),
+            args=args(name),
+            train_dataset=plain,
+            processing_class=AutoTokenizer.from_pretrained(model_dir),
+        )
+
+    trainers = {"dpo": vanilla("dpo")}
+    trainers["maskdpo"] = MaskDPOTrainer(
         str(model_dir),
         args=args("maskdpo"),
         train_dataset=Dataset.from_list(rows),
         processing_class=AutoTokenizer.from_pretrained(model_dir),
         mask_config=MaskConfig(),
     )
-    return vanilla, masked
+    if control:
+        trainers["dpo_control"] = vanilla("dpo_control")
+    return trainers
 
 
 def _loader_view(trainer: Any) -> Any:
@@ -108,55 +123,122 @@ def _loader_view(trainer: Any) -> Any:
     return trainer._bench_view
 
 
-def timed_step(trainer: Any, batch: int) -> float:
+def timed_step(trainer: Any, batch: int) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one step, data path included."""
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     rows = _loader_view(trainer)
     inputs = trainer._prepare_inputs(trainer.data_collator([rows[i] for i in range(batch)]))
     trainer.training_step(trainer.model, inputs)
     if cuda:
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - wall, time.process_time() - cpu
     trainer.model.zero_grad(set_to_none=True)
     return elapsed
 
 
-def collate_seconds(trainer: Any, batch: int, number: int = 200) -> float:
-    """Best-of-5 time of building one batch (the only place Mask-DPO adds work before the loss)."""
-    examples = [_loader_view(trainer)[i] for i in range(batch)]
-    return min(timeit.repeat(lambda: trainer.data_collator(examples), number=number, repeat=5)) / number
+def trimmed_mean(values: list[float], trim: float) -> float:
+    """The mean of ``values`` without the ``trim`` share of them at each end."""
+    ordered = sorted(values)
+    cut = int(len(ordered) * trim)
+    return statistics.fmean(ordered[cut : len(ordered) - cut] or ordered)
 
 
-def compare(model_dir: Path, batch: int, iters: int, bf16: bool) -> dict[str, float]:
+def data_path_seconds(
+    trainers: dict[str, Any], batch: int, rounds: int = 15, number: int = 50
+) -> dict[str, float]:
+    """Best time per batch of reading the rows and of collating them, per trainer, interleaved."""
+    calls = {}
+    for name, trainer in trainers.items():
+        view = _loader_view(trainer)
+        examples = [view[i] for i in range(batch)]
+        calls[f"{name}_read"] = lambda view=view: [view[i] for i in range(batch)]
+        calls[f"{name}_collate"] = lambda trainer=trainer, examples=examples: trainer.data_collator(examples)
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds):
+        for key, call in calls.items():
+            best[key] = min(best[key], timeit.timeit(call, number=number) / number)
+    return best
+
+
+CLOCKS = ("wall", "cpu")
+
+
+def compare(
+    model_dir: Path, batch: int, iters: int, warmup: int, trim: float, bf16: bool, control: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        vanilla, masked = build_trainers(model_dir, make_rows(batch), batch, bf16, Path(tmp))
-        times: dict[str, list[float]] = {"dpo": [], "maskdpo": []}
+        trainers = build_trainers(model_dir, make_rows(batch), batch, bf16, Path(tmp), control)
+        steps: dict[str, list[tuple[float, float]]] = {name: [] for name in trainers}
         peak: dict[str, float] = {}
-        for name, trainer in (("dpo", vanilla), ("maskdpo", masked)):
-            trainer.current_gradient_accumulation_steps = (
-                1  # set by Trainer.train(); we call training_step directly
-            )
-            for _ in range(3):
-                timed_step(trainer, batch)  # warm-up
-            if torch.cuda.is_available():
+        for trainer in trainers.values():
+            trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(); we call training_step
+        for _ in range(warmup):  # untimed, interleaved like the timed steps
+            for trainer in trainers.values():
+                timed_step(trainer, batch)
+        if torch.cuda.is_available():
+            for name, trainer in trainers.items():
                 torch.cuda.reset_peak_memory_stats()
                 timed_step(trainer, batch)
                 peak[name] = torch.cuda.max_memory_allocated() / 2**20
-        for i in range(iters):  # alternate, and alternate who goes first, to share the machine's noise
-            pair = (("dpo", vanilla), ("maskdpo", masked))
-            for name, trainer in pair if i % 2 == 0 else pair[::-1]:
-                times[name].append(timed_step(trainer, batch))
-        collate = {name: collate_seconds(t, batch) for name, t in (("dpo", vanilla), ("maskdpo", masked))}
-    result = {f"{k}_median_s": statistics.median(v) for k, v in times.items()}
-    result.update({f"{k}_min_s": min(v) for k, v in times.items()})
-    result["ratio"] = result["maskdpo_median_s"] / result["dpo_median_s"]
-    result["ratio_min"] = result["maskdpo_min_s"] / result["dpo_min_s"]
-    result["collate_overhead_ms"] = (collate["maskdpo"] - collate["dpo"]) * 1000
-    for name, mib in peak.items():
-        result[f"{name}_peak_mib"] = mib
+        orders = list(itertools.permutations(trainers.items()))
+        for i in range(iters):  # interleave, every order in turn, so all share the machine's noise
+            for name, trainer in orders[i % len(orders)]:
+                steps[name].append(timed_step(trainer, batch))
+        data_path = data_path_seconds({k: trainers[k] for k in ("dpo", "maskdpo")}, batch)
+    result: dict[str, Any] = {"data_path": data_path, "peak_mib": peak, "clocks": {}}
+    for c, clock in enumerate(CLOCKS):
+        times = {name: [step[c] for step in values] for name, values in steps.items()}
+        figures: dict[str, float] = {}
+        for name, values in times.items():
+            figures[f"{name}_median_s"] = statistics.median(values)
+            figures[f"{name}_trimmed_s"] = trimmed_mean(values, trim)
+        for name in times:
+            if name == "dpo":
+                continue
+            figures[f"{name}_ratio_median"] = figures[f"{name}_median_s"] / figures["dpo_median_s"]
+            figures[f"{name}_ratio_trimmed"] = figures[f"{name}_trimmed_s"] / figures["dpo_trimmed_s"]
+            figures[f"{name}_ratio_paired"] = statistics.median(
+                x / d for x, d in zip(times[name], times["dpo"], strict=True)
+            )
+        result["clocks"][clock] = figures
     return result
+
+
+LABELS = {"dpo": "TRL DPO step   ", "maskdpo": "Mask-DPO step  ", "dpo_control": "TRL DPO again  "}
+
+
+def report(result: dict[str, Any], trim: float) -> None:
+    primary = "wall" if torch.cuda.is_available() else "cpu"
+    peak = result["peak_mib"]
+    for clock in sorted(CLOCKS, key=lambda c: c != primary):
+        figures = result["clocks"][clock]
+        title = "wall clock" if clock == "wall" else "process CPU time"
+        print(f"-- {title}{' (the figure for this device)' if clock == primary else ''}")
+        names = [n for n in LABELS if f"{n}_median_s" in figures]
+        for name in names:
+            print(
+                f"{LABELS[name]} median {figures[f'{name}_median_s'] * 1000:8.2f} ms   "
+                f"trimmed mean {figures[f'{name}_trimmed_s'] * 1000:8.2f} ms"
+                + (f"   peak GPU memory {peak[name]:.0f} MiB" if name in peak and clock == "wall" else "")
+            )
+        for name in names[1:]:
+            who = "Mask-DPO / DPO" if name == "maskdpo" else "DPO again / DPO (noise)"
+            print(
+                f"ratio {who}: {figures[f'{name}_ratio_median']:.3f} of medians, "
+                f"{figures[f'{name}_ratio_trimmed']:.3f} of trimmed means ({trim:.0%} cut each end), "
+                f"{figures[f'{name}_ratio_paired']:.3f} median of paired steps"
+                + (" (target <= 1.03)" if name == "maskdpo" else "")
+            )
+    data = result["data_path"]
+    for name, label in (("dpo", "TRL DPO "), ("maskdpo", "Mask-DPO")):
+        read, collate = data[f"{name}_read"] * 1e3, data[f"{name}_collate"] * 1e3
+        print(f"data path {label}: read rows {read:.3f} ms + collate {collate:.3f} ms per batch")
+    extra = (data["maskdpo_read"] + data["maskdpo_collate"] - data["dpo_read"] - data["dpo_collate"]) * 1e3
+    share = extra / (result["clocks"][primary]["dpo_median_s"] * 1e3)
+    print(f"data path Mask-DPO extra: {extra:+.3f} ms per batch ({share:+.2%} of a DPO step)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--iters", type=int, default=100, help="timed steps per trainer")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per trainer first")
+    parser.add_argument("--trim", type=float, default=0.2, help="share of steps cut at each end")
+    parser.add_argument("--control", action="store_true", help="also time a second TRL trainer")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     ns = parser.parse_args(argv)
@@ -182,31 +267,18 @@ def main(argv: list[str] | None = None) -> int:
                 num_layers=ns.layers,
                 num_heads=max(1, ns.hidden // 64),
             )
-        result = compare(model_dir, ns.batch, ns.iters, ns.bf16)
+        result = compare(model_dir, ns.batch, ns.iters, ns.warmup, ns.trim, ns.bf16, ns.control)
     device = (
         torch.cuda.get_device_name()
         if torch.cuda.is_available()
         else f"cpu ({torch.get_num_threads()} threads)"
     )
+    model = model_dir if ns.model else f"llama hidden={ns.hidden} layers={ns.layers}"
     print(
-        f"device: {device}; model: {model_dir if ns.model else f'llama hidden={ns.hidden} layers={ns.layers}'}; "
-        f"batch {ns.batch} pairs; {ns.iters} steps each; dtype {'bf16' if ns.bf16 else 'fp32'}"
+        f"device: {device}; model: {model}; batch {ns.batch} pairs; {ns.iters} interleaved steps each "
+        f"after {ns.warmup} warm-up; dtype {'bf16' if ns.bf16 else 'fp32'}"
     )
-    print(
-        f"TRL DPO step      median {result['dpo_median_s'] * 1000:8.1f} ms"
-        + (f"   peak GPU memory {result['dpo_peak_mib']:.0f} MiB" if "dpo_peak_mib" in result else "")
-    )
-    print(
-        f"Mask-DPO step     median {result['maskdpo_median_s'] * 1000:8.1f} ms"
-        + (f"   peak GPU memory {result['maskdpo_peak_mib']:.0f} MiB" if "maskdpo_peak_mib" in result else "")
-    )
-    print(
-        f"ratio Mask-DPO / DPO: {result['ratio']:.3f} of medians, {result['ratio_min']:.3f} of minima (target <= 1.03)"
-    )
-    share = result["collate_overhead_ms"] / (result["dpo_min_s"] * 1000)
-    print(
-        f"mask folding in the collator: {result['collate_overhead_ms']:+.3f} ms per batch ({share:.3%} of a step)"
-    )
+    report(result, ns.trim)
     return 0
 
 

@@ -37,6 +37,8 @@ else
   echo "pytest not available: skipping tests/gpu/test_maskdpo_gpu.py"
 fi
 
-# step time and peak memory: small model (same as the CPU bench) and a larger one
-timeout 150 "$PY" bench/bench_train_step.py --bf16 --hidden 256 --layers 4 --batch 4 --iters 20 2>&1 | grep -E "device|step|ratio"
-timeout 240 "$PY" bench/bench_train_step.py --bf16 --hidden 1024 --layers 12 --batch 8 --iters 20 2>&1 | grep -E "device|step|ratio"
+# step time and peak memory: small model (same as the CPU bench) and a larger one; --control times a second
+# TRL trainer too, so the DPO-vs-DPO ratio shows how much of a difference the machine alone makes
+FIGURES="^(device|--|TRL|Mask|ratio|data path)"
+timeout 150 "$PY" bench/bench_train_step.py --bf16 --hidden 256 --layers 4 --batch 4 --iters 100 --control 2>&1 | grep -E "$FIGURES"
+timeout 240 "$PY" bench/bench_train_step.py --bf16 --hidden 1024 --layers 12 --batch 8 --iters 100 --control 2>&1 | grep -E "$FIGURES"
