@@ -96,8 +96,10 @@ class DecodeGuard(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        kwargs = {"request_deserializer": _safe(handler.request_deserializer),
-                  "response_serializer": handler.response_serializer}
+        kwargs = {
+            "request_deserializer": _safe(handler.request_deserializer),
+            "response_serializer": handler.response_serializer,
+        }
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(_guard_unary_request(handler.unary_unary), **kwargs)
         if handler.unary_stream is not None:

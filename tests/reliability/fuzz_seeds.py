@@ -17,47 +17,91 @@ SOURCE_ID = "fuzz-source"
 ROUND = "rounds/0123abcd"
 MISSING_ROUND = "rounds/" + "f" * 32
 OPERATION = "operations/0123abcd"
-ANSWER = factuality_pb2.Answer(response="Ada Lind was born in 1901 in Oslo. She was a chemist.", topic="Ada Lind",
-                               prompt="Who was Ada Lind?", groups=["rare"])
-FACTS = factuality_pb2.Knowledge(facts=factuality_pb2.FactList(facts=[
-    factuality_pb2.Fact(subject="Ada Lind", attribute="birth_year", value="1901"),
-    factuality_pb2.Fact(subject="Ada Lind", attribute="birthplace", value="Oslo")]))
-PASSAGES = factuality_pb2.Knowledge(passages=factuality_pb2.PassageList(passages=[
-    factuality_pb2.Passage(title="Ada Lind", text="Ada Lind (born 1901 in Oslo) was a Norwegian chemist.")]))
+ANSWER = factuality_pb2.Answer(
+    response="Ada Lind was born in 1901 in Oslo. She was a chemist.",
+    topic="Ada Lind",
+    prompt="Who was Ada Lind?",
+    groups=["rare"],
+)
+FACTS = factuality_pb2.Knowledge(
+    facts=factuality_pb2.FactList(
+        facts=[
+            factuality_pb2.Fact(subject="Ada Lind", attribute="birth_year", value="1901"),
+            factuality_pb2.Fact(subject="Ada Lind", attribute="birthplace", value="Oslo"),
+        ]
+    )
+)
+PASSAGES = factuality_pb2.Knowledge(
+    passages=factuality_pb2.PassageList(
+        passages=[
+            factuality_pb2.Passage(
+                title="Ada Lind", text="Ada Lind (born 1901 in Oslo) was a Norwegian chemist."
+            )
+        ]
+    )
+)
 GENERATE = generation_pb2.GenerateRequest(
     model=MODEL,
-    messages=generation_pb2.ChatMessages(messages=[common_pb2.ChatMessage(role="user", content="Who was Ada Lind?")]),
-    sampling=common_pb2.SamplingParams(n=2, max_tokens=8, temperature=0.7, seed=1, logprobs=True, stop=["\n\n"]))
+    messages=generation_pb2.ChatMessages(
+        messages=[common_pb2.ChatMessage(role="user", content="Who was Ada Lind?")]
+    ),
+    sampling=common_pb2.SamplingParams(
+        n=2, max_tokens=8, temperature=0.7, seed=1, logprobs=True, stop=["\n\n"]
+    ),
+)
 ROUND_CONFIG = alignment_pb2.RoundConfig(
     model=MODEL,
-    prompts=alignment_pb2.PromptSet(prompts=alignment_pb2.PromptList(prompts=[
-        alignment_pb2.RoundPrompt(prompt="Who was Ada Lind?", topic="Ada Lind", knowledge=FACTS)])),
+    prompts=alignment_pb2.PromptSet(
+        prompts=alignment_pb2.PromptList(
+            prompts=[alignment_pb2.RoundPrompt(prompt="Who was Ada Lind?", topic="Ada Lind", knowledge=FACTS)]
+        )
+    ),
     eval_prompts=alignment_pb2.PromptSet(dataset="toyworld/validation", limit=2),
-    samples_per_prompt=2, judge="kb", start_from_round=MISSING_ROUND, seed=1)
+    samples_per_prompt=2,
+    judge="kb",
+    start_from_round=MISSING_ROUND,
+    seed=1,
+)
 
 SEEDS: dict[str, Message] = {
-    "Score": factuality_pb2.ScoreRequest(judge="kb", answer=ANSWER, knowledge=FACTS,
-                                         options=factuality_pb2.ScoreOptions(mask_rule=common_pb2.MASK_RULE_DEFAULT)),
+    "Score": factuality_pb2.ScoreRequest(
+        judge="kb",
+        answer=ANSWER,
+        knowledge=FACTS,
+        options=factuality_pb2.ScoreOptions(mask_rule=common_pb2.MASK_RULE_DEFAULT),
+    ),
     "BatchScore": factuality_pb2.BatchScoreRequest(
-        judge="heuristic", knowledge=PASSAGES,
-        items=[factuality_pb2.ScoreItem(answer=ANSWER), factuality_pb2.ScoreItem(answer=ANSWER, knowledge=PASSAGES)],
-        options=factuality_pb2.ScoreOptions(bootstrap_resamples=50, bootstrap_seed=3, f1_k=2)),
+        judge="heuristic",
+        knowledge=PASSAGES,
+        items=[
+            factuality_pb2.ScoreItem(answer=ANSWER),
+            factuality_pb2.ScoreItem(answer=ANSWER, knowledge=PASSAGES),
+        ],
+        options=factuality_pb2.ScoreOptions(bootstrap_resamples=50, bootstrap_seed=3, f1_k=2),
+    ),
     "ListJudges": factuality_pb2.ListJudgesRequest(),
     "CreateKnowledgeSource": factuality_pb2.CreateKnowledgeSourceRequest(
-        knowledge_source_id=SOURCE_ID, description="fuzzing", facts=FACTS.facts.facts,
-        passages=PASSAGES.passages.passages),
+        knowledge_source_id=SOURCE_ID,
+        description="fuzzing",
+        facts=FACTS.facts.facts,
+        passages=PASSAGES.passages.passages,
+    ),
     "GetKnowledgeSource": factuality_pb2.GetKnowledgeSourceRequest(name=f"knowledgeSources/{SOURCE_ID}"),
     "ListKnowledgeSources": factuality_pb2.ListKnowledgeSourcesRequest(page_size=2),
-    "DeleteKnowledgeSource": factuality_pb2.DeleteKnowledgeSourceRequest(name=f"knowledgeSources/{SOURCE_ID}"),
+    "DeleteKnowledgeSource": factuality_pb2.DeleteKnowledgeSourceRequest(
+        name=f"knowledgeSources/{SOURCE_ID}"
+    ),
     "Generate": GENERATE,
     "BatchGenerate": generation_pb2.BatchGenerateRequest(
-        requests=[GENERATE, generation_pb2.GenerateRequest(prompt="Ada Lind was", sampling=GENERATE.sampling)]),
+        requests=[GENERATE, generation_pb2.GenerateRequest(prompt="Ada Lind was", sampling=GENERATE.sampling)]
+    ),
     "StreamGenerate": GENERATE,
     "ListModels": models_pb2.ListModelsRequest(page_size=1),
     "GetModel": models_pb2.GetModelRequest(name=MODEL),
     "ListCheckpoints": models_pb2.ListCheckpointsRequest(parent=MODEL, page_size=5),
-    "DeployCheckpoint": models_pb2.DeployCheckpointRequest(model=MODEL, checkpoint="/nonexistent/checkpoint",
-                                                           verify_tolerance=0.1, request_id="fuzz"),
+    "DeployCheckpoint": models_pb2.DeployCheckpointRequest(
+        model=MODEL, checkpoint="/nonexistent/checkpoint", verify_tolerance=0.1, request_id="fuzz"
+    ),
     "CreateAlignmentRound": alignment_pb2.CreateAlignmentRoundRequest(config=ROUND_CONFIG, request_id="fuzz"),
     "GetAlignmentRound": alignment_pb2.GetAlignmentRoundRequest(name=ROUND),
     "ListAlignmentRounds": alignment_pb2.ListAlignmentRoundsRequest(page_size=5, model=MODEL),
@@ -67,6 +111,7 @@ SEEDS: dict[str, Message] = {
     "ListOperations": operations_proto_pb2.ListOperationsRequest(filter="kind=deploy", page_size=5),
     "CancelOperation": operations_proto_pb2.CancelOperationRequest(name=OPERATION),
     "DeleteOperation": operations_proto_pb2.DeleteOperationRequest(name=OPERATION),
-    "WaitOperation": operations_proto_pb2.WaitOperationRequest(name=OPERATION,
-                                                               timeout=duration_pb2.Duration(nanos=1000)),
+    "WaitOperation": operations_proto_pb2.WaitOperationRequest(
+        name=OPERATION, timeout=duration_pb2.Duration(nanos=1000)
+    ),
 }

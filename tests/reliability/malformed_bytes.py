@@ -72,8 +72,12 @@ def nested(path: Sequence[int], payload: bytes) -> bytes:
 
 def invalid_utf8(descriptor: Descriptor) -> st.SearchStrategy[bytes]:
     paths = string_paths(descriptor) or [(1,)]  # no string field: an unknown field number 1 carries it
-    return st.builds(lambda path, bad, text: nested(path, text.encode() + bad),
-                     st.sampled_from(paths), st.sampled_from(BAD_UTF8), st.text(max_size=8))
+    return st.builds(
+        lambda path, bad, text: nested(path, text.encode() + bad),
+        st.sampled_from(paths),
+        st.sampled_from(BAD_UTF8),
+        st.text(max_size=8),
+    )
 
 
 def _value_for(wire_type: int, data: bytes) -> bytes:
@@ -94,8 +98,15 @@ def wrong_wire_type(descriptor: Descriptor) -> st.SearchStrategy[bytes]:
     @st.composite
     def build(draw: st.DrawFn) -> bytes:
         number, accepted = draw(st.sampled_from(numbers))
-        wrong = draw(st.sampled_from([w for w in (VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32,
-                                                  *UNUSED_WIRE_TYPES) if w not in accepted]))
+        wrong = draw(
+            st.sampled_from(
+                [
+                    w
+                    for w in (VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32, *UNUSED_WIRE_TYPES)
+                    if w not in accepted
+                ]
+            )
+        )
         return tag(number, wrong) + _value_for(wrong, draw(st.binary(max_size=16)))
 
     return build()
@@ -118,9 +129,16 @@ def oversize(descriptor: Descriptor, cap: int) -> st.SearchStrategy[bytes]:
     return st.builds(lambda extra: nested(path, b"z" * (cap + extra)), st.sampled_from([1, 4096, cap]))
 
 
-def malformed(descriptor: Descriptor, valid: st.SearchStrategy[Message], cap: int) -> st.SearchStrategy[bytes]:
+def malformed(
+    descriptor: Descriptor, valid: st.SearchStrategy[Message], cap: int
+) -> st.SearchStrategy[bytes]:
     """Any of the kinds above; the huge one only now and then."""
-    return st.one_of(st.binary(min_size=1, max_size=256), truncated(valid), invalid_utf8(descriptor),
-                     wrong_wire_type(descriptor),
-                     st.integers(0, 19).flatmap(lambda n: oversize(descriptor, cap) if n == 0
-                                                else invalid_utf8(descriptor)))
+    return st.one_of(
+        st.binary(min_size=1, max_size=256),
+        truncated(valid),
+        invalid_utf8(descriptor),
+        wrong_wire_type(descriptor),
+        st.integers(0, 19).flatmap(
+            lambda n: oversize(descriptor, cap) if n == 0 else invalid_utf8(descriptor)
+        ),
+    )

@@ -29,9 +29,29 @@ INT_RANGES = {
     **dict.fromkeys((FD.TYPE_UINT64, FD.TYPE_FIXED64), (0, 2**64 - 1)),
 }
 ODD_STRINGS = (
-    "", " ", "\t\n", "\x00", "a\x00b", "\u202eevil", "e\u0301", "\ufeffbom", "\U0010ffff", "🙂" * 3,
-    "字" * 5, "İ", "ß", "\u200b", "%s%n%x", "' OR 1=1 --", "../../etc/passwd", "/", "/tmp", "-1", "1e309",
-    "NaN", "9" * 30,
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "a\x00b",
+    "\u202eevil",
+    "e\u0301",
+    "\ufeffbom",
+    "\U0010ffff",
+    "🙂" * 3,
+    "字" * 5,
+    "İ",
+    "ß",
+    "\u200b",
+    "%s%n%x",
+    "' OR 1=1 --",
+    "../../etc/passwd",
+    "/",
+    "/tmp",
+    "-1",
+    "1e309",
+    "NaN",
+    "9" * 30,
 )
 HUGE_UNITS = ("x", "é", "字", "🙂", "a. ")
 ANY_FIELD = "*"
@@ -47,10 +67,18 @@ class StringSizes:
 
 def integers(kind: int) -> st.SearchStrategy[int]:
     low, high = INT_RANGES[kind]
-    edges = sorted({v for v in (0, 1, -1, 2, low, high, low + 1, high - 1, 2**31, -(2**31), 2**32, 2**53)
-                    if low <= v <= high})
-    return st.one_of(st.sampled_from(edges), st.integers(-1000, 1000).filter(lambda v: low <= v <= high),
-                     st.integers(low, high))
+    edges = sorted(
+        {
+            v
+            for v in (0, 1, -1, 2, low, high, low + 1, high - 1, 2**31, -(2**31), 2**32, 2**53)
+            if low <= v <= high
+        }
+    )
+    return st.one_of(
+        st.sampled_from(edges),
+        st.integers(-1000, 1000).filter(lambda v: low <= v <= high),
+        st.integers(low, high),
+    )
 
 
 def floats(kind: int) -> st.SearchStrategy[float]:
@@ -62,8 +90,11 @@ def floats(kind: int) -> st.SearchStrategy[float]:
 def strings(hinted: Sequence[str], anywhere: Sequence[str], sizes: StringSizes) -> st.SearchStrategy[str]:
     """A hint for this field, a name the server knows, short text, an odd string, or (rarely) a huge one."""
     huge_lengths = [sizes.over_limit, *sizes.large]
-    huge = st.builds(lambda unit, n: (unit * (n // len(unit) + 1))[:n], st.sampled_from(HUGE_UNITS),
-                     st.sampled_from(huge_lengths))
+    huge = st.builds(
+        lambda unit, n: (unit * (n // len(unit) + 1))[:n],
+        st.sampled_from(HUGE_UNITS),
+        st.sampled_from(huge_lengths),
+    )
     text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 
     @st.composite
@@ -86,7 +117,9 @@ def enums(field: FieldDescriptor) -> st.SearchStrategy[int]:
     known = st.sampled_from([v.number for v in field.enum_type.values])
     if field.enum_type.is_closed:
         return known
-    return st.one_of(known, st.sampled_from([-1, 7, 77, 2**31 - 1, -(2**31)]), st.integers(-(2**31), 2**31 - 1))
+    return st.one_of(
+        known, st.sampled_from([-1, 7, 77, 2**31 - 1, -(2**31)]), st.integers(-(2**31), 2**31 - 1)
+    )
 
 
 def copies(item: Any, count: int) -> list[Any]:
@@ -151,19 +184,27 @@ class MessageStrategies:
         if not paths:
             return st.just(seed)
         change = st.sampled_from(paths).flatmap(
-            lambda path: st.tuples(st.just(path), self._value(path[-1], len(path) - 1)))
+            lambda path: st.tuples(st.just(path), self._value(path[-1], len(path) - 1))
+        )
         return st.lists(change, min_size=1, max_size=max_changes).map(lambda changes: mutate(seed, changes))
 
     def _build(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Message]:
         cls = message_factory.GetMessageClass(descriptor)
-        plain = {f.name: self._value(f, depth) for f in descriptor.fields
-                 if f.containing_oneof is None or is_synthetic(f.containing_oneof)}
+        plain = {
+            f.name: self._value(f, depth)
+            for f in descriptor.fields
+            if f.containing_oneof is None or is_synthetic(f.containing_oneof)
+        }
         choices = [
             st.one_of(st.none(), *[st.tuples(st.just(f.name), self._value(f, depth)) for f in oneof.fields])
-            for oneof in descriptor.oneofs if not is_synthetic(oneof)
+            for oneof in descriptor.oneofs
+            if not is_synthetic(oneof)
         ]
-        return st.builds(lambda values, chosen: assemble(cls, values, chosen),
-                         st.fixed_dictionaries(plain), st.tuples(*choices))
+        return st.builds(
+            lambda values, chosen: assemble(cls, values, chosen),
+            st.fixed_dictionaries(plain),
+            st.tuples(*choices),
+        )
 
 
 def field_paths(descriptor: Descriptor, depth: int = 3) -> list[tuple[FieldDescriptor, ...]]:
@@ -189,7 +230,9 @@ def mutate(seed: Message, changes: list[tuple[tuple[FieldDescriptor, ...], Any]]
     return msg
 
 
-def assemble(cls: type[Message], values: dict[str, Any], chosen: tuple[tuple[str, Any] | None, ...]) -> Message:
+def assemble(
+    cls: type[Message], values: dict[str, Any], chosen: tuple[tuple[str, Any] | None, ...]
+) -> Message:
     """A message of ``cls`` with the drawn values set (None: left unset)."""
     msg = cls()
     items = list(values.items()) + [c for c in chosen if c is not None]

@@ -49,19 +49,24 @@ def all_rpcs() -> list[Rpc]:
     for service in SERVICES:
         for method in service.methods:
             path = f"/{service.full_name}/{method.name}"
-            rpcs.append(Rpc(path, method.input_type, method.server_streaming,
-                            required_role(path) is Role.OPERATOR))
+            rpcs.append(
+                Rpc(path, method.input_type, method.server_streaming, required_role(path) is Role.OPERATOR)
+            )
     return rpcs
 
 
-def call_raw(channel: grpc.Channel, rpc: Rpc, payload: bytes, token: str,
-             timeout: float) -> tuple[grpc.StatusCode, list[bytes]]:
+def call_raw(
+    channel: grpc.Channel, rpc: Rpc, payload: bytes, token: str, timeout: float
+) -> tuple[grpc.StatusCode, list[bytes]]:
     """(status, response messages as bytes) of one call with ``payload`` as the request's bytes."""
     metadata = (("authorization", f"Bearer {token}"),)
     try:
         if rpc.streaming:
-            return grpc.StatusCode.OK, list(channel.unary_stream(rpc.path)(payload, metadata=metadata,
-                                                                            timeout=timeout))
-        return grpc.StatusCode.OK, [channel.unary_unary(rpc.path)(payload, metadata=metadata, timeout=timeout)]
+            return grpc.StatusCode.OK, list(
+                channel.unary_stream(rpc.path)(payload, metadata=metadata, timeout=timeout)
+            )
+        return grpc.StatusCode.OK, [
+            channel.unary_unary(rpc.path)(payload, metadata=metadata, timeout=timeout)
+        ]
     except grpc.RpcError as error:
         return error.code(), []

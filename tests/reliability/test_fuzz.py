@@ -36,37 +36,70 @@ from tests.reliability.rpc_catalog import Rpc, all_rpcs, call_raw
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
-MAX_TEXT_CHARS = 5000       # the toy server's MASKDPO_MAX_TEXT_CHARS
+MAX_TEXT_CHARS = 5000  # the toy server's MASKDPO_MAX_TEXT_CHARS
 MAX_MESSAGE_BYTES = 1024 * 1024
 CALL_TIMEOUT_S = 30.0
 SERVED_MODEL = "toy"
 TEXT = ("Ada Lind was born in 1901 in Oslo. She was a chemist.", "Who was Ada Lind?", "Ada Lind")
 HINTS = {  # strings that mean something in a field of that name, so generated messages get further
     ANY_FIELD: ("models/toy", "kb", "/", "1", "knowledgeSources/fuzz-source", "rounds/0123abcd"),
-    "name": ("knowledgeSources/fuzz-source", "rounds/0123abcd", "rounds/", "operations/0123abcd", "models/toy"),
+    "name": (
+        "knowledgeSources/fuzz-source",
+        "rounds/0123abcd",
+        "rounds/",
+        "operations/0123abcd",
+        "models/toy",
+    ),
     "parent": ("models/toy", "toy", "models/absent", "models/toy/"),
     "model": ("models/toy", "toy", "models/absent", "models/", "models/toy/checkpoints/x"),
     "judge": ("kb", "heuristic", "llm"),
     "knowledge_source": ("knowledgeSources/fuzz-source", "knowledgeSources/absent", "knowledgeSources/"),
     "knowledge_source_id": ("fuzz-source", "fuzz-other", "Fuzz", "a" * 64),
-    "checkpoint": ("/", "/nonexistent/checkpoint", "relative/folder", "models/toy/checkpoints/absent",
-                   "models/absent/checkpoints/x"),
+    "checkpoint": (
+        "/",
+        "/nonexistent/checkpoint",
+        "relative/folder",
+        "models/toy/checkpoints/absent",
+        "models/absent/checkpoints/x",
+    ),
     "dataset": ("toyworld/alignment", "toyworld/validation", "absent"),
     "role": ("user", "assistant", "system"),
     "filter": ("kind=deploy", "kind=round", "kind=", "state=done"),
     "page_token": ("1", "50", "999999999999", "-1"),
     "metric": ("anah_score", "factscore"),
-    **dict.fromkeys(("prompt", "response", "content", "text", "topic", "title", "subject", "attribute",
-                     "value", "description", "stop"), TEXT),
+    **dict.fromkeys(
+        (
+            "prompt",
+            "response",
+            "content",
+            "text",
+            "topic",
+            "title",
+            "subject",
+            "attribute",
+            "value",
+            "description",
+            "stop",
+        ),
+        TEXT,
+    ),
 }
 # Every status the error contract (server/errors.py) lets a healthy server answer to a bad or odd request.
 # Left out: INTERNAL and UNKNOWN (bugs), UNAVAILABLE (shutdown or a dead backend), UNAUTHENTICATED (the
 # tokens are valid), CANCELLED (the client never cancels), and codes the contract does not use.
-ALLOWED = frozenset({
-    grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.ABORTED,
-})
+ALLOWED = frozenset(
+    {
+        grpc.StatusCode.OK,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.ABORTED,
+    }
+)
 RPCS = all_rpcs()
 STRATEGIES = MessageStrategies(HINTS, StringSizes(over_limit=MAX_TEXT_CHARS + 1))
 TOKENS = st.sampled_from([OPERATOR, OPERATOR, OPERATOR, READER])
@@ -87,10 +120,14 @@ class Tally:
 
     def summary(self) -> str:
         lines = [f"  {name}: {dict(counts.most_common())}" for name, counts in sorted(self.by_method.items())]
-        return "\n".join([
-            f"fuzz: {sum(self.statuses.values())} requests over {len(self.by_method)} methods in "
-            f"{time.monotonic() - self.started:.0f} s, statuses {dict(self.statuses.most_common())}, "
-            f"operations created and cancelled: {self.operations_cancelled}", *lines])
+        return "\n".join(
+            [
+                f"fuzz: {sum(self.statuses.values())} requests over {len(self.by_method)} methods in "
+                f"{time.monotonic() - self.started:.0f} s, statuses {dict(self.statuses.most_common())}, "
+                f"operations created and cancelled: {self.operations_cancelled}",
+                *lines,
+            ]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +156,14 @@ class Brief:
 
 
 def fuzz_settings(scale: Scale) -> settings:
-    return settings(max_examples=scale.fuzz_examples, deadline=None, derandomize=not scale.full, database=None,
-                    suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate, Phase.shrink))
+    return settings(
+        max_examples=scale.fuzz_examples,
+        deadline=None,
+        derandomize=not scale.full,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+    )
 
 
 def contained(rpc: Rpc, message: Message) -> Message:
@@ -154,10 +197,15 @@ def cancel_started(channel: grpc.Channel, rpc: Rpc, responses: list[bytes], tall
     if rpc.name not in ("CreateAlignmentRound", "DeployCheckpoint") or not responses:
         return
     name = operations_proto_pb2.Operation.FromString(responses[0]).name
-    cancel = channel.unary_unary("/google.longrunning.Operations/CancelOperation",
-                                 request_serializer=operations_proto_pb2.CancelOperationRequest.SerializeToString)
-    cancel(operations_proto_pb2.CancelOperationRequest(name=name),
-           metadata=(("authorization", f"Bearer {OPERATOR}"),), timeout=CALL_TIMEOUT_S)
+    cancel = channel.unary_unary(
+        "/google.longrunning.Operations/CancelOperation",
+        request_serializer=operations_proto_pb2.CancelOperationRequest.SerializeToString,
+    )
+    cancel(
+        operations_proto_pb2.CancelOperationRequest(name=name),
+        metadata=(("authorization", f"Bearer {OPERATOR}"),),
+        timeout=CALL_TIMEOUT_S,
+    )
     tally.operations_cancelled += 1
 
 
@@ -186,8 +234,18 @@ def assert_healthy(server: ServerProcess, channel: grpc.Channel) -> None:
 SEED_STATUSES = {
     "DeployCheckpoint": grpc.StatusCode.INVALID_ARGUMENT,  # no such folder
     "CreateAlignmentRound": grpc.StatusCode.INVALID_ARGUMENT,  # no such start round
-    **dict.fromkeys(("GetAlignmentRound", "WatchAlignmentRound", "CancelAlignmentRound", "GetOperation",
-                     "CancelOperation", "DeleteOperation", "WaitOperation"), grpc.StatusCode.NOT_FOUND),
+    **dict.fromkeys(
+        (
+            "GetAlignmentRound",
+            "WatchAlignmentRound",
+            "CancelAlignmentRound",
+            "GetOperation",
+            "CancelOperation",
+            "DeleteOperation",
+            "WaitOperation",
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    ),
 }
 
 
@@ -202,8 +260,9 @@ def test_seeds_reach_the_methods_logic(channel: grpc.Channel, tally: Tally) -> N
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=lambda rpc: rpc.path.removeprefix("/"))
-def test_well_typed_messages(rpc: Rpc, channel: grpc.Channel, serving_toy_server: ServerProcess, scale: Scale,
-                             tally: Tally) -> None:
+def test_well_typed_messages(
+    rpc: Rpc, channel: grpc.Channel, serving_toy_server: ServerProcess, scale: Scale, tally: Tally
+) -> None:
     @fuzz_settings(scale)
     @given(request=encoded(requests(rpc)), token=TOKENS)
     def fuzz(request: Brief, token: str) -> None:
@@ -214,8 +273,9 @@ def test_well_typed_messages(rpc: Rpc, channel: grpc.Channel, serving_toy_server
 
 
 @pytest.mark.parametrize("rpc", RPCS, ids=lambda rpc: rpc.path.removeprefix("/"))
-def test_malformed_bytes(rpc: Rpc, channel: grpc.Channel, serving_toy_server: ServerProcess, scale: Scale,
-                         tally: Tally) -> None:
+def test_malformed_bytes(
+    rpc: Rpc, channel: grpc.Channel, serving_toy_server: ServerProcess, scale: Scale, tally: Tally
+) -> None:
     @fuzz_settings(scale)
     @given(request=raw(malformed(rpc.request, requests(rpc), MAX_MESSAGE_BYTES)), token=TOKENS)
     def fuzz(request: Brief, token: str) -> None:
@@ -233,10 +293,13 @@ def test_probes_refuse_malformed_bytes(channel: grpc.Channel, tally: Tally) -> N
     methods = {
         "/grpc.health.v1.Health/Check": channel.unary_unary("/grpc.health.v1.Health/Check"),
         "/grpc.health.v1.Health/Watch": lambda payload, **kw: list(
-            channel.unary_stream("/grpc.health.v1.Health/Watch")(payload, **kw)),
+            channel.unary_stream("/grpc.health.v1.Health/Watch")(payload, **kw)
+        ),
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": lambda payload, **kw: list(
             channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")(
-                iter([payload]), **kw)),
+                iter([payload]), **kw
+            )
+        ),
     }
     for path, method in methods.items():
         for payload in PROBE_PAYLOADS:

@@ -1,4 +1,4 @@
-"""WaitOperation's timeout: any non-negative Duration is a wait limit, a negative or malformed one is refused."""
+"""WaitOperation's timeout: a non-negative Duration of any size limits the wait; a negative one is refused."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from maskdpo.server.services.operations import MAX_WAIT_S, wait_limit
 
 def request(seconds: int, nanos: int = 0) -> operations_proto_pb2.WaitOperationRequest:
     return operations_proto_pb2.WaitOperationRequest(
-        name="operations/x", timeout=duration_pb2.Duration(seconds=seconds, nanos=nanos))
+        name="operations/x", timeout=duration_pb2.Duration(seconds=seconds, nanos=nanos)
+    )
 
 
 def test_limit_is_the_timeout_or_the_default() -> None:
@@ -25,8 +26,9 @@ def test_huge_timeouts_do_not_overflow() -> None:
     assert wait_limit(request(2**63 - 1, 999_999_999)) == pytest.approx(9.223e18, rel=1e-3)
 
 
-@pytest.mark.parametrize(("seconds", "nanos"), [(-1, 0), (-(2**63), 0), (0, -1), (1, 1_000_000_000),
-                                                (0, 2**31 - 1)])
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(-1, 0), (-(2**63), 0), (0, -1), (1, 1_000_000_000), (0, 2**31 - 1)]
+)
 def test_negative_or_malformed_timeouts_are_invalid(seconds: int, nanos: int) -> None:
     with pytest.raises(InvalidArgument) as info:
         wait_limit(request(seconds, nanos))
