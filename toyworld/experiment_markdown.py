@@ -152,7 +152,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
         f"--nofact-rule {c['nofact_rule']} --questions-per-person {c['questions_per_person']} --split {split}"
         + (f" --people {c['people']}" if c["people"] else "")
         + f" --beta {c['beta']} --lr {c['learning_rate']} --steps {c['steps']} --batch-size {c['batch_size']}"
-        + f" --min-margin {c['min_margin']} --end-of-turn {c['end_of_turn']} --gamma {c['gamma']}"
+        + f" --min-margin {c['min_margin']} --pair-rule {c.get('pair_rule', 'precision')}"
+        + f" --end-of-turn {c['end_of_turn']} --gamma {c['gamma']}"
     )
     out = [
         "# Toy-world experiment: base vs DPO vs Mask-DPO",
