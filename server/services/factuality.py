@@ -62,6 +62,8 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         if resamples < -1 or resamples > MAX_RESAMPLES:
             raise InvalidArgument("options.bootstrap_resamples", f"must be -1, 0 or 1..{MAX_RESAMPLES}")
         resamples = DEFAULT_RESAMPLES if resamples == 0 else max(resamples, 0)
+        if options.bootstrap_seed < 0:  # numpy's generators take non-negative seeds only
+            raise InvalidArgument("options.bootstrap_seed", "must be >= 0")
         if options.split_on_semicolon:
             raise InvalidArgument("options.split_on_semicolon",
                                   "not supported by this server's judges yet; split with the default rule")

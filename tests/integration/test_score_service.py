@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from maskdpo.client import AsyncClient, Client, Item, Knowledge
+from maskdpo.client import AsyncClient, Client, Item, Knowledge, ScoreOptions
 from maskdpo.client import errors as sdk_errors
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.v1 import common_pb2, factuality_pb2, factuality_pb2_grpc, generation_pb2, generation_pb2_grpc
@@ -126,6 +126,8 @@ def test_auth(server: ServerProcess) -> None:
         ({"response": "Hi.", "judge": "oracle"}, sdk_errors.InvalidArgumentError, "INVALID_FIELD", "judge"),
         ({"response": "Hi.", "knowledge": Knowledge(source="missing")}, sdk_errors.NotFoundError, "NOT_FOUND", None),
         ({"response": "Hi.", "judge": "kb"}, sdk_errors.InvalidArgumentError, "INVALID_FIELD", "knowledge"),
+        ({"response": "Hi.", "options": ScoreOptions(bootstrap_seed=-1)}, sdk_errors.InvalidArgumentError,
+         "INVALID_FIELD", "options.bootstrap_seed"),
         ({"response": "Hi.", "judge": "kb", "knowledge": Knowledge(passages=[PASSAGE])},
          sdk_errors.InvalidArgumentError, "INVALID_FIELD", "knowledge"),
     ],
