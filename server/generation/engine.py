@@ -96,8 +96,14 @@ class GenerationEngine:
         if prompt.messages:
             if prompt.text:
                 raise errors.InvalidRequestError("prompt: give either text or messages, not both")
+            from jinja2 import TemplateError
+
             chat = [{"role": m.role, "content": m.content} for m in prompt.messages]
-            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            try:
+                text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            except TemplateError as exc:  # e.g. a template that takes no system turn
+                refused = f"prompt: the model's chat template refuses these messages ({exc})"
+                raise errors.InvalidRequestError(refused) from None
             ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         else:
             if not prompt.text:

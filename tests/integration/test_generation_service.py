@@ -179,7 +179,7 @@ def test_cancelled_stream_frees_its_slot(reader: Client) -> None:
         assert time.monotonic() - cancelled < would_run_s / 2, "slots were freed by completion, not by abort"
 
 
-def test_bad_requests_name_the_field(reader: Client) -> None:
+def test_bad_requests_name_the_field(reader: Client, models: dict[str, Path]) -> None:
     max_len = reader.get_model("toy").max_model_len
     with pytest.raises(sdk_errors.InvalidArgumentError) as too_long:
         reader.generate("Oslo " * (max_len + 10), model="toy")
@@ -195,6 +195,11 @@ def test_bad_requests_name_the_field(reader: Client) -> None:
     with pytest.raises(sdk_errors.InvalidArgumentError) as role:
         reader.generate([("robot", "hi")], model="toy")
     assert role.value.field == "messages.messages[0].role"
+    template = models["base"] / "chat_template.jinja"
+    if template.is_file() and "raise_exception" in template.read_text():  # the toy model's refuses "system"
+        with pytest.raises(sdk_errors.InvalidArgumentError) as refused:
+            reader.generate([("system", "Be brief."), ("user", "hi")], model="toy")
+        assert refused.value.field == "messages" and "chat template" in refused.value.message
 
 
 def test_deploy_needs_the_operator_role(reader: Client, models: dict[str, Path]) -> None:
