@@ -1,4 +1,5 @@
-"""One valid request per RPC, for the fuzzer to mutate field by field (tests/reliability/test_fuzz.py).
+"""What the fuzzer (tests/reliability/test_fuzz.py) knows of the service: one valid request per RPC to
+mutate field by field, and strings that mean something in a field of a given name.
 
 Each seed passes validation on the toy server, and none starts expensive work: the deploy names a folder
 that does not exist, the round names a start round that does not exist, generation asks for a few tokens.
@@ -11,6 +12,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
 from maskdpo.v1 import alignment_pb2, common_pb2, factuality_pb2, generation_pb2, models_pb2
+from tests.reliability.proto_strategies import ANY_FIELD
 
 MODEL = "models/toy"
 SOURCE_ID = "fuzz-source"
@@ -113,5 +115,50 @@ SEEDS: dict[str, Message] = {
     "DeleteOperation": operations_proto_pb2.DeleteOperationRequest(name=OPERATION),
     "WaitOperation": operations_proto_pb2.WaitOperationRequest(
         name=OPERATION, timeout=duration_pb2.Duration(nanos=1000)
+    ),
+}
+
+TEXT = ("Ada Lind was born in 1901 in Oslo. She was a chemist.", "Who was Ada Lind?", "Ada Lind")
+HINTS = {  # strings that mean something in a field of that name, so that generated messages get further
+    ANY_FIELD: ("models/toy", "kb", "/", "1", "knowledgeSources/fuzz-source", "rounds/0123abcd"),
+    "name": (
+        "knowledgeSources/fuzz-source",
+        "rounds/0123abcd",
+        "rounds/",
+        "operations/0123abcd",
+        "models/toy",
+    ),
+    "parent": ("models/toy", "toy", "models/absent", "models/toy/"),
+    "model": ("models/toy", "toy", "models/absent", "models/", "models/toy/checkpoints/x"),
+    "judge": ("kb", "heuristic", "llm"),
+    "knowledge_source": ("knowledgeSources/fuzz-source", "knowledgeSources/absent", "knowledgeSources/"),
+    "knowledge_source_id": ("fuzz-source", "fuzz-other", "Fuzz", "a" * 64),
+    "checkpoint": (
+        "/",
+        "/nonexistent/checkpoint",
+        "relative/folder",
+        "models/toy/checkpoints/absent",
+        "models/absent/checkpoints/x",
+    ),
+    "dataset": ("toyworld/alignment", "toyworld/validation", "absent"),
+    "role": ("user", "assistant", "system"),
+    "filter": ("kind=deploy", "kind=round", "kind=", "state=done"),
+    "page_token": ("1", "50", "999999999999", "-1"),
+    "metric": ("anah_score", "factscore"),
+    **dict.fromkeys(
+        (
+            "prompt",
+            "response",
+            "content",
+            "text",
+            "topic",
+            "title",
+            "subject",
+            "attribute",
+            "value",
+            "description",
+            "stop",
+        ),
+        TEXT,
     ),
 }

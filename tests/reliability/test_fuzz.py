@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from maskdpo.server.launcher import ServerProcess
 from tests.reliability.conftest import OPERATOR, READER, Scale
-from tests.reliability.fuzz_seeds import MISSING_ROUND, SEEDS
+from tests.reliability.fuzz_seeds import HINTS, MISSING_ROUND, SEEDS
 from tests.reliability.malformed_bytes import malformed
-from tests.reliability.proto_strategies import ANY_FIELD, MessageStrategies, StringSizes
+from tests.reliability.proto_strategies import MessageStrategies, StringSizes
 from tests.reliability.rpc_catalog import Rpc, all_rpcs, call_raw
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -40,50 +40,6 @@ MAX_TEXT_CHARS = 5000  # the toy server's MASKDPO_MAX_TEXT_CHARS
 MAX_MESSAGE_BYTES = 1024 * 1024
 CALL_TIMEOUT_S = 30.0
 SERVED_MODEL = "toy"
-TEXT = ("Ada Lind was born in 1901 in Oslo. She was a chemist.", "Who was Ada Lind?", "Ada Lind")
-HINTS = {  # strings that mean something in a field of that name, so generated messages get further
-    ANY_FIELD: ("models/toy", "kb", "/", "1", "knowledgeSources/fuzz-source", "rounds/0123abcd"),
-    "name": (
-        "knowledgeSources/fuzz-source",
-        "rounds/0123abcd",
-        "rounds/",
-        "operations/0123abcd",
-        "models/toy",
-    ),
-    "parent": ("models/toy", "toy", "models/absent", "models/toy/"),
-    "model": ("models/toy", "toy", "models/absent", "models/", "models/toy/checkpoints/x"),
-    "judge": ("kb", "heuristic", "llm"),
-    "knowledge_source": ("knowledgeSources/fuzz-source", "knowledgeSources/absent", "knowledgeSources/"),
-    "knowledge_source_id": ("fuzz-source", "fuzz-other", "Fuzz", "a" * 64),
-    "checkpoint": (
-        "/",
-        "/nonexistent/checkpoint",
-        "relative/folder",
-        "models/toy/checkpoints/absent",
-        "models/absent/checkpoints/x",
-    ),
-    "dataset": ("toyworld/alignment", "toyworld/validation", "absent"),
-    "role": ("user", "assistant", "system"),
-    "filter": ("kind=deploy", "kind=round", "kind=", "state=done"),
-    "page_token": ("1", "50", "999999999999", "-1"),
-    "metric": ("anah_score", "factscore"),
-    **dict.fromkeys(
-        (
-            "prompt",
-            "response",
-            "content",
-            "text",
-            "topic",
-            "title",
-            "subject",
-            "attribute",
-            "value",
-            "description",
-            "stop",
-        ),
-        TEXT,
-    ),
-}
 # Every status the error contract (server/errors.py) lets a healthy server answer to a bad or odd request.
 # Left out: INTERNAL and UNKNOWN (bugs), UNAVAILABLE (shutdown or a dead backend), UNAUTHENTICATED (the
 # tokens are valid), CANCELLED (the client never cancels), and codes the contract does not use.
@@ -151,8 +107,8 @@ class Brief:
         self.shown = shown
 
     def __repr__(self) -> str:
-        cut = self.shown[:500] + ("..." if len(self.shown) > 500 else "")
-        return f"<{len(self.payload)} bytes: {cut}>"
+        shown = self.shown if len(self.shown) <= 2000 else f"{self.shown[:1200]} ... {self.shown[-600:]}"
+        return f"<{len(self.payload)} bytes: {shown}>"
 
 
 def fuzz_settings(scale: Scale) -> settings:
