@@ -57,7 +57,6 @@ def main() -> None:
     args = parser.parse_args()
     env = {
         "MASKDPO_TOKENS": f'{{"{TOKEN}": "operator"}}',
-        "MASKDPO_JUDGE_NUM_CPUS": "0.5",
         "MASKDPO_GENERATOR_MAX_QUEUED_REQUESTS": str(args.queue),
     }
     server_args = [

@@ -54,8 +54,6 @@ def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
             "--model", f"toy={TOY_MODEL}"]
     env = {**TOKENS_ENV, "MASKDPO_MAX_BATCH_ITEMS": "16", "MASKDPO_MAX_TEXT_CHARS": "5000",
            "MASKDPO_MAX_MESSAGE_BYTES": str(1024 * 1024),
-           # Two judges and the engine on two CPUs: each judge reserves half of one.
-           "MASKDPO_JUDGE_NUM_CPUS": "0.5",
            # Above the load test's clients (one call each in flight), below its overload burst.
            "MASKDPO_GENERATOR_MAX_QUEUED_REQUESTS": str(GENERATION_QUEUE)}
     with ServerProcess.start(tmp_path_factory.mktemp("reliability-server"), args, env, timeout=600) as server:
