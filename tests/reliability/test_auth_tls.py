@@ -39,20 +39,10 @@ from maskdpo.server.launcher import ServerProcess
 from maskdpo.server.settings import Role
 from tests.helpers.certs import CertificateAuthority
 from tests.reliability.conftest import OPERATOR, READER, TOKENS_ENV
+from tests.unit.server.test_auth import OPERATOR_ONLY  # the contract's operator-only methods
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
-# The contract's operator-only methods: those that create, change or delete state. Everything else is
-# open to readers.
-OPERATOR_ONLY = frozenset({
-    "/maskdpo.v1.AlignmentService/CreateAlignmentRound",
-    "/maskdpo.v1.AlignmentService/CancelAlignmentRound",
-    "/maskdpo.v1.ModelService/DeployCheckpoint",
-    "/maskdpo.v1.FactualityService/CreateKnowledgeSource",
-    "/maskdpo.v1.FactualityService/DeleteKnowledgeSource",
-    "/google.longrunning.Operations/CancelOperation",
-    "/google.longrunning.Operations/DeleteOperation",
-})
 OPEN_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 CALL_TIMEOUT_S = 60.0
 Metadata = tuple[tuple[str, str], ...]
