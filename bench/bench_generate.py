@@ -192,13 +192,7 @@ def main() -> None:
             env,
             timeout=600,
         ) as server:
-            from maskdpo.client import Client
-
-            with Client(server.target, timeout=60) as client:
-                while client.health("maskdpo.v1.GenerationService") != "SERVING":
-                    if server.process.poll() is not None or time.perf_counter() - started > 1200:
-                        raise RuntimeError(f"engine did not start:\n{server.log.read_text()[-3000:]}")
-                    time.sleep(1)
+            server.wait_serving(timeout=1200)
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
             service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
     load_service = os.getloadavg()[0]

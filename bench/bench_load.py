@@ -19,7 +19,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -29,21 +28,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for bench.load_driver when run as a script
 
 from bench.load_driver import Workload, burst, prepare, run_load, warm_up
-from maskdpo.client import Client
 from maskdpo.server.launcher import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-load-operator"
-
-
-def wait_for_engine(server: ServerProcess, timeout: float = 900.0) -> float:
-    started = time.monotonic()
-    with Client(server.target, token=TOKEN, timeout=30) as client:
-        while client.health("maskdpo.v1.GenerationService") != "SERVING":
-            if time.monotonic() - started > timeout or server.process.poll() is not None:
-                raise RuntimeError(f"the engine did not start:\n{server.log.read_text()[-4000:]}")
-            time.sleep(1)
-    return time.monotonic() - started
 
 
 def main() -> None:
@@ -75,7 +63,7 @@ def main() -> None:
         ServerProcess.start(Path(tmp), server_args, env, timeout=600) as server,
     ):
         print(
-            f"engine ready after {wait_for_engine(server):.0f} s; {os.cpu_count()} CPUs, "
+            f"engine ready after {server.wait_serving():.0f} s; {os.cpu_count()} CPUs, "
             f"load average {os.getloadavg()[0]:.2f}"
         )
         prepare(server.target, TOKEN, workload)

@@ -49,6 +49,26 @@ class ServerProcess:
             time.sleep(0.2)
         return cls(process, int(ready.read_text()), log)
 
+    def wait_serving(self, service: str = "maskdpo.v1.GenerationService", timeout: float = 900.0) -> float:
+        """Block until ``service`` reports SERVING on the health service (e.g. once an engine has started);
+        returns the seconds waited. Raises with the server's log if the process exits or time runs out."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        started = time.monotonic()
+        request = health_pb2.HealthCheckRequest(service=service)
+        with grpc.insecure_channel(self.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    if health.Check(request, timeout=30).status == health_pb2.HealthCheckResponse.SERVING:
+                        return time.monotonic() - started
+                except grpc.RpcError:
+                    pass  # not answering yet: keep waiting
+                if self.process.poll() is not None or time.monotonic() - started > timeout:
+                    raise RuntimeError(f"{service} did not turn SERVING:\n{self.log.read_text()[-4000:]}")
+                time.sleep(1)
+
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (drain, then exit); SIGKILL the process group if it does not exit in time."""
         if self.process.poll() is None:

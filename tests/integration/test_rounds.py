@@ -55,12 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def start_server(workdir: Path, address: str) -> ServerProcess:
     args = ["--judge", "kb", "--default-judge", "kb", "--model", f"toy={TOY_MODEL}", "--ray-address", address]
     server = ServerProcess.start(workdir, args, ENV, timeout=300)
-    with Client(server.target, timeout=60) as client:
-        deadline = time.monotonic() + 600
-        while client.health("maskdpo.v1.GenerationService") != "SERVING":
-            if time.monotonic() > deadline or server.process.poll() is not None:
-                raise RuntimeError(f"engine did not start:\n{server.log.read_text()[-4000:]}")
-            time.sleep(1)
+    server.wait_serving(timeout=600)
     return server
 
 

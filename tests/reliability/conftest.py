@@ -8,14 +8,12 @@ figures the README reports. Every test reads its sizes from the ``scale`` fixtur
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from maskdpo.client import Client
 from maskdpo.server.launcher import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,10 +61,5 @@ def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
 @pytest.fixture(scope="session")
 def serving_toy_server(toy_server: ServerProcess) -> ServerProcess:
     """``toy_server`` once its engine has started (GenerationService SERVING), for tests that generate."""
-    with Client(toy_server.target, token=READER, timeout=30) as client:
-        deadline = time.monotonic() + 900
-        while client.health("maskdpo.v1.GenerationService") != "SERVING":
-            if time.monotonic() > deadline or toy_server.process.poll() is not None:
-                raise RuntimeError(f"the toy model's engine did not start:\n{toy_server.log.read_text()[-4000:]}")
-            time.sleep(1)
+    toy_server.wait_serving()
     return toy_server
