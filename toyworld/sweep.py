@@ -10,7 +10,6 @@ Held-out people are never looked at here.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 
 from maskdpo.toyworld.evaluate import evaluate_model
-from maskdpo.toyworld.train_model import TrainConfig, train
+from maskdpo.toyworld.train_model import TrainConfig, train, with_overrides
 from maskdpo.toyworld.world import World
 
 _KEYS = (
@@ -29,20 +28,6 @@ _KEYS = (
     "incorrect_per_answer",
     "nofact_per_answer",
 )
-
-
-def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    nested: dict[str, dict[str, Any]] = {}
-    flat: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if "." in key:
-            part, name = key.split(".", 1)
-            nested.setdefault(part, {})[name] = value
-        else:
-            flat[key] = value
-    for part, values in nested.items():
-        flat[part] = dataclasses.replace(getattr(config, part), **values)
-    return dataclasses.replace(config, **flat)
 
 
 def run_one(overrides: dict[str, Any], device: str, k: int) -> dict[str, Any]:

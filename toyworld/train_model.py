@@ -10,6 +10,7 @@ On CPU with the same thread count the checkpoint bytes are identical run to run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -17,6 +18,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -194,12 +196,34 @@ def save(
     (out / "training_info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
+def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``config`` with ``overrides`` applied; a dotted key (``world.family_fame``) reaches a nested config."""
+    nested: dict[str, dict[str, Any]] = {}
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if "." in key:
+            part, name = key.split(".", 1)
+            nested.setdefault(part, {})[name] = value
+        else:
+            flat[key] = value
+    for part, values in nested.items():
+        flat[part] = dataclasses.replace(getattr(config, part), **values)
+    return dataclasses.replace(config, **flat)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument(
+        "--overrides",
+        type=json.loads,
+        default={},
+        help="JSON object of TrainConfig overrides; dotted keys reach world./corpus./model. fields, "
+        "e.g. '{\"world.family_fame\": 0.8}' (the model folder records them for the experiment)",
+    )
     args = parser.parse_args(argv)
     config = TrainConfig(
         seed=args.seed,
@@ -208,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         world=WorldConfig(seed=args.seed),
         corpus=CorpusConfig(seed=args.seed),
     )
+    config = with_overrides(config, args.overrides)
     _, _, info = train(config, args.out)
     print(
         f"wrote {args.out} in {info['train_seconds']} s; final loss {info['losses'][-1] if info['losses'] else None}"

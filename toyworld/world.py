@@ -9,7 +9,8 @@ Structure the model can generalise over (a small knowledge graph):
   (so they share employer, trade and city) and mostly studied in the home city; birth years scatter around
   the family's base year. Knowing a family therefore tells a lot about its rare members -- but not all.
 - A notable work is unique to its person; siblings are members of the same family.
-- Popularity (how many corpus documents mention a person) is long-tailed and independent of the family.
+- Popularity (how many corpus documents mention a person) is long-tailed; independent of the family by
+  default, or shared within families (``family_fame``).
 
 People are split into alignment / validation / held-out sets with equal counts per popularity bucket.
 Held-out and validation people are tagged ``near`` (a member of their family is in the alignment set) or
@@ -65,6 +66,11 @@ class WorldConfig:
     year_spread: int = 12
     max_docs: int = 40
     """Popularity: documents per person are log-uniform in 1..max_docs."""
+    family_fame: float = 0.0
+    """Weight of the family in a person's popularity: 0 draws each person's popularity independently, 1
+    gives every member of a family the same (famous families, obscure families); in between mixes a
+    family draw with a personal one. Real corpora are like that: relatives of well-known people are
+    written about more, so a model can tell from the surname how much it is likely to know."""
     rare_max_docs: int = 2
     frequent_min_docs: int = 10
     alignment_per_bucket: int = 100
@@ -78,6 +84,8 @@ class WorldConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must lie in [0, 1], got {value}")
+        if not 0.0 <= self.family_fame <= 1.0:
+            raise ValueError(f"WorldConfig.family_fame must lie in [0, 1], got {self.family_fame}")
         if not 1 <= self.rare_max_docs < self.frequent_min_docs <= self.max_docs:
             raise ValueError("WorldConfig needs 1 <= rare_max_docs < frequent_min_docs <= max_docs")
 
@@ -185,13 +193,17 @@ def _generate(config: WorldConfig) -> World:
         home_org = rng.choice(orgs_by_region[region]) if rng.random() < config.p_family_org else None
         base_year = rng.randrange(1900, 1990)
         size = 1 + int(rng.random() ** 1.5 * config.max_family_size)
+        fame = rng.random() if config.family_fame > 0 else 0.0
         members: list[Person] = []
         used_given: set[str] = set()
         for _ in range(size):
             gender = rng.choice("fm")
             given = names.given(gender, exclude=used_given)
             used_given.add(given)
-            docs = int(math.exp(rng.random() * math.log(config.max_docs + 1)))
+            draw = rng.random()
+            if config.family_fame > 0:
+                draw = config.family_fame * fame + (1 - config.family_fame) * draw
+            docs = int(math.exp(draw * math.log(config.max_docs + 1)))
             docs = min(max(docs, 1), config.max_docs)
             person = Person(f"{given} {surname}", given, surname, gender, family_id, region, docs)
             person.bucket = bucket_of(docs, config)

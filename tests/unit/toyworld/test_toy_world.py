@@ -78,7 +78,34 @@ def test_near_and_far_mean_what_they_say() -> None:
             assert person.value("birthplace") not in cities
 
 
+def _within_family_share(world: World) -> float:
+    """Share of the variance of log(docs) that lies between families (1 = members equally popular)."""
+    import math
+    import statistics
+
+    logs = [math.log(p.docs) for p in world.people]
+    by_family: dict[int, list[float]] = {}
+    for person, value in zip(world.people, logs, strict=True):
+        by_family.setdefault(person.family, []).append(value)
+    family_means = {f: statistics.fmean(v) for f, v in by_family.items()}
+    between = statistics.fmean([family_means[p.family] for p in world.people])
+    between_var = statistics.fmean([(family_means[p.family] - between) ** 2 for p in world.people])
+    return between_var / statistics.pvariance(logs)
+
+
+def test_family_fame_makes_relatives_equally_popular_and_keeps_the_splits() -> None:
+    independent = World.generate(WorldConfig())
+    famous = World.generate(WorldConfig(family_fame=0.85))
+    # families are small, so even independent draws put part of the variance between families
+    assert _within_family_share(independent) < 0.6
+    assert _within_family_share(famous) > 0.9
+    counts = Counter((p.split, p.bucket) for p in famous.people)
+    assert all(counts[("heldout", b)] == famous.config.heldout_per_bucket for b in BUCKETS)
+
+
 def test_bad_config_is_refused_with_the_field_named() -> None:
+    with pytest.raises(ValueError, match="family_fame"):
+        WorldConfig(family_fame=1.5)
     with pytest.raises(ValueError, match="p_home_city"):
         WorldConfig(p_home_city=1.5)
     with pytest.raises(ValueError, match="families"):
