@@ -69,7 +69,10 @@ def matmul_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeat
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size, dtype=getattr(torch, dtype)), torch.randn(size, size, dtype=getattr(torch, dtype))
+    a, b = (
+        torch.randn(size, size, dtype=getattr(torch, dtype)),
+        torch.randn(size, size, dtype=getattr(torch, dtype)),
+    )
     torch.mm(a, b)
     best = 0.0
     for _ in range(repeats):
@@ -109,15 +112,17 @@ def children_cpu_s() -> float:
     return total
 
 
-async def bare_rate(folder: Path, texts: list[str], max_tokens: int, eager: bool, dtype: str
-                    ) -> tuple[float, int, float, float]:
+async def bare_rate(
+    folder: Path, texts: list[str], max_tokens: int, eager: bool, dtype: str
+) -> tuple[float, int, float, float]:
     """(tokens/s, tokens, seconds, engine CPU seconds) of the same requests on an in-process engine."""
     from maskdpo.server.generation.engine import GenerationEngine
     from maskdpo.server.generation.settings import EngineSettings
     from maskdpo.server.generation.types import Prompt, SamplingOptions
 
     engine = await GenerationEngine.start(
-        EngineSettings(model=folder, max_num_seqs=max(64, len(texts)), enforce_eager=eager, dtype=dtype))
+        EngineSettings(model=folder, max_num_seqs=max(64, len(texts)), enforce_eager=eager, dtype=dtype)
+    )
     options = SamplingOptions(max_tokens=max_tokens, temperature=0.0, ignore_eos=True, logprobs=False)
     try:
         await engine.generate(Prompt.chat([("user", texts[0])]), options)  # warm-up
@@ -175,11 +180,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads of the baseline and the matmul")
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
     parser.add_argument("--bare", action="store_true", help="also time an in-process engine")
-    parser.add_argument("--compiled", action="store_true",
-                        help="engines compile their graphs (generator_enforce_eager = false): slower start")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="weights and activations on every side (service, baseline, matmul ceiling); "
-                        "bfloat16 pays off on CPUs with AMX or AVX512-BF16")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="engines compile their graphs (generator_enforce_eager = false): slower start",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="weights and activations on every side (service, baseline, matmul ceiling); "
+        "bfloat16 pays off on CPUs with AMX or AVX512-BF16",
+    )
     args = parser.parse_args()
     from maskdpo.server.generator_pool import resolve_folder
     from maskdpo.server.launcher import ServerProcess
@@ -188,8 +200,12 @@ def main() -> None:
     texts = prompts(args.prompts)
     gflops_before = matmul_gflops(args.threads, args.dtype)
     fp32_before = matmul_gflops(args.threads) if args.dtype != "float32" else gflops_before
-    env = {"MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)), "VLLM_CPU_KVCACHE_SPACE": "1",
-           "MASKDPO_GENERATOR_ENFORCE_EAGER": str(not args.compiled).lower(), "MASKDPO_GENERATOR_DTYPE": args.dtype}
+    env = {
+        "MASKDPO_GENERATOR_MAX_NUM_SEQS": str(max(64, args.prompts)),
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "MASKDPO_GENERATOR_ENFORCE_EAGER": str(not args.compiled).lower(),
+        "MASKDPO_GENERATOR_DTYPE": args.dtype,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         with ServerProcess.start(
@@ -202,7 +218,11 @@ def main() -> None:
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
             service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
     load_service = os.getloadavg()[0]
-    bare = asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled, args.dtype)) if args.bare else None
+    bare = (
+        asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled, args.dtype))
+        if args.bare
+        else None
+    )
     baseline, b_tokens, b_seconds, parameters = transformers_rate(
         folder, texts, args.max_tokens, args.threads, args.dtype
     )
@@ -223,8 +243,10 @@ def main() -> None:
         f"{args.dtype} matmul: {gflops:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
     )
     if args.dtype != "float32":
-        print(f"float32 matmul: {fp32:.1f} GFLOP/s -> the service is at {service / (fp32 * 1e9 / (2 * parameters)):.0%} "
-              "of the float32 ceiling (faster arithmetic, not a like-for-like fraction)")
+        print(
+            f"float32 matmul: {fp32:.1f} GFLOP/s -> the service is at {service / (fp32 * 1e9 / (2 * parameters)):.0%} "
+            "of the float32 ceiling (faster arithmetic, not a like-for-like fraction)"
+        )
     if bare is not None:
         print(
             f"bare engine (in-process):          {bare[0]:8.1f} tokens/s  ({bare[1]} tokens in {bare[2]:.1f} s)"
