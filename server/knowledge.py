@@ -23,7 +23,7 @@ from pathlib import Path
 
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
 from maskdpo.server.judge.types import Fact, Passage
-from maskdpo.server.store import durable
+from maskdpo.trainer import durable
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 PREFIX = "knowledgeSources/"
@@ -63,6 +63,9 @@ class KnowledgeStore:
     def __init__(self, root: Path) -> None:
         self.root = root / "knowledge"
         self.root.mkdir(parents=True, exist_ok=True)
+        # a write or delete interrupted by a crash leaves a hidden staging or trash folder; no source is
+        # ever visible under a hidden name, so they can go
+        durable.remove_leftovers(self.root, (".",))
         self._cache: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
 

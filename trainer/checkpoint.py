@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from maskdpo.trainer import durable
+
 TRAINING_INFO = "training_info.json"
 _LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "safetensors")
 
@@ -45,18 +47,26 @@ def data_fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def staging_dir_for(final: Path) -> Path:
-    return final.parent / f".staging-{final.name}-{os.getpid()}"
+    return final.parent / f"{STAGING_PREFIXES[0]}{final.name}-{os.getpid()}"
+
+
+STAGING_PREFIXES = (".staging-", ".old-")
+"""Names of the folders :func:`publish` works with; an interrupted run may leave them behind."""
 
 
 def publish(staging: Path, final: Path) -> Path:
-    """Move a complete staging folder into place atomically; an older folder of that name is replaced."""
+    """Move a complete staging folder into place atomically; an older folder of that name is replaced.
+    The staging tree is on disk before the rename and the rename before this returns, so a power cut
+    leaves either the old folder or the complete new one."""
+    durable.flush_tree(staging)
     if final.exists():
-        old = final.parent / f".old-{final.name}-{time.monotonic_ns()}"
+        old = final.parent / f"{STAGING_PREFIXES[1]}{final.name}-{time.monotonic_ns()}"
         os.rename(final, old)
         os.rename(staging, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(staging, final)
+    durable.flush(final.parent)
     return final
 
 

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskdpo.trainer.checkpoint import STAGING_PREFIXES
 from maskdpo.trainer.data import load_training_data, write_pairs
+from maskdpo.trainer.durable import remove_leftovers
 from maskdpo.trainer.pairs import Degenerate, PairConfig
 from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule
 
@@ -191,6 +193,7 @@ def run_training(
         result.eval_before = trainer.evaluate()
         with metrics_file.open("a") as fh:
             fh.write(json.dumps({"phase": "before", **result.eval_before}) + "\n")
+    remove_leftovers(out / "checkpoints", STAGING_PREFIXES)  # half-written checkpoints of a killed run
     resume = opts.resume and any((out / "checkpoints").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     result.steps = trainer.state.global_step

@@ -43,8 +43,8 @@ from maskdpo.server.rounds.store import (
     state_name,
 )
 from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
-from maskdpo.server.store import durable
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.rounds")

@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from maskdpo.server.rounds.store import PREFIX, RoundStore, phase_name, state_name
+from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
 
 ROWS = (
@@ -90,7 +91,7 @@ def write_report(store: RoundStore, rid: str, data_dir: Path, reason: str, state
     path = root / "report.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    durable.replace_file(tmp, path)
     return path
 
 
@@ -128,5 +129,5 @@ def _plot(
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    tmp.replace(path)
+    durable.replace_file(tmp, path)
     return path

@@ -38,10 +38,10 @@ from maskdpo.server.judge.types import Passage
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.server.rounds.store import RoundStore
-from maskdpo.server.store import durable
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.store.sqlite import connect
+from maskdpo.trainer import durable
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 from tests.helpers import store_writer
 from tests.reliability.conftest import OPERATOR, READER, TOKENS_ENV, Scale

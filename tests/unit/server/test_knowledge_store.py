@@ -40,3 +40,14 @@ def test_validation(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument):
         parse_name("knowledgeSources/../etc")
     assert parse_name("knowledgeSources/bios-2") == "bios-2"
+
+
+def test_leftovers_of_interrupted_writes_are_cleared_at_start(tmp_path: Path) -> None:
+    KnowledgeStore(tmp_path).create("kept", "", [Passage("x")], [])
+    root = tmp_path / "knowledge"
+    (root / ".half-written-ab12").mkdir()  # a create killed before its rename
+    (root / ".half-written-ab12" / "meta.json").write_text("{")
+    (root / ".deleted-old-123").mkdir()  # a delete killed before its rmtree
+    store = KnowledgeStore(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["kept"]
+    assert [i.id for i in store.list()] == ["kept"]
