@@ -46,12 +46,12 @@ def data_fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
     return f"sha256:{digest.hexdigest()}:{n}"
 
 
-def staging_dir_for(final: Path) -> Path:
-    return final.parent / f"{STAGING_PREFIXES[0]}{final.name}-{os.getpid()}"
-
-
 STAGING_PREFIXES = (".staging-", ".old-")
 """Names of the folders :func:`publish` works with; an interrupted run may leave them behind."""
+
+
+def staging_dir_for(final: Path) -> Path:
+    return final.parent / f"{STAGING_PREFIXES[0]}{final.name}-{os.getpid()}"
 
 
 def publish(staging: Path, final: Path) -> Path:

@@ -12,6 +12,7 @@ rename itself may be lost. So: :func:`flush_tree` on the temporary folder before
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -44,8 +45,6 @@ def replace_file(tmp: Path, path: Path) -> None:
 def remove_leftovers(folder: Path, prefixes: tuple[str, ...]) -> list[Path]:
     """Delete the entries of ``folder`` whose names start with one of ``prefixes`` (the staging and trash
     folders an interrupted write leaves behind); returns what was removed."""
-    import shutil
-
     removed = []
     if folder.is_dir():
         for entry in folder.iterdir():
