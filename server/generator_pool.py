@@ -10,10 +10,12 @@ cancels.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import importlib.metadata
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,9 @@ class ServedModel:
     checkpoint: str = ""
     error: str = ""
     tokenizer: Any = field(default=None, repr=False)
+    spawn: Callable[[], Any] | None = field(default=None, repr=False)
+    """Creates a fresh actor for this model (same engine settings and placement): how a lost one is
+    replaced."""
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         return [self.tokenizer.decode([i]) for i in ids]
@@ -111,6 +116,8 @@ class GeneratorPool:
         self.checkpoints = checkpoints
         self.engine = engine_description()
         self._start_timeout_s = start_timeout_s
+        self._recoveries: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
 
     @classmethod
     def create(cls, settings: ServerSettings, checkpoints: CheckpointStore) -> GeneratorPool:
@@ -133,10 +140,13 @@ class GeneratorPool:
                 sleep_mode=settings.gpu_sharing is GpuSharing.ALTERNATE,
                 enforce_eager=settings.generator_enforce_eager,
             )
-            actor = create_generator_actor(
-                engine, placement=settings.generator_placement, tolerance=settings.verify_tolerance
+            spawn = functools.partial(
+                create_generator_actor,
+                engine,
+                placement=settings.generator_placement,
+                tolerance=settings.verify_tolerance,
             )
-            models[name] = ServedModel(name, source, folder, actor)
+            models[name] = ServedModel(name, source, folder, spawn(), spawn=spawn)
         default = settings.default_model or next(iter(settings.models))
         return cls(models, default, checkpoints, settings.generator_start_timeout_s)
 
@@ -208,9 +218,31 @@ class GeneratorPool:
         return model
 
     def _watch(self, model: ServedModel, exc: BaseException) -> None:
+        """A call failed: when the engine or its actor is gone, the model stops serving and a fresh actor
+        is started in the background (the call itself still fails; later calls get UNAVAILABLE until it
+        is READY)."""
         cause = getattr(exc, "cause", None) or exc
         if isinstance(cause, gen_errors.EngineDeadError | ray.exceptions.RayActorError):
             model.state, model.error = State.FAILED, f"{type(cause).__name__}: {cause}"
+            self._recover_soon(model)
+
+    def _recover_soon(self, model: ServedModel) -> None:
+        running = self._recoveries.get(model.name)
+        if self._closing or model.spawn is None or (running is not None and not running.done()):
+            return
+        self._recoveries[model.name] = asyncio.get_running_loop().create_task(self._recover(model))
+
+    async def _recover(self, model: ServedModel) -> None:
+        """Replace a lost engine: kill what is left of the old actor, start a new one wherever the
+        placement allows, and bring back the weights it served (verified, same version) as at a start."""
+        assert model.spawn is not None
+        log.warning("model %s: engine lost (%s); starting a new one", model.name, model.error)
+        with contextlib.suppress(Exception):
+            ray.kill(model.actor)
+        model.state, model.actor = State.LOADING, model.spawn()
+        await self._start_one(model)
+        if model.state == State.READY:
+            log.info("model %s: serving again as weight version %d", model.name, model.version)
 
     async def generate(
         self, model: ServedModel, prompt: Prompt, options: SamplingOptions, timeout: float | None
@@ -265,6 +297,9 @@ class GeneratorPool:
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Stop the engines (their processes), then release the actors."""
+        self._closing = True
+        for task in self._recoveries.values():
+            task.cancel()
         refs = [m.actor.shutdown.remote() for m in self.models.values()]
         try:
             ray.get(refs, timeout=timeout_s)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -276,3 +277,40 @@ def test_cli_generate_streams_and_lists(server: ServerProcess, reader: Client) -
     assert out.stdout.strip() and "0: " in out.stderr and f"weight version {served}" in out.stderr
     listed = subprocess.run([*base, "models", "list", *conn], capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "models/toy" in listed.stdout and "READY" in listed.stdout
+
+
+def _generator_processes(server: ServerProcess) -> list[Any]:
+    """The server's Ray worker processes hosting a Generator actor."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if any("GeneratorActorImpl" in part for part in proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return found
+
+
+def test_a_lost_engine_is_replaced_and_serves_its_weights_again(server: ServerProcess, reader: Client) -> None:
+    """SIGKILL of the Generator actor's process (as when its node dies): the failing call gets UNAVAILABLE,
+    the server starts a new actor on its own and restores the weights it served, with their version."""
+    served = reader.get_model("toy").weight_version
+    actors = _generator_processes(server)
+    assert len(actors) == 1, [p.cmdline() for p in actors]
+    actors[0].kill()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 420
+    while True:
+        try:
+            sample = reader.generate(PROMPT, model="toy", max_tokens=3).samples[0]
+            break
+        except sdk_errors.UnavailableError as exc:  # the loss itself, then "still loading"
+            seen.add(str(exc)[:80])
+        assert time.monotonic() < deadline, f"no engine after 420 s; saw {seen}"
+        time.sleep(2)
+    assert seen, "the kill was not noticed"
+    assert sample.weight_version == served == reader.get_model("toy").weight_version
+    new = _generator_processes(server)
+    assert len(new) == 1 and new[0].pid != actors[0].pid
