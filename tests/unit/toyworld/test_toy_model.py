@@ -11,7 +11,7 @@ import torch
 
 from maskdpo.toyworld.corpus import CorpusConfig, build_corpus
 from maskdpo.toyworld.tokenizer import corpus_texts, train_tokenizer
-from maskdpo.toyworld.train_model import DEFAULT_OUT, ModelConfig, TrainConfig, train
+from maskdpo.toyworld.train_model import DEFAULT_OUT, ModelConfig, TrainConfig, train, with_overrides
 from maskdpo.toyworld.world import World, WorldConfig
 
 SMALL_WORLD = WorldConfig(
@@ -106,3 +106,13 @@ def test_evaluation_report_by_bucket() -> None:
     people = load(DEFAULT_OUT)[2].split("validation")[:4]
     for bucket in {p.bucket for p in people}:
         assert report[bucket]["answers"] == sum(p.bucket == bucket for p in people)
+
+
+def test_overrides_reach_nested_configs_and_unknown_fields_are_refused() -> None:
+    config = with_overrides(TrainConfig(), {"steps": 5, "world.family_fame": 0.8, "model.layers": 4})
+    assert (config.steps, config.world.family_fame, config.model.layers) == (5, 0.8, 4)
+    assert config.world.seed == TrainConfig().world.seed and config.corpus == TrainConfig().corpus
+    with pytest.raises(TypeError):
+        with_overrides(TrainConfig(), {"world.no_such_field": 1})
+    with pytest.raises(ValueError, match="family_fame"):  # the nested config still validates
+        with_overrides(TrainConfig(), {"world.family_fame": 2.0})
