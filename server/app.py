@@ -1,7 +1,8 @@
 """The grpc.aio application: builds the server, its servicers, health and reflection, and runs it.
 
-Start-up: settings -> Ray (local or joined) -> Judge actors (and Generator actors when models are
-configured) -> gRPC server on the configured port. Engines start in the background: ModelService is
+Start-up: settings -> the data folder and the port claimed (``ownership``: refused at once if another
+server holds either) -> Ray (local or joined) -> Judge actors (and Generator actors when models are
+configured) -> servicers -> the gRPC server starts on its port. Engines start in the background: ModelService is
 SERVING at once (models show LOADING), GenerationService once the engines are ready.
 Shutdown (SIGTERM / SIGINT): health turns NOT_SERVING for every service, new calls are refused, calls in
 flight get ``drain_seconds`` to finish, then the actors are released.
@@ -28,6 +29,7 @@ from maskdpo.server.generator_pool import GeneratorPool
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.metrics_export import MetricsInterceptor, port_from_env, start_metrics
+from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
@@ -75,6 +77,7 @@ class RunningServer:
     health: HealthServicer
     judges: JudgePool
     settings: ServerSettings
+    lock: DataDirLock
     generators: GeneratorPool | None = None
     deploys: DeployManager | None = None
     background: asyncio.Task[None] | None = None
@@ -90,10 +93,12 @@ class RunningServer:
         if self.generators is not None:
             await asyncio.to_thread(self.generators.shutdown)
         self.judges.shutdown()
+        self.lock.release()
 
 
 def _server_options(settings: ServerSettings) -> list[tuple[str, Any]]:
     return [
+        NO_REUSEPORT,
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
@@ -109,16 +114,14 @@ def _bind(server: grpc.aio.Server, settings: ServerSettings) -> int:
         if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.auth_enabled:
             log.warning("listening on %s without TLS and without tokens: anyone who reaches it can call it",
                         address)
-        port: int = server.add_insecure_port(address)
-        return port
+        return bind(server, address, None)
     client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
     credentials = grpc.ssl_server_credentials(
         [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
-    secure_port: int = server.add_secure_port(address, credentials)
-    return secure_port
+    return bind(server, address, credentials)
 
 
 def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
@@ -129,20 +132,32 @@ def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
 
 
 async def start_server(settings: ServerSettings) -> RunningServer:
-    """Start Ray (or join it), the Judge actors and the gRPC server; return once it listens."""
-    start_ray(settings.ray_address, settings.ray_num_cpus)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
-                                   _judge_options(settings), settings.judge_batch_window_ms,
-                                   settings.judge_max_batch, settings.judge_queue_limit,
-                                   settings.judge_placement, settings.placement_timeout_s)
+    """Claim the data folder and the port, start Ray (or join it), the Judge actors and the gRPC server;
+    return once it listens. Raises :class:`StartupError` at once, before Ray, if either claim fails."""
+    lock = DataDirLock.acquire(settings.data_dir)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
     interceptors.append(DecodeGuard())
     if metrics_port := port_from_env():
         interceptors.insert(0, MetricsInterceptor())
-        start_metrics(metrics_port, settings.data_dir.resolve(), settings.host)
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
+    try:
+        port = _bind(server, settings)
+        if metrics_port:
+            try:
+                start_metrics(metrics_port, settings.data_dir.resolve(), settings.host)
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on {settings.host}:{metrics_port}: {exc}") from None
+    except BaseException:
+        await server.stop(None)  # while the loop runs: a server left to the collector warns at exit
+        lock.release()
+        raise
+    lock.record(port)
+    start_ray(settings.ray_address, settings.ray_num_cpus)
+    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
+                                   _judge_options(settings), settings.judge_batch_window_ms,
+                                   settings.judge_max_batch, settings.judge_queue_limit,
+                                   settings.judge_placement, settings.placement_timeout_s)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
         FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
     operations = OperationStore(settings.data_dir / "operations.sqlite")
@@ -163,7 +178,6 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME,
                                          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
-    port = _bind(server, settings)
     await server.start()
     live = set(LIVE_SERVICES) | ({SERVICE_NAMES[2]} if generators else set()) | \
         ({SERVICE_NAMES[3]} if alignment else set())
@@ -175,7 +189,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     log.info("maskdpo serving on %s:%d (judges: %s; models: %s)", settings.host, port,
              ", ".join(settings.judges), ", ".join(settings.models) or "none")
     background = asyncio.create_task(_start_engines(generators, health)) if generators else None
-    return RunningServer(server, port, health, judges, settings, generators, deploys, background)
+    return RunningServer(server, port, health, judges, settings, lock, generators, deploys, background)
 
 
 async def _start_engines(generators: GeneratorPool, health: HealthServicer) -> None:

@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maskdpo serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     from maskdpo.server.app import serve_forever
+    from maskdpo.server.ownership import StartupError
 
-    asyncio.run(serve_forever(settings, args.ready_file))
+    try:
+        asyncio.run(serve_forever(settings, args.ready_file))
+    except StartupError as exc:
+        print(f"maskdpo serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

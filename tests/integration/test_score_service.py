@@ -184,6 +184,26 @@ def test_deadline_is_passed_down(server: ServerProcess) -> None:
         assert client.health() == "SERVING"
 
 
+def test_a_second_server_on_the_same_folder_or_port_is_refused(server: ServerProcess, tmp_path: Path) -> None:
+    """Both refusals come at once, before Ray starts, as one line naming the holder, and leave the first
+    server serving (gRPC would otherwise share the port through SO_REUSEPORT and split the traffic)."""
+    serve = [sys.executable, "-m", "maskdpo.server.cli", "--judge", "kb", "--default-judge", "kb"]
+    same_folder = subprocess.run([*serve, "--port", "0", "--data-dir", str(server.log.parent / "data")],
+                                 capture_output=True, text=True, timeout=120)
+    assert same_folder.returncode == 1, same_folder.stderr
+    assert f"in use by another maskdpo server (process {server.process.pid} " in same_folder.stderr
+    assert f"port {server.port}" in same_folder.stderr
+    same_port = subprocess.run([*serve, "--port", str(server.port), "--data-dir", str(tmp_path / "data")],
+                               capture_output=True, text=True, timeout=120)
+    assert same_port.returncode == 1, same_port.stderr
+    assert f"cannot listen on 127.0.0.1:{server.port}" in same_port.stderr
+    for refused in (same_folder, same_port):
+        assert "Traceback" not in refused.stderr and "started a local Ray" not in refused.stderr
+    with _client(server) as client:
+        result = client.score("Ada Lind's birth year was 1901.", knowledge=Knowledge(facts=FACTS), judge="kb")
+    assert [s.label for s in result.answer.sentences] == [common_pb2.SENTENCE_LABEL_OK]
+
+
 def test_sigterm_drains_calls_in_flight(tmp_path: Path) -> None:
     server = start_server_process(tmp_path)
     try:
