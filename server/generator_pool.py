@@ -5,7 +5,8 @@ at start-up and their engines start in the background (:meth:`GeneratorPool.star
 ready its model is LOADING and generation answers UNAVAILABLE. Calls pass the gRPC deadline down to Ray
 and cancel the Ray task (which aborts the request in the engine) when the deadline passes or the client
 cancels. A call that finds the actor gone or its engine dead starts a replacement in the background, which
-restores the weights served before (:meth:`GeneratorPool._recover`).
+restores the weights served before and is tried again, with growing waits, until it starts
+(:meth:`GeneratorPool._recover`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.metadata
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -57,6 +59,15 @@ def resolve_folder(name: str, source: str) -> Path:
     if not (folder / "config.json").is_file():
         raise ValueError(f"model {name!r}: {folder} is not a model folder (no config.json)")
     return folder
+
+
+def reason(exc: BaseException) -> str:
+    """What a client is told of an engine failure: the remote error itself (not Ray's wrapper with the
+    worker's traceback), first line only; the log keeps the whole of it."""
+    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def engine_description() -> str:
@@ -104,6 +115,9 @@ class ServedModel:
 
 class GeneratorPool:
     """The served models by name, the default one, and calls into their actors."""
+
+    retry_delays_s: Sequence[float] = (10.0, 30.0, 60.0, 120.0, 300.0)
+    """Waits between attempts to replace a lost engine; the last one repeats."""
 
     def __init__(
         self,
@@ -170,8 +184,8 @@ class GeneratorPool:
             if last is not None:
                 record, version = await self._restore(model, last, record)
         except Exception as exc:
-            model.state, model.error = State.FAILED, f"{type(exc).__name__}: {exc}"
-            log.error("engine of model %s failed to start: %s", model.name, model.error)
+            model.state, model.error = State.FAILED, reason(exc)
+            log.error("engine of model %s failed to start: %s", model.name, exc)
             return
         model.max_model_len, model.version, model.checkpoint = info.max_model_len, version, record.name
         model.state = State.READY
@@ -224,7 +238,7 @@ class GeneratorPool:
         is READY)."""
         cause = getattr(exc, "cause", None) or exc
         if isinstance(cause, gen_errors.EngineDeadError | ray.exceptions.RayActorError):
-            model.state, model.error = State.FAILED, f"{type(cause).__name__}: {cause}"
+            model.state, model.error = State.FAILED, reason(cause)
             self._recover_soon(model)
 
     def _recover_soon(self, model: ServedModel) -> None:
@@ -235,21 +249,31 @@ class GeneratorPool:
 
     async def _recover(self, model: ServedModel) -> None:
         """Replace a lost engine: kill what is left of the old actor, start a new one wherever the
-        placement allows, and bring back the weights it served (verified, same version) as at a start."""
+        placement allows, and bring back the weights it served (verified, same version) as at a start.
+        A replacement that cannot start (no node can take it yet, Ray unreachable) is tried again after
+        :attr:`retry_delays_s` (the last delay repeats) until one starts or the server stops; meanwhile
+        the model is FAILED and its error says when the next attempt comes."""
         assert model.spawn is not None
         log.warning("model %s: engine lost (%s); starting a new one", model.name, model.error)
-        with contextlib.suppress(Exception):
-            ray.kill(model.actor)
-        model.state = State.LOADING
-        try:
-            model.actor = model.spawn()
-        except Exception as exc:  # e.g. Ray itself unreachable: say so instead of LOADING forever
-            model.state, model.error = State.FAILED, f"could not start a new engine: {type(exc).__name__}: {exc}"
+        for attempt in itertools.count(1):
+            if self._closing:
+                return
+            with contextlib.suppress(Exception):
+                ray.kill(model.actor)
+            model.state = State.LOADING
+            try:
+                model.actor = model.spawn()
+            except Exception as exc:  # e.g. Ray itself unreachable
+                model.state, model.error = State.FAILED, f"could not start a new engine: {reason(exc)}"
+            else:
+                await self._start_one(model)
+            if model.state == State.READY:
+                log.info("model %s: serving again as weight version %d", model.name, model.version)
+                return
+            delay = self.retry_delays_s[min(attempt, len(self.retry_delays_s)) - 1]
+            model.error = f"{model.error} (replacement attempt {attempt} failed; next in {delay:g} s)"
             log.error("model %s: %s", model.name, model.error)
-            return
-        await self._start_one(model)
-        if model.state == State.READY:
-            log.info("model %s: serving again as weight version %d", model.name, model.version)
+            await asyncio.sleep(delay)
 
     async def generate(
         self, model: ServedModel, prompt: Prompt, options: SamplingOptions, timeout: float | None
@@ -305,8 +329,9 @@ class GeneratorPool:
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Stop the engines (their processes), then release the actors."""
         self._closing = True
-        for task in self._recoveries.values():
-            task.cancel()
+        for task in self._recoveries.values():  # this runs in a worker thread: cancel on the tasks' loop
+            with contextlib.suppress(RuntimeError):  # that loop has already closed
+                task.get_loop().call_soon_threadsafe(task.cancel)
         refs = [m.actor.shutdown.remote() for m in self.models.values()]
         try:
             ray.get(refs, timeout=timeout_s)
