@@ -37,6 +37,7 @@ from maskdpo.server.generation.types import (
 )
 from maskdpo.server.judge_pool import await_ray
 from maskdpo.server.placement import GpuSharing
+from maskdpo.server.ray_runtime import remote_error
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.v1 import models_pb2
@@ -59,15 +60,6 @@ def resolve_folder(name: str, source: str) -> Path:
     if not (folder / "config.json").is_file():
         raise ValueError(f"model {name!r}: {folder} is not a model folder (no config.json)")
     return folder
-
-
-def reason(exc: BaseException) -> str:
-    """What a client is told of an engine failure: the remote error itself (not Ray's wrapper with the
-    worker's traceback), first line only; the log keeps the whole of it."""
-    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
-        exc = exc.cause
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def engine_description() -> str:
@@ -184,7 +176,7 @@ class GeneratorPool:
             if last is not None:
                 record, version = await self._restore(model, last, record)
         except Exception as exc:
-            model.state, model.error = State.FAILED, reason(exc)
+            model.state, model.error = State.FAILED, remote_error(exc)
             log.error("engine of model %s failed to start: %s", model.name, exc)
             return
         model.max_model_len, model.version, model.checkpoint = info.max_model_len, version, record.name
@@ -238,7 +230,7 @@ class GeneratorPool:
         is READY)."""
         cause = getattr(exc, "cause", None) or exc
         if isinstance(cause, gen_errors.EngineDeadError | ray.exceptions.RayActorError):
-            model.state, model.error = State.FAILED, reason(cause)
+            model.state, model.error = State.FAILED, remote_error(cause)
             self._recover_soon(model)
 
     def _recover_soon(self, model: ServedModel) -> None:
@@ -264,7 +256,7 @@ class GeneratorPool:
             try:
                 model.actor = model.spawn()
             except Exception as exc:  # e.g. Ray itself unreachable
-                model.state, model.error = State.FAILED, f"could not start a new engine: {reason(exc)}"
+                model.state, model.error = State.FAILED, f"could not start a new engine: {remote_error(exc)}"
             else:
                 await self._start_one(model)
             if model.state == State.READY:

@@ -2,6 +2,7 @@
 
 By default the server starts a local Ray instance (no dashboard); with ``--ray-address`` it joins an
 existing cluster (``ray start --head`` on one machine, KubeRay on Kubernetes). The same code runs both.
+:func:`remote_error` says what failed in an actor without Ray's wrapper (for the messages clients read).
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 def stop_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()
+
+
+def remote_error(exc: BaseException) -> str:
+    """What a client is told of a failure in an actor: the remote error itself (not Ray's wrapper with the
+    worker's traceback), first line only; the log keeps the whole of it."""
+    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.errors import Cancelled, Conflict, FailedPrecondition, InvalidArgument, ServiceError
+from maskdpo.server.ray_runtime import remote_error
 from maskdpo.server.rounds import datasets, finish, phases
 from maskdpo.server.rounds.config import Promotion, RoundSpec, validate_config
 from maskdpo.server.rounds.context import PhaseFailed, PhaseOutput, RoundCancelled, RoundContext
@@ -267,7 +268,7 @@ class RoundController:
             await self._end(rid, FAILED, f"{phase_name(phase)}: {exc}", phase)
         except Exception as exc:
             log.exception("round %s failed in %s", rid, phase_name(phase))
-            await self._end(rid, FAILED, f"{phase_name(phase)}: {type(exc).__name__}: {exc}", phase)
+            await self._end(rid, FAILED, f"{phase_name(phase)}: {remote_error(exc)}", phase)
         finally:
             if ctx is not None:
                 ctx.close()
