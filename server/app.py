@@ -2,7 +2,7 @@
 
 Start-up: settings -> the data folder and the port claimed (``ownership``: refused at once if another
 server holds either) -> Ray (local or joined) -> Judge actors (and Generator actors when models are
-configured) -> servicers -> the gRPC server starts on its port. Engines start in the background: ModelService is
+configured) -> servicers -> the gRPC server starts. Engines start in the background: ModelService is
 SERVING at once (models show LOADING), GenerationService once the engines are ready.
 Shutdown (SIGTERM / SIGINT): health turns NOT_SERVING for every service, new calls are refused, calls in
 flight get ``drain_seconds`` to finish, then the actors are released.
