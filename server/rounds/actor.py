@@ -1,15 +1,23 @@
 """The RoundController as a detached, restartable Ray actor, and the server's handle on it.
 
-:func:`get_or_create_controller` returns the one controller of the cluster (named ``maskdpo-round-controller``
-in namespace ``maskdpo``), creating it when missing: ``lifetime="detached"`` keeps it (and its running
-rounds) alive when the gRPC server restarts, ``max_restarts=-1`` makes Ray start it again after a crash;
-every method first resumes unfinished rounds, so a restarted actor picks up on its first call.
+:func:`get_or_create_controller` returns the controller of the server's data folder (one per folder, as it
+owns that folder's rounds: named ``maskdpo-round-controller-<hash of the folder>`` in namespace
+``maskdpo``), creating it when missing: ``lifetime="detached"`` keeps it (and its running rounds) alive
+when the gRPC server restarts, ``max_restarts=-1`` makes Ray start it again after a crash; every method
+first resumes unfinished rounds, so a restarted actor picks up on its first call. A controller left by an
+earlier server with other settings (or older code) is replaced, so a changed setting takes effect at the
+server's restart; its running rounds resume in the new one, as after a crash.
 Errors cross the actor boundary as google.rpc.Status bytes and are rebuilt by :func:`raise_remote`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import importlib.metadata
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,13 +25,26 @@ import ray
 from google.rpc import error_details_pb2, status_pb2
 
 from maskdpo.server.errors import ServiceError
+from maskdpo.server.judge_pool import await_ray
 from maskdpo.server.placement import pinned_here
 from maskdpo.server.rounds.controller import ACTOR_NAME, NAMESPACE, ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import RayGenerator
 from maskdpo.v1 import alignment_pb2
 
+log = logging.getLogger("maskdpo.server")
 Result = tuple[bool, bytes]
 """(ok, payload): the serialized reply, or a serialized google.rpc.Status."""
+
+
+def _code_version() -> str:
+    try:
+        return importlib.metadata.version("maskdpo")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+CODE_VERSION = _code_version()
+"""The installed maskdpo's version, as the process that imported this module sees it."""
 
 
 def _error(exc: ServiceError) -> Result:
@@ -57,14 +78,23 @@ class RoundControllerActorImpl:
     async def pid(self) -> int:
         return os.getpid()
 
+    async def settings(self) -> tuple[str, ControllerSettings]:
+        """The code version and the settings this controller runs with (to tell whether it is stale)."""
+        return CODE_VERSION, self._controller.settings
+
 
 RoundControllerActor = ray.remote(RoundControllerActorImpl)
 
 
-def get_or_create_controller(settings: ControllerSettings) -> Any:
+def controller_name(data_dir: Path) -> str:
+    """The actor name of the controller that owns ``data_dir`` (resolved)."""
+    return f"{ACTOR_NAME}-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]}"
+
+
+def _create(settings: ControllerSettings) -> Any:
     actor_class: Any = RoundControllerActor
     return actor_class.options(
-        name=ACTOR_NAME,
+        name=controller_name(settings.data_dir),
         namespace=NAMESPACE,
         lifetime="detached",
         get_if_exists=True,
@@ -75,6 +105,30 @@ def get_or_create_controller(settings: ControllerSettings) -> Any:
         # the controller shares the server's data folder (store, round artifacts): keep it on this node
         **pinned_here(),
     ).remote(settings)
+
+
+async def get_or_create_controller(settings: ControllerSettings, timeout_s: float = 120.0) -> Any:
+    """The controller of ``settings.data_dir``, created when missing or replaced when it runs with other
+    settings or other code than this server's."""
+    handle = _create(settings)
+    try:
+        current = await await_ray(handle.settings.remote(), timeout_s, "the round controller's start")
+    except AttributeError:  # a controller from code before this method existed
+        current = None
+    if current == (CODE_VERSION, settings):
+        return handle
+    log.warning("the round controller of %s ran with other settings or code; replacing it (its running rounds "
+                "resume in the new one from their last finished phase or checkpoint)", settings.data_dir)
+    ray.kill(handle, no_restart=True)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:  # the name is free once the old actor is dead
+        try:
+            ray.get_actor(controller_name(settings.data_dir), namespace=NAMESPACE)
+        except ValueError:
+            break
+        await asyncio.sleep(0.2)
+    return _create(settings)
 
 
 def raise_remote(status_bytes: bytes) -> None:

@@ -157,7 +157,7 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
     datasets.load_modules(rs.dataset_modules)
     data_dir = settings.data_dir.resolve()
     options = {"llm": {"model": str(settings.llm_judge_model)}} if settings.llm_judge_model else {}
-    controller = get_or_create_controller(
+    controller = await get_or_create_controller(
         ControllerSettings(
             data_dir=data_dir,
             default_judge=settings.default_judge,

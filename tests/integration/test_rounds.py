@@ -186,13 +186,14 @@ def test_sigkill_of_server_and_controller_in_train_then_resume(
 ) -> None:
     import ray
 
-    from maskdpo.server.rounds.controller import ACTOR_NAME, NAMESPACE
+    from maskdpo.server.rounds.actor import controller_name
+    from maskdpo.server.rounds.controller import NAMESPACE
 
     name = round_of(client.create_round(small(promote=True, steps=80, seed=3)))
     wait_for(client, name, lambda e: e.kind == "PROGRESS" and e.phase == P.TRAIN and e.progress_done >= 6)
     ray.init(address=cluster, namespace=NAMESPACE, log_to_driver=False)
     try:
-        controller_pid = ray.get(ray.get_actor(ACTOR_NAME, namespace=NAMESPACE).pid.remote(), timeout=30)
+        controller_pid = ray.get(ray.get_actor(controller_name((workdir / "data").resolve()), namespace=NAMESPACE).pid.remote(), timeout=30)
     finally:
         ray.shutdown()
     os.kill(server["server"].process.pid, signal.SIGKILL)
