@@ -29,7 +29,7 @@ from maskdpo.server.generator_pool import GeneratorPool
 from maskdpo.server.judge_pool import JudgePool
 from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.metrics_export import MetricsInterceptor, port_from_env, start_metrics
-from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind
+from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
 from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
@@ -132,9 +132,21 @@ def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
 
 
 async def start_server(settings: ServerSettings) -> RunningServer:
-    """Claim the data folder and the port, start Ray (or join it), the Judge actors and the gRPC server;
-    return once it listens. Raises :class:`StartupError` at once, before Ray, if either claim fails."""
+    """Claim the data folder and check the port, start Ray (or join it), the Judge actors and the gRPC
+    server; return once it listens. Raises :class:`StartupError` (before Ray starts where it can) when
+    another server holds the folder or the port."""
     lock = DataDirLock.acquire(settings.data_dir)
+    try:
+        probe_port(settings.host, settings.port)
+    except BaseException:
+        lock.release()
+        raise
+    # gRPC objects only after Ray: Ray forks its processes, which gRPC's running threads do not survive
+    start_ray(settings.ray_address, settings.ray_num_cpus)
+    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
+                                   _judge_options(settings), settings.judge_batch_window_ms,
+                                   settings.judge_max_batch, settings.judge_queue_limit,
+                                   settings.judge_placement, settings.placement_timeout_s)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
     interceptors.append(DecodeGuard())
     if metrics_port := port_from_env():
@@ -142,7 +154,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     try:
-        port = _bind(server, settings)
+        port = _bind(server, settings)  # taken since the probe: still refused (no SO_REUSEPORT)
         if metrics_port:
             try:
                 start_metrics(metrics_port, settings.data_dir.resolve(), settings.host)
@@ -150,14 +162,10 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                 raise StartupError(f"cannot serve metrics on {settings.host}:{metrics_port}: {exc}") from None
     except BaseException:
         await server.stop(None)  # while the loop runs: a server left to the collector warns at exit
+        judges.shutdown()
         lock.release()
         raise
     lock.record(port)
-    start_ray(settings.ray_address, settings.ray_num_cpus)
-    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
-                                   _judge_options(settings), settings.judge_batch_window_ms,
-                                   settings.judge_max_batch, settings.judge_queue_limit,
-                                   settings.judge_placement, settings.placement_timeout_s)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
         FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
     operations = OperationStore(settings.data_dir / "operations.sqlite")

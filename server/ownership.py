@@ -7,7 +7,9 @@ second server's live work on the same folder. :class:`DataDirLock` takes an excl
 never leaves a stale lock, and the file records who holds it, so a refusal names the holder.
 
 gRPC binds with ``SO_REUSEPORT`` by default on Linux: a second server on a taken port starts "fine" and the
-kernel splits new connections between the two. :func:`bind` turns that off, so a taken port is refused.
+kernel splits new connections between the two. :func:`bind` turns that off, so a taken port is refused;
+:func:`probe_port` finds a taken port before Ray starts (the gRPC server itself can only be created after
+Ray, whose forked processes do not survive gRPC's threads), so the refusal comes at once.
 Both refusals are :class:`StartupError`: ``maskdpo serve`` prints the message and exits 1, no traceback.
 """
 
@@ -102,3 +104,24 @@ def bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredenti
             "this machine; choose another --port / --host"
         ) from None
     return port
+
+
+def probe_port(host: str, port: int) -> None:
+    """StartupError if ``host:port`` cannot be bound now (another process listens there, or the host is
+    not this machine's); port 0 (any free port) always passes. The probe socket is closed at once."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: TIME_WAIT is no owner
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {host}:{port}: {exc.strerror}; another process holds the port, or the "
+                    "host is not an address of this machine; choose another --port / --host"
+                ) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind
+from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
 
 
 def test_a_second_claim_on_a_folder_is_refused_and_names_the_holder(tmp_path: Path) -> None:
@@ -64,5 +65,30 @@ def test_a_taken_port_is_refused_not_shared() -> None:
         finally:
             await second.stop(None)
             await first.stop(None)
+
+    asyncio.run(run())
+
+
+def test_the_probe_finds_a_taken_port_before_anything_starts() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            probe_port("127.0.0.1", port)
+    probe_port("127.0.0.1", port)  # free again once closed
+    probe_port("127.0.0.1", 0)  # any free port
+
+
+def test_the_probe_sees_a_server_that_shares_ports() -> None:
+    async def run() -> None:
+        sharing = grpc.aio.server()  # gRPC's default: SO_REUSEPORT, e.g. an older maskdpo server
+        port = sharing.add_insecure_port("127.0.0.1:0")
+        await sharing.start()
+        try:
+            with pytest.raises(StartupError, match="another process holds the port"):
+                probe_port("127.0.0.1", port)
+        finally:
+            await sharing.stop(None)
 
     asyncio.run(run())
