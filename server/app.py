@@ -141,7 +141,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     except BaseException:
         lock.release()
         raise
-    # gRPC objects only after Ray: Ray forks its processes, which gRPC's running threads do not survive
+    # gRPC objects only after Ray: created before, Ray forked its processes while gRPC threads ran and
+    # the local Ray node timed out at start
     start_ray(settings.ray_address, settings.ray_num_cpus)
     judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
                                    _judge_options(settings), settings.judge_batch_window_ms,

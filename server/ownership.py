@@ -8,8 +8,9 @@ never leaves a stale lock, and the file records who holds it, so a refusal names
 
 gRPC binds with ``SO_REUSEPORT`` by default on Linux: a second server on a taken port starts "fine" and the
 kernel splits new connections between the two. :func:`bind` turns that off, so a taken port is refused;
-:func:`probe_port` finds a taken port before Ray starts (the gRPC server itself can only be created after
-Ray, whose forked processes do not survive gRPC's threads), so the refusal comes at once.
+:func:`probe_port` finds a taken port before Ray starts, so the refusal comes at once (the gRPC server
+itself is created after Ray: created before, it had Ray fork its processes while gRPC threads ran, and the
+local Ray node timed out at start).
 Both refusals are :class:`StartupError`: ``maskdpo serve`` prints the message and exits 1, no traceback.
 """
 
