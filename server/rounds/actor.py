@@ -111,10 +111,7 @@ async def get_or_create_controller(settings: ControllerSettings, timeout_s: floa
     """The controller of ``settings.data_dir``, created when missing or replaced when it runs with other
     settings or other code than this server's."""
     handle = _create(settings)
-    try:
-        current = await await_ray(handle.settings.remote(), timeout_s, "the round controller's start")
-    except AttributeError:  # a controller from code before this method existed
-        current = None
+    current = await await_ray(handle.settings.remote(), timeout_s, "the round controller's start")
     if current == (CODE_VERSION, settings):
         return handle
     log.warning("the round controller of %s ran with other settings or code; replacing it (its running rounds "
