@@ -75,7 +75,12 @@ class GenerationEngine:
         )
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
         tokenizer = AutoTokenizer.from_pretrained(str(model))
-        return cls(settings, llm, tokenizer, int(llm.model_config.max_model_len))
+        engine = cls(settings, llm, tokenizer, int(llm.model_config.max_model_len))
+        # This frame outlives the call (an import made during the start keeps frames that chain back here);
+        # without ``llm`` in it, shutdown() frees the engine client at once instead of at interpreter exit,
+        # where vLLM's __del__ failed on half-torn-down modules ("TypeError: 'NoneType' object is not callable").
+        del llm
+        return engine
 
     # ----- what is served
 
