@@ -37,8 +37,7 @@ class StartupError(RuntimeError):
 class DataDirLock:
     """An exclusive, process-lifetime claim on one data folder."""
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
+    def __init__(self, fd: int) -> None:
         self._fd = fd
 
     @classmethod
@@ -62,7 +61,7 @@ class DataDirLock:
         except BaseException:
             os.close(fd)
             raise
-        lock = cls(path, fd)
+        lock = cls(fd)
         lock.record()
         return lock
 
@@ -100,11 +99,15 @@ def bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredenti
         else:
             port = server.add_secure_port(address, credentials)
     except RuntimeError:  # grpc reports every bind failure this way, without the cause
-        raise StartupError(
-            f"cannot listen on {address}: another process holds the port, or the host is not an address of "
-            "this machine; choose another --port / --host"
-        ) from None
+        raise _cannot_listen(address) from None
     return port
+
+
+def _cannot_listen(address: str, cause: str = "") -> StartupError:
+    return StartupError(
+        f"cannot listen on {address}: {cause + '; ' if cause else ''}another process holds the port, or the "
+        "host is not an address of this machine; choose another --port / --host"
+    )
 
 
 def probe_port(host: str, port: int) -> None:
@@ -122,7 +125,4 @@ def probe_port(host: str, port: int) -> None:
             try:
                 probe.bind(address)
             except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {host}:{port}: {exc.strerror}; another process holds the port, or the "
-                    "host is not an address of this machine; choose another --port / --host"
-                ) from None
+                raise _cannot_listen(f"{host}:{port}", exc.strerror or str(exc)) from None
