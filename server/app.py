@@ -1,7 +1,7 @@
 """The grpc.aio application: builds the server, its servicers, health and reflection, and runs it.
 
-Start-up: settings -> the data folder and the port claimed (``ownership``: refused at once if another
-server holds either) -> Ray (local or joined) -> Judge actors (and Generator actors when models are
+Start-up: settings -> the data folder claimed and the port checked (``ownership``: refused at once if
+another server holds either) -> Ray (local or joined) -> Judge actors (and Generator actors when models are
 configured) -> servicers -> the gRPC server starts. Engines start in the background: ModelService is
 SERVING at once (models show LOADING), GenerationService once the engines are ready.
 Shutdown (SIGTERM / SIGINT): health turns NOT_SERVING for every service, new calls are refused, calls in
