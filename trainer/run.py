@@ -160,7 +160,10 @@ def run_training(
         lr_scheduler_type="constant_with_warmup" if opts.warmup_ratio else "constant",
         precompute_ref_log_probs=opts.precompute_ref,
         bf16=opts.bf16,
-        model_init_kwargs={"dtype": torch.bfloat16} if opts.bf16 else None,
+        # Explicit both ways: transformers 5 loads a checkpoint in the dtype its config declares (bfloat16 for
+        # SmolLM2 and Llama); TRL passes float32 when none is given today, but full precision must not
+        # depend on a library default.
+        model_init_kwargs={"dtype": torch.bfloat16 if opts.bf16 else torch.float32},
         seed=opts.seed,
         logging_steps=1,
         save_strategy="steps" if opts.save_steps else "no",

@@ -149,3 +149,27 @@ def test_lora_run_saves_an_adapter(
     info = read_training_info(out / "final")
     assert info["method"] == "dpo" and info["mask_config"]["rule"] == "all"
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+
+
+def test_a_bfloat16_checkpoint_trains_in_float32_without_bf16(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """transformers 5 loads a model in the dtype its config declares (the SmolLM2 build declares bfloat16);
+    without ``--bf16`` the trainer must still train and save float32 weights, not pure bfloat16 ones."""
+    import shutil
+
+    from safetensors import safe_open
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "declares-bf16")
+    config = json.loads((model / "config.json").read_text())
+    config.pop("torch_dtype", None)
+    config["dtype"] = "bfloat16"
+    (model / "config.json").write_text(json.dumps(config))
+    data = write_judged(tmp_path / "judged.jsonl")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--model", str(model), "--out", str(out), "--steps", "1",
+            "--batch-size", "2", "--no-progress"]
+    assert main(argv) == 0
+    with safe_open(str(out / "final" / "model.safetensors"), framework="pt") as saved:
+        dtypes = {str(saved.get_tensor(key).dtype) for key in saved.keys()}  # noqa: SIM118
+    assert dtypes == {"torch.float32"}
