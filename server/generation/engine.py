@@ -9,6 +9,7 @@ is given token ids. Weight swaps go through :mod:`maskdpo.server.generation.hots
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import uuid
@@ -19,6 +20,7 @@ from typing import Any
 
 from maskdpo.server.generation import errors
 from maskdpo.server.generation.admission import Admission
+from maskdpo.server.generation.dtype import resolve_here
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import (
     GenerationResult,
@@ -56,6 +58,7 @@ class GenerationEngine:
         model = settings.model
         if not (model / "config.json").is_file():
             raise errors.CheckpointError(f"model folder {model} has no config.json")
+        settings = dataclasses.replace(settings, dtype=resolve_here(settings.dtype, model))
         if current_platform.is_cpu():
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{max(1, round(settings.cpu_kv_cache_gib))}")
         options: dict[str, Any] = dict(

@@ -18,8 +18,9 @@ class EngineSettings:
     """The model folder served at weight version 1."""
     served_name: str = ""
     """The name clients use for this model (default: the folder's name)."""
-    dtype: str = "float32"
-    """Weights / activations dtype: float32 on CPU; bfloat16 is the usual choice on GPUs."""
+    dtype: str = "auto"
+    """Weights / activations dtype: ``auto`` (the checkpoint's declared dtype where the hardware computes it
+    natively, else float32; see :mod:`maskdpo.server.generation.dtype`), ``float32``, ``bfloat16``, ``float16``."""
     max_model_len: int | None = None
     """Maximum prompt + completion tokens (default: the model config's maximum)."""
     tensor_parallel_size: int = 1

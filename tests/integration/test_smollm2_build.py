@@ -35,6 +35,7 @@ def test_build_is_valid_idempotent_and_generates(tmp_path: Path) -> None:
     config = json.loads((target / "config.json").read_text())
     assert config["model_type"] == "llama" and config["head_dim"] >= 32
     assert "quantization_config" not in config
+    assert config["dtype"] == "bfloat16", "declares the released model's dtype (generator_dtype=auto uses it)"
     assert (target / "model.safetensors").stat().st_size > 500_000_000  # float32
 
     again = subprocess.run(

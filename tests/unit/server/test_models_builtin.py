@@ -16,7 +16,7 @@ def fake_build(folder: Path) -> Path:
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (folder / name).write_text("{}")
     (folder / "model.safetensors").write_bytes(b"0" * 16)
-    marker = {"complete": True, "safetensors_bytes": 16}
+    marker = {"complete": True, "format": models_builtin._FORMAT, "safetensors_bytes": 16}
     (folder / "maskdpo-build.json").write_text(json.dumps(marker))
     return folder
 
@@ -30,6 +30,9 @@ def test_validity_needs_every_file_and_a_matching_marker(tmp_path: Path) -> None
     (other / "tokenizer.json").unlink()
     assert not is_valid_model_folder(other)
     assert not is_valid_model_folder(tmp_path / "absent")
+    older = fake_build(tmp_path / "o")  # built by a version whose config declared float32: rebuilt
+    (older / "maskdpo-build.json").write_text(json.dumps({"complete": True, "safetensors_bytes": 16}))
+    assert not is_valid_model_folder(older)
 
 
 def test_path_without_build_raises_with_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
