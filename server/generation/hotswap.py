@@ -55,7 +55,7 @@ class Deployer:
     async def verify_served(self) -> ProbeCheck:
         """Check the currently served weights against their checkpoint (e.g. right after start)."""
         expected = await self._reference(self.engine.version.checkpoint)
-        return compare(await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic)
+        return compare(await self.engine.score(self.probe), expected, self.tolerance, statistic=self.statistic)
 
     async def deploy(self, checkpoint: Path, tolerance: float | None = None,
                      version: int | None = None) -> DeployReport:
@@ -83,14 +83,17 @@ class Deployer:
         async with self.engine.swap_gate() as drain_s:
             t_paused = time.perf_counter()
             try:
+                before = await self.engine.score(self.probe)
+                t_loading = time.perf_counter()
                 await self.engine.load_weights(checkpoint)
-                load_s = time.perf_counter() - t_paused
+                load_s = time.perf_counter() - t_loading
                 check = compare(
                     await self.engine.score(self.probe),
                     expected,
                     tolerance,
-                    old_expected,
-                    self.statistic,
+                    statistic=self.statistic,
+                    previous_expected=old_expected,
+                    served_before=before,
                 )
                 verify_s = time.perf_counter() - t_paused - load_s
                 failure = "" if check.passed else check.reason
@@ -135,9 +138,7 @@ class Deployer:
     async def _rollback(self, previous: WeightVersion, expected: list[float]) -> None:
         try:
             await self.engine.load_weights(previous.checkpoint)
-            check = compare(
-                await self.engine.score(self.probe), expected, self.tolerance, None, self.statistic
-            )
+            check = compare(await self.engine.score(self.probe), expected, self.tolerance, statistic=self.statistic)
         except Exception as exc:
             raise errors.EngineDeadError(f"rollback to version {previous.version} failed: {exc}") from None
         if not check.passed:
