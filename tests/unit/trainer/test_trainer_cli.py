@@ -171,5 +171,5 @@ def test_a_bfloat16_checkpoint_trains_in_float32_without_bf16(
             "--batch-size", "2", "--no-progress"]
     assert main(argv) == 0
     with safe_open(str(out / "final" / "model.safetensors"), framework="pt") as saved:
-        dtypes = {str(saved.get_tensor(key).dtype) for key in saved.keys()}  # noqa: SIM118
+        dtypes = {str(saved.get_tensor(key).dtype) for key in saved.keys()}
     assert dtypes == {"torch.float32"}
