@@ -18,7 +18,7 @@ from contextlib import aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from maskdpo.server.generation import errors
+from maskdpo.server.generation import cpu_kernels, errors
 from maskdpo.server.generation.admission import Admission
 from maskdpo.server.generation.dtype import resolve_here
 from maskdpo.server.generation.settings import EngineSettings
@@ -76,6 +76,8 @@ class GenerationEngine:
             distributed_executor_backend="mp",
             worker_extension_cls="maskdpo.server.generation.worker_ext.ReloadExtension",
         )
+        if current_platform.is_cpu():
+            options.update(cpu_kernels.ir_op_priority())
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
         tokenizer = AutoTokenizer.from_pretrained(str(model))
         engine = cls(settings, llm, tokenizer, int(llm.model_config.max_model_len))
