@@ -33,6 +33,8 @@ def register() -> None:
     if not all(hasattr(torch.ops._C, op) for op in OPS):
         return
 
+    # vLLM requires each provider function, and its argument check, to repeat the native op's parameter
+    # names and defaults exactly; hence the signatures below restate them.
     def takes(x: torch.Tensor, weight: torch.Tensor | None, variance_size: int | None) -> bool:
         return variance_size is None and weight is not None and weight.dtype == x.dtype and x.is_contiguous()
 

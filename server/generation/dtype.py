@@ -79,8 +79,9 @@ def resolve(requested: str, model: Path, *, gpu: bool, gpu_bfloat16: bool, cpu_b
 
 def resolve_here(requested: str, model: Path) -> str:
     """:func:`resolve` for this process's hardware (vLLM's platform: CUDA, or the CPU's flags)."""
-    if normalise(requested) != AUTO:
-        return normalise(requested)
+    name = normalise(requested)
+    if name != AUTO:
+        return name
     from vllm.platforms import current_platform
 
     gpu = not current_platform.is_cpu()
@@ -90,4 +91,4 @@ def resolve_here(requested: str, model: Path) -> str:
 
         gpu_bfloat16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     cpu_bfloat16 = cpu_has_native_bfloat16(cpu_flags())
-    return resolve(requested, model, gpu=gpu, gpu_bfloat16=gpu_bfloat16, cpu_bfloat16=cpu_bfloat16)
+    return resolve(name, model, gpu=gpu, gpu_bfloat16=gpu_bfloat16, cpu_bfloat16=cpu_bfloat16)
