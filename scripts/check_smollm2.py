@@ -41,7 +41,7 @@ def check_vllm(path: str) -> str:
 
 
 def main() -> int:
-    from maskdpo.server.models_builtin import smollm2_path
+    from maskdpo.server.generation.builtin_models import smollm2_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["transformers", "vllm", "both"], default="both")

@@ -22,7 +22,7 @@ from maskdpo.server.generation.settings import EngineSettings  # noqa: E402
 from maskdpo.server.generation.types import Prompt, SamplingOptions  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.integration]
-TOY_MODEL = Path(__file__).resolve().parents[2] / "toyworld" / "model"
+TOY_MODEL = Path(__file__).resolve().parents[2] / "toyworld" / "maskdpo" / "toyworld" / "model"
 
 
 def test_sleeping_engine_frees_gpu_memory_and_wakes_up_serving_the_same_answer() -> None:

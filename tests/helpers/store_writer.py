@@ -17,10 +17,10 @@ from pathlib import Path
 from google.protobuf import empty_pb2
 
 from maskdpo.server.judge.types import Fact, Passage
-from maskdpo.server.knowledge import KnowledgeStore
-from maskdpo.server.rounds.store import RUNNING, SUCCEEDED, RoundStore
 from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.store.knowledge_sources import KnowledgeStore
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.store.rounds import RUNNING, SUCCEEDED, RoundStore
 from maskdpo.v1 import alignment_pb2
 
 EVENTS_PER_ROUND = 5

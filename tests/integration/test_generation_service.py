@@ -28,7 +28,7 @@ from tests.integration.conftest import OPERATOR, READER
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TOY_MODEL = REPO / "toyworld" / "model"
+TOY_MODEL = REPO / "toyworld" / "maskdpo" / "toyworld" / "model"
 QUEUE_LIMIT = 2
 PROMPT = [("user", "Tell me a bio of Ada Lind.")]
 GENERATION = "maskdpo.v1.GenerationService"

@@ -46,7 +46,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def actor(models: dict[str, Path]) -> Iterator[Any]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from maskdpo.server.generation.actor import create_generator_actor
+    from maskdpo.server.workers.generator_actor import create_generator_actor
 
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     settings = EngineSettings(

@@ -30,7 +30,7 @@ from tests.helpers.ray_cluster import LocalRayCluster
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TOY_MODEL = REPO / "toyworld" / "model"
+TOY_MODEL = REPO / "toyworld" / "maskdpo" / "toyworld" / "model"
 P = alignment_pb2.RoundPhase
 State = alignment_pb2.AlignmentRound.State
 ALL = [P.SAMPLE, P.JUDGE, P.PAIR, P.TRAIN, P.EVALUATE, P.PROMOTE]
@@ -186,8 +186,8 @@ def test_sigkill_of_server_and_controller_in_train_then_resume(
 ) -> None:
     import ray
 
-    from maskdpo.server.rounds.actor import controller_name
     from maskdpo.server.rounds.controller import NAMESPACE
+    from maskdpo.server.workers.round_controller import controller_name
 
     name = round_of(client.create_round(small(promote=True, steps=80, seed=3)))
     wait_for(client, name, lambda e: e.kind == "PROGRESS" and e.phase == P.TRAIN and e.progress_done >= 6)

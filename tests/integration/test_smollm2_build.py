@@ -26,7 +26,7 @@ def test_build_is_valid_idempotent_and_generates(tmp_path: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from maskdpo.server.models_builtin import build_smollm2, is_valid_model_folder
+    from maskdpo.server.generation.builtin_models import build_smollm2, is_valid_model_folder
 
     target = tmp_path / "smollm2"
     first = build_smollm2(target)

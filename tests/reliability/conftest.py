@@ -17,7 +17,7 @@ import pytest
 from maskdpo.server.launcher import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
-TOY_MODEL = REPO / "toyworld" / "model"
+TOY_MODEL = REPO / "toyworld" / "maskdpo" / "toyworld" / "model"
 READER = "reader-token-for-reliability"
 OPERATOR = "operator-token-for-reliability"
 GENERATION_QUEUE = 48

@@ -14,7 +14,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from maskdpo.server.auth import required_role
+from maskdpo.server.edge.auth import required_role
 from maskdpo.server.settings import Role
 from maskdpo.v1 import alignment_pb2, factuality_pb2, generation_pb2, models_pb2
 

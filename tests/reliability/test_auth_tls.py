@@ -33,8 +33,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 import maskdpo.v1
 from maskdpo.client import Client, Knowledge
 from maskdpo.client.errors import MaskdpoError
-from maskdpo.server import auth
-from maskdpo.server.auth import TokenTable
+from maskdpo.server.edge import auth
+from maskdpo.server.edge.auth import TokenTable
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.server.settings import Role
 from tests.helpers.certs import CertificateAuthority

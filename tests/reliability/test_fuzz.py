@@ -40,7 +40,7 @@ MAX_TEXT_CHARS = 5000  # the toy server's MASKDPO_MAX_TEXT_CHARS
 MAX_MESSAGE_BYTES = 1024 * 1024
 CALL_TIMEOUT_S = 30.0
 SERVED_MODEL = "toy"
-# Every status the error contract (server/errors.py) lets a healthy server answer to a bad or odd request.
+# Every status the error contract (server/maskdpo/server/errors.py) lets a healthy server answer to a bad or odd request.
 # Left out: INTERNAL and UNKNOWN (bugs), UNAVAILABLE (shutdown or a dead backend), UNAUTHENTICATED (the
 # tokens are valid), CANCELLED (the client never cancels), and codes the contract does not use.
 ALLOWED = frozenset(

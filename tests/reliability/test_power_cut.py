@@ -8,7 +8,7 @@ their events, checkpoints and knowledge sources through the stores' own code as 
 (tests/helpers/store_writer.py), killed many times more often since it restarts in about a second.
 
 A SIGKILL loses the process, not the kernel's page cache, so it cannot show a missing fsync; that part of
-durability is what ``synchronous=FULL`` and the flushes of server/knowledge.py are for (checked below).
+durability is what ``synchronous=FULL`` and the flushes of server/maskdpo/server/store/knowledge_sources.py are for (checked below).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import pytest
 
 from maskdpo.client import Client, Knowledge
 from maskdpo.server.judge.types import Passage
-from maskdpo.server.knowledge import KnowledgeStore
 from maskdpo.server.launcher import ServerProcess
-from maskdpo.server.rounds.store import RoundStore
 from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.store.knowledge_sources import KnowledgeStore
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.store.rounds import RoundStore
 from maskdpo.server.store.sqlite import connect
 from maskdpo.trainer import durable
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc

@@ -22,15 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from maskdpo.server.auth import AuthInterceptor
-from maskdpo.server.decode_guard import DecodeGuard
-from maskdpo.server.deploys import DeployManager
-from maskdpo.server.generator_pool import GeneratorPool
-from maskdpo.server.judge_pool import JudgePool
-from maskdpo.server.knowledge import KnowledgeStore
-from maskdpo.server.metrics_export import MetricsInterceptor, port_from_env, start_metrics
+from maskdpo.server.edge.auth import AuthInterceptor
+from maskdpo.server.edge.decode_guard import DecodeGuard
+from maskdpo.server.edge.metrics import MetricsInterceptor, port_from_env, start_metrics
 from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
-from maskdpo.server.ray_runtime import start_ray
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
@@ -43,7 +38,12 @@ from maskdpo.server.services.pending import (
 )
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.store.knowledge_sources import KnowledgeStore
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.workers.deploys import DeployManager
+from maskdpo.server.workers.generator_pool import GeneratorPool
+from maskdpo.server.workers.judge_pool import JudgePool
+from maskdpo.server.workers.ray_runtime import start_ray
 from maskdpo.v1 import (
     alignment_pb2,
     alignment_pb2_grpc,

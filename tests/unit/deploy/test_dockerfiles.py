@@ -4,7 +4,6 @@ the whole package; they run as a non-root user with the data folder on a volume 
 
 from __future__ import annotations
 
-import ast
 import re
 import shlex
 import subprocess
@@ -41,7 +40,7 @@ def env_values(image: str) -> dict[str, str]:
 def project_install(image: str) -> list[str]:
     """The one pip command that installs the project: everything the resolver must see at once."""
     installs = [w for run in instructions(image, "RUN") for w in pip_installs(run)
-                if any(re.fullmatch(r"\./src\[[a-z,]+\]", word) for word in w)]
+                if any(re.fullmatch(r"\./src/server(\[[a-z,]+\])?", word) for word in w)]
     assert len(installs) == 1, installs
     return installs[0]
 
@@ -59,10 +58,12 @@ def test_project_is_installed_with_its_extras_and_pins(image: str) -> None:
     words = project_install(image)
     pins = dev_pins()
     assert requirement_pin(words, "torch") == pins["torch"], "torch in the same pip command, at the pin"
-    extras = re.fullmatch(r"\./src\[([a-z,]+)\]", next(w for w in words if w.startswith("./src[")))
+    folders = {path.parent.name for path in ROOT.glob("*/pyproject.toml")}  # one distribution per folder
+    assert {w.split("[")[0].removeprefix("./src/") for w in words if w.startswith("./src/")} == folders
+    extras = re.fullmatch(r"\./src/server\[([a-z,]+)\]", next(w for w in words if w.startswith("./src/server")))
     assert extras is not None
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "server" in extras.group(1).split(",") and set(extras.group(1).split(",")) <= set(declared)
+    declared = tomllib.loads((ROOT / "server" / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras.group(1).split(",")) <= set(declared)
     assert "-c" in words, "requirements/dev.txt pins the rest (as a constraints file)"
 
 
@@ -97,17 +98,14 @@ def test_constraints_file_is_valid_for_pip(image: str) -> None:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_every_package_folder_is_copied(image: str) -> None:
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    folders = next(ast.literal_eval(node.value) for node in ast.walk(tree)
-                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "FOLDERS")
+    folders = {path.parent.name for path in ROOT.glob("*/pyproject.toml")}  # one distribution per folder
     copied = set()
     for args in instructions(image, "COPY"):
         sources = [w for w in shlex.split(args) if not w.startswith("--")][:-1]
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
             copied.add(source.rstrip("/"))
-    needed = {folder.split("/")[0] for folder in folders.values()}
-    assert needed | {"pyproject.toml", "setup.py", "README.md", "requirements"} <= copied
+    assert folders | {"requirements"} <= copied
 
 
 @pytest.mark.parametrize("image", IMAGES)

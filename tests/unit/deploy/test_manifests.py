@@ -46,7 +46,7 @@ SECRETS = KUBERAY / "secrets.example.yaml"
 RESOURCE_OF = {"generator": "maskdpo-generator", "trainer": "maskdpo-trainer", "judge": "maskdpo-judge"}
 GPU_ROLES = ("generator", "trainer")
 # Variables the server reads itself, outside the settings classes.
-DIRECT_VARIABLES = {"MASKDPO_METRICS_PORT": "server/metrics_export.py", "MASKDPO_MODELS_DIR": "server/models_builtin.py"}
+DIRECT_VARIABLES = {"MASKDPO_METRICS_PORT": "server/maskdpo/server/edge/metrics.py", "MASKDPO_MODELS_DIR": "server/maskdpo/server/generation/builtin_models.py"}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maskdpo.server.judge.claims import analyse, is_filler, words_match
+from maskdpo.server.judge.checkable_items import analyse, is_filler, words_match
 from maskdpo.server.judge.mismatch import find_conflict, missing_items
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from maskdpo.server.judge.claim_templates import TemplateClaimExtractor
 from maskdpo.server.judge.kb import ClaimExtractor, KbJudge, sentence_label
 from maskdpo.server.judge.knowledge_base import ClaimCheck, KnowledgeBase, normalize
-from maskdpo.server.judge.templates import TemplateClaimExtractor
 from maskdpo.server.judge.types import Fact, JudgeRequest
 from maskdpo.trainer.labels import SentenceLabel
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_three_step_run_on_smollm2() -> None:
     pytest.importorskip("vllm")
-    from maskdpo.server.models_builtin import BuiltinModelError, smollm2_path
+    from maskdpo.server.generation.builtin_models import BuiltinModelError, smollm2_path
 
     try:
         model = smollm2_path()

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from maskdpo.server.errors import Conflict
 from maskdpo.server.rounds import phases
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
-from maskdpo.server.rounds.store import CANCELLED, SUCCEEDED, round_id
 from maskdpo.server.rounds.workers import LocalGenerator, run_trainer
+from maskdpo.server.store.rounds import CANCELLED, SUCCEEDED, round_id
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import ray
 
-from maskdpo.server.rounds.actor import CODE_VERSION, controller_name, get_or_create_controller
 from maskdpo.server.rounds.controller import NAMESPACE, ControllerSettings
+from maskdpo.server.workers.round_controller import CODE_VERSION, controller_name, get_or_create_controller
 
 
 @pytest.fixture(scope="module")

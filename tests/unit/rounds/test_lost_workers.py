@@ -15,8 +15,8 @@ from ray.exceptions import ActorDiedError
 
 from maskdpo.server.rounds import controller as controller_module
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
-from maskdpo.server.rounds.store import FAILED, SUCCEEDED, round_id
 from maskdpo.server.rounds.workers import LocalGenerator, Workers
+from maskdpo.server.store.rounds import FAILED, SUCCEEDED, round_id
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config
 from tests.unit.rounds.test_controller import round_of

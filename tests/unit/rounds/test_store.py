@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from maskdpo.server.errors import Conflict
-from maskdpo.server.rounds.store import CANCELLED, PENDING, RUNNING, RoundStore
+from maskdpo.server.store.rounds import CANCELLED, PENDING, RUNNING, RoundStore
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.longrunning import operations_proto_pb2
 
-from maskdpo.server.auth import TokenTable, authorize, required_role
+from maskdpo.server.edge.auth import TokenTable, authorize, required_role
 from maskdpo.server.errors import PermissionDenied, Unauthenticated
 from maskdpo.server.settings import Role
 from maskdpo.v1 import alignment_pb2, factuality_pb2, generation_pb2, models_pb2

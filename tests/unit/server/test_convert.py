@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from maskdpo.server import convert
 from maskdpo.server.errors import InvalidArgument, TextTooLong
 from maskdpo.server.judge.metrics import compute_metrics
 from maskdpo.server.judge.records import from_judgment
 from maskdpo.server.judge.types import JudgeIdentity, Judgment, SentenceVerdict
+from maskdpo.server.services import factuality_convert as convert
 from maskdpo.trainer.labels import LabeledSentence, SentenceLabel, Span
 from maskdpo.trainer.mask_rules import MaskRule
 from maskdpo.v1 import common_pb2, factuality_pb2

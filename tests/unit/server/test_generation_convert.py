@@ -12,7 +12,6 @@ import pytest
 from maskdpo.client import Sampling, deploy_result
 from maskdpo.client import errors as sdk_errors
 from maskdpo.client._generation import generate_request, model_name, sampling_of
-from maskdpo.server import convert_generation as convert
 from maskdpo.server.errors import (
     Cancelled,
     CheckpointRejected,
@@ -26,6 +25,7 @@ from maskdpo.server.errors import (
 )
 from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.types import GenerationResult, Sample, StreamDelta
+from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id, parse_checkpoint_name
 from maskdpo.v1 import common_pb2, generation_pb2
 
@@ -227,7 +227,7 @@ def test_generation_settings() -> None:
 
     from maskdpo.server.settings import load_settings
 
-    settings = load_settings(None, models={"toy": "toyworld/model", "smollm2": "builtin:smollm2"})
+    settings = load_settings(None, models={"toy": "toyworld/maskdpo/toyworld/model", "smollm2": "builtin:smollm2"})
     assert settings.models["smollm2"] == "builtin:smollm2" and settings.default_model == ""
     for bad in (
         {"models": {"Bad Name": "x"}},

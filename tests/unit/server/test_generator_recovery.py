@@ -17,10 +17,10 @@ import pytest
 import ray
 
 from maskdpo.server.generation.types import ModelInfo, Prompt, SamplingOptions, WeightVersion
-from maskdpo.server.generator_pool import GeneratorPool, ServedModel, State
 from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
 
-TOY = Path(__file__).resolve().parents[3] / "toyworld" / "model"
+TOY = Path(__file__).resolve().parents[3] / "toyworld" / "maskdpo" / "toyworld" / "model"
 
 
 @pytest.fixture(scope="module")

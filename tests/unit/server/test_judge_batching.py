@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from maskdpo.server.actors.judge_actor import JudgeService
 from maskdpo.server.errors import QueueFull
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
+from maskdpo.server.workers.judge_actor import JudgeService
 
 
 class RecordingBackend:

@@ -8,7 +8,7 @@ import pytest
 
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
 from maskdpo.server.judge.types import Fact, Passage
-from maskdpo.server.knowledge import KnowledgeStore, parse_name
+from maskdpo.server.store.knowledge_sources import KnowledgeStore, parse_name
 
 
 def test_roundtrip(tmp_path: Path) -> None:

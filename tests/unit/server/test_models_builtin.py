@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maskdpo.server import models_builtin
-from maskdpo.server.models_builtin import BuiltinModelError, is_valid_model_folder, smollm2_path
+from maskdpo.server.generation import builtin_models as models_builtin
+from maskdpo.server.generation.builtin_models import BuiltinModelError, is_valid_model_folder, smollm2_path
 
 
 def fake_build(folder: Path) -> Path:

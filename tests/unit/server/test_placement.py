@@ -11,9 +11,9 @@ import pytest
 import ray
 from pydantic import ValidationError
 
-from maskdpo.server import placement
-from maskdpo.server.placement import GIB, GpuSharing, Placement, PlacementTimeout, wait_placed
 from maskdpo.server.settings import ServerSettings, load_settings
+from maskdpo.server.workers import placement
+from maskdpo.server.workers.placement import GIB, GpuSharing, Placement, PlacementTimeout, wait_placed
 
 
 @pytest.mark.parametrize("cluster_gpus, expected", [(0.0, 0.0), (8.0, 2.0)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ray
 
-from maskdpo.server.ray_runtime import remote_error
+from maskdpo.server.workers.ray_runtime import remote_error
 
 
 def test_the_cause_of_a_ray_task_error_is_reported_without_the_traceback() -> None:

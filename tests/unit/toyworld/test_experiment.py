@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maskdpo.toyworld import templates as T
+from maskdpo.toyworld import bio_templates as T
 from maskdpo.toyworld.corpus import person_values
 from maskdpo.toyworld.experiment import (
     ExperimentConfig,
@@ -17,9 +17,9 @@ from maskdpo.toyworld.experiment import (
     run_experiment,
 )
 from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict, write_report
-from maskdpo.toyworld.knowledge import WorldLabeler
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.toyworld.world_judge import WorldLabeler
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from maskdpo.server.judge.types import Fact
-from maskdpo.toyworld import templates as T
+from maskdpo.toyworld import bio_templates as T
 from maskdpo.toyworld.corpus import CorpusConfig, build_corpus, person_values
-from maskdpo.toyworld.knowledge import WorldLabeler
 from maskdpo.toyworld.world import ATTRIBUTES, World
+from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.labels import SentenceLabel
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from maskdpo.server.actors.trainer_actor import TrainingJob, create_trainer_actor
+from maskdpo.server.workers.trainer_actor import TrainingJob, create_trainer_actor
 from maskdpo.trainer.run import TrainOptions
 from tests.unit.trainer.test_trainer_cli import write_judged
 

@@ -1,6 +1,6 @@
 """Claim extraction for the toy world: a sentence -> the (subject, attribute, value) facts it states.
 
-Parsing is built from the very templates the corpus renders (:mod:`maskdpo.toyworld.templates`), so every
+Parsing is built from the very templates the corpus renders (:mod:`maskdpo.toyworld.bio_templates`), so every
 corpus sentence parses back exactly. Model output is parsed in three passes:
 
 1. the whole sentence matches one template (fact or filler): its claims, or none for a filler;
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from maskdpo.server.judge.types import Fact
-from maskdpo.toyworld import templates as T
+from maskdpo.toyworld import bio_templates as T
 from maskdpo.toyworld import vocab
 
 UNPARSED = "unparsed"

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskdpo.toyworld import templates as T
+from maskdpo.toyworld import bio_templates as T
 from maskdpo.toyworld.world import ATTRIBUTES, Person, World, WorldConfig
 
 

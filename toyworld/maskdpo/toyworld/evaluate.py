@@ -1,6 +1,6 @@
 """Evaluate a toy model: generate biographies, label them exactly, report ANAH scores by popularity bucket.
 
-Run ``python -m maskdpo.toyworld.evaluate [--model toyworld/model] [--split heldout] [--k 6]``. It asks
+Run ``python -m maskdpo.toyworld.evaluate [--model toyworld/maskdpo/toyworld/model] [--split heldout] [--k 6]``. It asks
 "Tell me a bio of <name>." for every person of the split, decodes greedily and samples ``k`` answers,
 labels every sentence against the world, and prints per bucket (frequent / medium / rare) and proximity
 (near / far): the ANAH score (correct / (correct + incorrect) sentences, micro), the mean per-answer score
@@ -20,9 +20,9 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
 from maskdpo.toyworld.corpus import question
-from maskdpo.toyworld.knowledge import WorldLabeler
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.labels import LabelCounts, LabeledSentence, preference_score
 
 

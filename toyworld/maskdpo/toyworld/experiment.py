@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from maskdpo.toyworld.bio_templates import QUESTIONS
 from maskdpo.toyworld.corpus import question
-from maskdpo.toyworld.knowledge import WorldLabeler
-from maskdpo.toyworld.templates import QUESTIONS
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.pairs import PairConfig, PairRule, PairStats, sentences_to_rows
 from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
 

@@ -1,6 +1,6 @@
 """Train the toy model: a small LlamaForCausalLM on the toy corpus, fully seeded, with a plain torch loop.
 
-Run ``python -m maskdpo.toyworld.train_model [--out toyworld/model] [--steps N] [--seed S]``. It builds the
+Run ``python -m maskdpo.toyworld.train_model [--out toyworld/maskdpo/toyworld/model] [--steps N] [--seed S]``. It builds the
 world and corpus from the seed, trains the byte-level BPE tokenizer, trains the model (loss on the
 assistant turn only) and writes an HF folder: ``model.safetensors`` (fp32), ``config.json``,
 ``generation_config.json``, tokenizer files and ``training_info.json`` (config, time, losses).

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from maskdpo.server.judge.kb import KbJudge, KnowledgeBase, sentence_label
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment
-from maskdpo.toyworld.claims import TemplateClaimExtractor, extractor_for_world
+from maskdpo.toyworld.claim_parser import TemplateClaimExtractor, extractor_for_world
 from maskdpo.toyworld.world import World
 from maskdpo.trainer.labels import LabeledSentence, SentenceLabel
 from maskdpo.trainer.sentences import SplitterConfig

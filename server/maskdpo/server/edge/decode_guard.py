@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 
+from maskdpo.server.edge.rpc import Ctx, abort_with
 from maskdpo.server.errors import InvalidArgument
-from maskdpo.server.rpc import Ctx, abort_with
 
 Behavior = Callable[[Any, Ctx], Any]
 

@@ -3,7 +3,7 @@
 Wrap every servicer method with :func:`unary` or :func:`streaming`. A :class:`ServiceError` is sent with
 its code, message and a ``google.rpc.Status`` (ErrorInfo reason) in the trailing metadata. Anything else
 is logged with an incident id and sent as INTERNAL with only that id: no stack trace reaches a client.
-Request bytes that do not parse never reach these methods (:mod:`maskdpo.server.decode_guard`).
+Request bytes that do not parse never reach these methods (:mod:`maskdpo.server.edge.decode_guard`).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def models_dir() -> Path:
     env = os.environ.get("MASKDPO_MODELS_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[1] / "models"
+    return Path(__file__).resolve().parents[4] / "models"
 
 
 def smollm2_gguf_path() -> Path:

@@ -2,7 +2,7 @@
 
 For each sentence of a response (the shared splitter):
 
-1. ``nofact`` when it states nothing checkable (:func:`maskdpo.server.judge.claims.is_filler`: no number,
+1. ``nofact`` when it states nothing checkable (:func:`maskdpo.server.judge.checkable_items.is_filler`: no number,
    date or entity beyond the topic's name, and no content word, or reader talk / meta phrase / opinion),
    and every sentence that is an explicit refusal ("I could not find information about ...", the
    patterns of :mod:`maskdpo.server.judge.abstention`, which also decides ``Judgment.abstained``);
@@ -27,7 +27,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from maskdpo.server.judge.abstention import REFUSAL_PATTERNS, is_refusal
-from maskdpo.server.judge.claims import Analysis, Item, analyse, is_filler, near_words, stem, words_match
+from maskdpo.server.judge.checkable_items import (
+    Analysis,
+    Item,
+    analyse,
+    is_filler,
+    near_words,
+    stem,
+    words_match,
+)
 from maskdpo.server.judge.embedding import MODEL_NAME, MiniLMEncoder, Vectors
 from maskdpo.server.judge.mismatch import find_conflict, missing_items, negation_differs
 from maskdpo.server.judge.retrieval import (

@@ -21,7 +21,7 @@ from maskdpo.server.judge.heuristic import HeuristicJudge
 from maskdpo.server.judge.types import JudgeRequest, Passage
 from maskdpo.trainer.labels import SentenceLabel
 
-DEFAULT_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "heuristic_labeled.jsonl"
+DEFAULT_SET = Path(__file__).resolve().parents[4] / "tests" / "data" / "heuristic_labeled.jsonl"
 _FIELDS = ("id", "title", "passage", "sentence", "label")
 
 

@@ -23,7 +23,7 @@ topic, the subject that pronouns and subject-less sentences refer to. Return eve
 makes, or ``[]`` when it makes none. Subjects and values may use any alias or casing the KB knows; the KB
 normalises them (:func:`maskdpo.server.judge.knowledge_base.normalize`).
 
-The default extractor is a :class:`~maskdpo.server.judge.templates.TemplateClaimExtractor` built from the
+The default extractor is a :class:`~maskdpo.server.judge.claim_templates.TemplateClaimExtractor` built from the
 attribute names of the knowledge base in use (statements like "Her birthplace is Lyon.").
 """
 
@@ -33,8 +33,8 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from maskdpo.server.judge.abstention import is_refusal
+from maskdpo.server.judge.claim_templates import TemplateClaimExtractor
 from maskdpo.server.judge.knowledge_base import ClaimCheck, KnowledgeBase
-from maskdpo.server.judge.templates import TemplateClaimExtractor
 from maskdpo.server.judge.types import Fact, JudgeIdentity, JudgeRequest, Judgment, SentenceVerdict
 from maskdpo.trainer.labels import LabeledSentence, SentenceLabel
 from maskdpo.trainer.sentences import SplitterConfig, split_sentences

@@ -108,7 +108,7 @@ class LlmJudge:
     ) -> None:
         if chooser is None:
             if model is None:
-                from maskdpo.server.models_builtin import smollm2_path
+                from maskdpo.server.generation.builtin_models import smollm2_path
 
                 model = smollm2_path()
             chooser = EngineChooser(Path(model), max_model_len=max_model_len)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from maskdpo.server.judge.claims import Analysis, Item, has_negation, near_words, stem, words_match
+from maskdpo.server.judge.checkable_items import Analysis, Item, has_negation, near_words, stem, words_match
 
 _NUMERIC = frozenset({"number", "year"})
 _NAMED = frozenset({"entity", "nationality"})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from rank_bm25 import BM25Plus
 
-from maskdpo.server.judge.claims import STOP_WORDS, Analysis, analyse, stem, tokenize
+from maskdpo.server.judge.checkable_items import STOP_WORDS, Analysis, analyse, stem, tokenize
 from maskdpo.server.judge.embedding import Vectors
 from maskdpo.server.judge.types import Passage
 from maskdpo.trainer.sentences import split_sentences

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.judge.types import JudgeBackend
-from maskdpo.server.placement import PlacementTimeout
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import PromptItem, PromptSource, RoundSpec
 from maskdpo.server.rounds.round_judge import RemoteJudge, build_round_judge, judge_key
-from maskdpo.server.rounds.store import RoundStore
 from maskdpo.server.rounds.workers import Generator, Workers
+from maskdpo.server.store.rounds import RoundStore
+from maskdpo.server.workers.placement import PlacementTimeout
 
 
 class RoundCancelled(Exception):

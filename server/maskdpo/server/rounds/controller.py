@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.errors import Cancelled, Conflict, FailedPrecondition, InvalidArgument, ServiceError
-from maskdpo.server.ray_runtime import remote_error
-from maskdpo.server.rounds import datasets, finish, phases
+from maskdpo.server.rounds import datasets, evaluate, phases
 from maskdpo.server.rounds.config import Promotion, RoundSpec, validate_config
 from maskdpo.server.rounds.context import PhaseFailed, PhaseOutput, RoundCancelled, RoundContext
-from maskdpo.server.rounds.store import (
+from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
+from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.store.rounds import (
     ACTIVE,
     CANCELLED,
     FAILED,
@@ -43,8 +44,7 @@ from maskdpo.server.rounds.store import (
     round_id,
     state_name,
 )
-from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
-from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.workers.ray_runtime import remote_error
 from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
 
@@ -64,8 +64,8 @@ ORDER: tuple[tuple[int, PhaseFn], ...] = (
     (P.JUDGE, phases.judge),
     (P.PAIR, phases.pair),
     (P.TRAIN, phases.train),
-    (P.EVALUATE, finish.evaluate),
-    (P.PROMOTE, finish.promote),
+    (P.EVALUATE, evaluate.evaluate),
+    (P.PROMOTE, evaluate.promote),
 )
 KIND = "round"
 ACTOR_NAME = "maskdpo-round-controller"

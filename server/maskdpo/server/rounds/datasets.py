@@ -5,7 +5,7 @@ the domain has one, the judge that labels its answers exactly (the toy world's `
 extractor and the whole world as knowledge). Other modules add datasets with :func:`register`; the module
 names listed in the ``round_dataset_modules`` setting are imported when the round controller starts.
 
-The toy world is built from ``toyworld/model/training_info.json`` when the toy model exists (so prompts
+The toy world is built from ``toyworld/maskdpo/toyworld/model/training_info.json`` when the toy model exists (so prompts
 match the world the model learnt), else from the default world config. It is imported lazily: nothing of
 ``maskdpo.toyworld`` loads unless a ``toyworld/*`` dataset is used.
 """
@@ -105,7 +105,7 @@ def toy_world_items(split: str) -> tuple[PromptItem, ...]:
 
 
 def _toy_judge() -> JudgeBackend:
-    from maskdpo.toyworld.knowledge import world_judge
+    from maskdpo.toyworld.world_judge import world_judge
 
     judge: JudgeBackend = world_judge(_toy_world())
     return judge

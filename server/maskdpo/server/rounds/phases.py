@@ -15,10 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from maskdpo.server.convert import judge_identity
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Judgment
-from maskdpo.server.placement import PlacementTimeout
 from maskdpo.server.rounds.config import PromptItem
 from maskdpo.server.rounds.context import (
     PhaseFailed,
@@ -29,8 +27,10 @@ from maskdpo.server.rounds.context import (
     write_json,
     write_jsonl,
 )
-from maskdpo.server.rounds.store import PREFIX, SUCCEEDED, round_id
 from maskdpo.server.rounds.workers import run_trainer
+from maskdpo.server.services.factuality_convert import judge_identity
+from maskdpo.server.store.rounds import PREFIX, SUCCEEDED, round_id
+from maskdpo.server.workers.placement import PlacementTimeout
 from maskdpo.trainer.data import load_judged_samples, write_pairs
 from maskdpo.trainer.labels import LabelCounts
 from maskdpo.trainer.pairs import Degenerate, PairConfig, sentences_to_rows

@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from maskdpo.server.rounds.store import PREFIX, RoundStore, phase_name, state_name
+from maskdpo.server.store.rounds import PREFIX, RoundStore, phase_name, state_name
 from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
 

@@ -15,8 +15,8 @@ import ray
 
 from maskdpo.server.judge.registry import build_backend
 from maskdpo.server.judge.types import JudgeBackend, JudgeIdentity, JudgeRequest, Judgment
-from maskdpo.server.placement import Placement, node_id, wait_placed
 from maskdpo.server.rounds import datasets
+from maskdpo.server.workers.placement import Placement, node_id, wait_placed
 
 
 def judge_key(requested: str, default: str, dataset: datasets.Dataset | None) -> tuple[str, str]:

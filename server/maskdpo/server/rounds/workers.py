@@ -26,8 +26,8 @@ from maskdpo.server.generation.types import (
     SamplingOptions,
     WeightVersion,
 )
-from maskdpo.server.placement import Placement, wait_placed
 from maskdpo.server.rounds import local_model
+from maskdpo.server.workers.placement import Placement, wait_placed
 from maskdpo.trainer.run import TrainOptions
 
 POLL_S = 0.2
@@ -187,7 +187,7 @@ async def _run_on_actor(
 ) -> dict[str, Any]:
     import ray
 
-    from maskdpo.server.actors.trainer_actor import create_trainer_actor
+    from maskdpo.server.workers.trainer_actor import create_trainer_actor
 
     actor = create_trainer_actor(options, workers.trainer)
     try:

@@ -18,14 +18,14 @@ from typing import Any
 
 from google.longrunning import operations_proto_pb2
 
+from maskdpo.server.edge.paging import page
+from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import InvalidArgument
-from maskdpo.server.placement import GpuSharing
 from maskdpo.server.rounds import datasets
-from maskdpo.server.rounds.actor import raise_remote
 from maskdpo.server.rounds.config import validate_config
-from maskdpo.server.rounds.store import TERMINAL, RoundStore, round_id
-from maskdpo.server.rpc import Ctx, streaming, unary
-from maskdpo.server.services.paging import page
+from maskdpo.server.store.rounds import TERMINAL, RoundStore, round_id
+from maskdpo.server.workers.placement import GpuSharing
+from maskdpo.server.workers.round_controller import raise_remote
 from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc, models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -145,11 +145,11 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
 
 async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer | None:
     """Start (or find) the RoundController actor and the servicer that talks to it (None when disabled)."""
-    from maskdpo.server.rounds.actor import get_or_create_controller
     from maskdpo.server.rounds.config import Promotion
     from maskdpo.server.rounds.controller import ControllerSettings
     from maskdpo.server.rounds.settings import RoundSettings
     from maskdpo.server.rounds.workers import Workers
+    from maskdpo.server.workers.round_controller import get_or_create_controller
 
     rs = RoundSettings()
     if not rs.enabled:
@@ -178,7 +178,7 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
     servicer = AlignmentServicer(
         RoundStore(data_dir / "rounds.sqlite"), controller, generators, frozenset(settings.judges)
     )
-    from maskdpo.server.metrics_export import register_queue
+    from maskdpo.server.edge.metrics import register_queue
 
     register_queue("rounds_active", lambda: len(servicer.store.active()))
     servicer.start()

@@ -6,16 +6,16 @@ import asyncio
 
 from google.protobuf import timestamp_pb2
 
-from maskdpo.server import convert
+from maskdpo.server.edge.paging import page
+from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.judge.metrics import FactualityMetrics, compute_metrics
 from maskdpo.server.judge.records import ResponseFacts, from_judgment
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
-from maskdpo.server.judge_pool import JudgePool
-from maskdpo.server.knowledge import KnowledgeSourceInfo, KnowledgeStore, parse_name
-from maskdpo.server.rpc import Ctx, unary
-from maskdpo.server.services.paging import page
+from maskdpo.server.services import factuality_convert as convert
 from maskdpo.server.settings import ServerSettings
+from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, KnowledgeStore, parse_name
+from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 
 DEFAULT_GAMMA = 10.0

@@ -1,6 +1,6 @@
 """GenerationService: Generate, BatchGenerate and StreamGenerate on the served models' Generator actors.
 
-Requests are validated at the edge (:mod:`maskdpo.server.convert_generation`); the call's deadline is
+Requests are validated at the edge (:mod:`maskdpo.server.services.generation_convert`); the call's deadline is
 passed down to Ray; a client's cancel (or a passed deadline) cancels the Ray task, which aborts the
 request in the engine and frees its admission slot. Every sample carries the weight version that
 produced it.
@@ -12,12 +12,12 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, contextmanager
 
-from maskdpo.server import convert_generation as convert
+from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument, ServiceError
 from maskdpo.server.generation.types import Prompt, SamplingOptions
-from maskdpo.server.generator_pool import GeneratorPool, ServedModel
-from maskdpo.server.rpc import Ctx, streaming, unary
+from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.settings import ServerSettings
+from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel
 from maskdpo.v1 import generation_pb2, generation_pb2_grpc
 
 Parsed = tuple[ServedModel, Prompt, SamplingOptions, str]

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 from google.protobuf import timestamp_pb2
 
-from maskdpo.server.convert import check_text
 from maskdpo.server.errors import (
     Cancelled,
     CheckpointRejected,
@@ -26,6 +25,7 @@ from maskdpo.server.errors import (
 )
 from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
+from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
 from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
 

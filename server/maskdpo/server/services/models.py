@@ -1,4 +1,4 @@
-"""ModelService: the served models, their checkpoints (server/store/checkpoints.py) and verified deploys
+"""ModelService: the served models, their checkpoints (server/maskdpo/server/store/checkpoints.py) and verified deploys
 (server/deploys.py: a long-running operation per deploy)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from pathlib import Path
 
 from google.longrunning import operations_proto_pb2
 
-from maskdpo.server import convert_generation as convert
-from maskdpo.server.deploys import DeployManager
+from maskdpo.server.edge.paging import page
+from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import InvalidArgument
-from maskdpo.server.generator_pool import GeneratorPool, ServedModel
-from maskdpo.server.rpc import Ctx, unary
-from maskdpo.server.services.paging import page
+from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.store.checkpoints import parse_checkpoint_name
+from maskdpo.server.workers.deploys import DeployManager
+from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel
 from maskdpo.v1 import models_pb2, models_pb2_grpc
 
 

@@ -13,9 +13,9 @@ import time
 from google.longrunning import operations_pb2_grpc, operations_proto_pb2
 from google.protobuf import empty_pb2
 
+from maskdpo.server.edge.paging import page
+from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import InvalidArgument
-from maskdpo.server.rpc import Ctx, unary
-from maskdpo.server.services.paging import page
 from maskdpo.server.store.operations import OperationStore
 
 WAIT_POLL_S = 0.2

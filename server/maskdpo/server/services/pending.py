@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import NotImplementedYet
-from maskdpo.server.rpc import Ctx, streaming, unary
 from maskdpo.v1 import alignment_pb2_grpc, generation_pb2_grpc, models_pb2_grpc
 
 

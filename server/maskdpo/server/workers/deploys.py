@@ -27,11 +27,11 @@ from pathlib import Path
 
 from google.longrunning import operations_proto_pb2
 
-from maskdpo.server import convert_generation as convert
+from maskdpo.server.edge.rpc import to_service_error
 from maskdpo.server.errors import Conflict, ServiceError, Unavailable
-from maskdpo.server.generator_pool import GeneratorPool, ServedModel, State
-from maskdpo.server.rpc import to_service_error
+from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")

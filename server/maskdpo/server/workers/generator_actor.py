@@ -27,7 +27,7 @@ from maskdpo.server.generation.types import (
     StreamDelta,
     WeightVersion,
 )
-from maskdpo.server.placement import Placement, node_id
+from maskdpo.server.workers.placement import Placement, node_id
 
 
 class GeneratorActorImpl:

@@ -35,11 +35,11 @@ from maskdpo.server.generation.types import (
     SamplingOptions,
     StreamDelta,
 )
-from maskdpo.server.judge_pool import await_ray
-from maskdpo.server.placement import GpuSharing
-from maskdpo.server.ray_runtime import remote_error
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
+from maskdpo.server.workers.judge_pool import await_ray
+from maskdpo.server.workers.placement import GpuSharing
+from maskdpo.server.workers.ray_runtime import remote_error
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -53,7 +53,7 @@ def resolve_folder(name: str, source: str) -> Path:
         which = source[len(BUILTIN) :]
         if which != "smollm2":
             raise ValueError(f"model {name!r}: unknown builtin {which!r}; known: builtin:smollm2")
-        from maskdpo.server.models_builtin import smollm2_path
+        from maskdpo.server.generation.builtin_models import smollm2_path
 
         return smollm2_path()
     folder = Path(source).expanduser().resolve()
@@ -129,7 +129,7 @@ class GeneratorPool:
     @classmethod
     def create(cls, settings: ServerSettings, checkpoints: CheckpointStore) -> GeneratorPool:
         """Create one Generator actor per configured model (Ray must be up); engines start in the actors."""
-        from maskdpo.server.generation.actor import create_generator_actor
+        from maskdpo.server.workers.generator_actor import create_generator_actor
 
         models = {}
         for name, source in settings.models.items():

@@ -12,7 +12,7 @@ import ray
 
 from maskdpo.server.errors import DeadlineExceeded, InvalidArgument
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
-from maskdpo.server.placement import Placement, wait_placed
+from maskdpo.server.workers.placement import Placement, wait_placed
 
 
 async def await_ray(ref: Any, timeout: float | None, what: str) -> Any:
@@ -42,7 +42,7 @@ class JudgePool:
                     placement: Placement | None = None, placement_timeout_s: float = 600.0) -> JudgePool:
         """Start ``replicas`` actors per backend, placed by ``placement``; PlacementTimeout when no node
         takes one within ``placement_timeout_s``."""
-        from maskdpo.server.actors.judge_actor import JudgeActor
+        from maskdpo.server.workers.judge_actor import JudgeActor
 
         placement = placement or Placement()
         ray_options = {**placement.ray_options(auto_gpus=0.0), "max_concurrency": 1000}

@@ -25,10 +25,10 @@ import ray
 from google.rpc import error_details_pb2, status_pb2
 
 from maskdpo.server.errors import ServiceError
-from maskdpo.server.judge_pool import await_ray
-from maskdpo.server.placement import pinned_here
 from maskdpo.server.rounds.controller import ACTOR_NAME, NAMESPACE, ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import RayGenerator
+from maskdpo.server.workers.judge_pool import await_ray
+from maskdpo.server.workers.placement import pinned_here
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.server")

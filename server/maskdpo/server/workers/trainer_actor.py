@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from maskdpo.server.placement import Placement, node_id
+from maskdpo.server.workers.placement import Placement, node_id
 from maskdpo.trainer.run import TrainOptions, TrainResult, run_training
 
 
