@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from maskdpo.server.errors import Conflict
-from maskdpo.server.rounds import phases
+from maskdpo.server.rounds import phase_train
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import LocalGenerator, run_trainer
 from maskdpo.server.store.rounds import CANCELLED, SUCCEEDED, round_id
@@ -147,7 +147,7 @@ def test_crash_in_train_resumes_from_checkpoint_like_an_uninterrupted_run(
             await run_trainer(options, stop_after_two_steps, on_event)
             raise Crash()
 
-        monkeypatch.setattr(phases, "run_trainer", dies_after_two_steps)
+        monkeypatch.setattr(phase_train, "run_trainer", dies_after_two_steps)
         c = controller(tmp_path / "crash", tiny_model)
         name = round_of(await c.create(cfg))
         with pytest.raises(Crash):

@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from maskdpo.server.rounds.controller import NAMESPACE, ControllerSettings
-from maskdpo.server.workers.round_controller import CODE_VERSION, controller_name, get_or_create_controller
+from maskdpo.server.rounds.controller_actor import CODE_VERSION, controller_name, get_or_create_controller
 
 
 @pytest.fixture(scope="module")

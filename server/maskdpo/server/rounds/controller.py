@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.errors import Cancelled, Conflict, FailedPrecondition, InvalidArgument, ServiceError
-from maskdpo.server.rounds import datasets, evaluate, phases
+from maskdpo.server.rounds import (
+    datasets,
+    phase_evaluate,
+    phase_judge,
+    phase_pair,
+    phase_promote,
+    phase_sample,
+    phase_train,
+)
 from maskdpo.server.rounds.config import Promotion, RoundSpec, validate_config
 from maskdpo.server.rounds.context import PhaseFailed, PhaseOutput, RoundCancelled, RoundContext
 from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
@@ -60,12 +68,12 @@ def lost_worker_errors() -> tuple[type[BaseException], ...]:
 P = alignment_pb2.RoundPhase
 PhaseFn = Callable[[RoundContext, Path], Awaitable[PhaseOutput]]
 ORDER: tuple[tuple[int, PhaseFn], ...] = (
-    (P.SAMPLE, phases.sample),
-    (P.JUDGE, phases.judge),
-    (P.PAIR, phases.pair),
-    (P.TRAIN, phases.train),
-    (P.EVALUATE, evaluate.evaluate),
-    (P.PROMOTE, evaluate.promote),
+    (P.SAMPLE, phase_sample.sample),
+    (P.JUDGE, phase_judge.judge),
+    (P.PAIR, phase_pair.pair),
+    (P.TRAIN, phase_train.train),
+    (P.EVALUATE, phase_evaluate.evaluate),
+    (P.PROMOTE, phase_promote.promote),
 )
 KIND = "round"
 ACTOR_NAME = "maskdpo-round-controller"

@@ -1,13 +1,9 @@
-"""EVALUATE and PROMOTE: compare the candidate with the start weights, then deploy it or not.
+"""EVALUATE: decode the evaluation prompts with the start weights and with the candidate, judge both.
 
-EVALUATE decodes every evaluation prompt greedily with the start weights and with the candidate (the same
-transformers code for both, :mod:`.local_model`), judges the answers with the round's judge and computes
-the metrics (docs/metrics.md). PROMOTE applies the promotion rule; a passing candidate is deployed through
-the GeneratorActor, which verifies the served weights and rolls back on failure. The outcome (version
-served, or the refusal) is recorded in the same transaction that marks PROMOTE done. A PROMOTE redone
-after a crash first asks the generator what it serves: if the candidate is already live, it records that
-instead of deploying twice.
+Both sides are decoded greedily by the same transformers code (:mod:`.local_model`), judged with the
+round's judge, and summarised as :class:`Evaluation` messages (docs/metrics.md) that PROMOTE decides on.
 """
+
 
 from __future__ import annotations
 
@@ -20,21 +16,17 @@ from maskdpo.server.judge.records import from_judgment
 from maskdpo.server.judge.types import Judgment
 from maskdpo.server.rounds import local_model
 from maskdpo.server.rounds.context import (
-    PhaseFailed,
     PhaseOutput,
     RoundContext,
-    read_jsonl,
     write_json,
     write_jsonl,
 )
-from maskdpo.server.rounds.phases import final_dir, judge_texts
-from maskdpo.server.rounds.promotion import decide
-from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.rounds.phase_judge import judge_texts
+from maskdpo.server.rounds.phase_train import final_dir
 from maskdpo.trainer.labels import LabelCounts
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
-
 
 def evaluation_of(weights: str, texts: list[str], judgments: list[Judgment]) -> alignment_pb2.Evaluation:
     metrics = compute_metrics([from_judgment(j) for j in judgments], resamples=0)
@@ -127,64 +119,3 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
 def _line(e: alignment_pb2.Evaluation) -> str:
     score = f"{e.anah_score:.3f}" if e.HasField("anah_score") else "undefined"
     return f"anah_score {score}, correct/answer {e.correct_per_answer:.2f}"
-
-
-async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
-    row = ctx.store.row(ctx.rid)
-    before = alignment_pb2.Evaluation.FromString(row["before"])
-    after = alignment_pb2.Evaluation.FromString(row["after"])
-    decision = decide(ctx.spec.promotion, before, after)
-    candidate = final_dir(ctx)
-    outcome: dict[str, Any] = {
-        "promote": decision.promote,
-        "rule": decision.reason,
-        "candidate": str(candidate),
-    }
-    updates: dict[str, Any] = {"reason": decision.reason}
-    if decision.promote:
-        served = await ctx.generator.current_version()
-        if Path(served.checkpoint).resolve() == candidate.resolve():
-            outcome |= {"deployed": True, "version": served.version, "note": "already served (resumed)"}
-        else:
-            sampled = ctx.store.phase_summary(ctx.rid, P.SAMPLE)
-            if sampled.get("sampler") == "generator" and served.version != row["start_version"]:
-                raise PhaseFailed(
-                    f"the served weights changed during the round (version {row['start_version']} "
-                    f"-> {served.version}); not promoting over them"
-                )
-            ctx.check_cancel()  # the last point where a cancel stops the round: a started deploy completes
-            ctx.store.record(ctx.rid, "LOG", P.PROMOTE, f"deploying {candidate}")
-            try:
-                report = await ctx.generator.deploy(str(candidate))
-            except Exception as exc:
-                cause = getattr(exc, "cause", None) or exc  # a Ray task error carries the actor's exception
-                raise PhaseFailed(f"deploy refused, served weights unchanged: {cause}") from exc
-            if not report.accepted:
-                raise PhaseFailed(f"deploy refused, served weights unchanged: {report.error}")
-            await asyncio.to_thread(_record_served, ctx, candidate, report.served.version)
-            outcome |= {
-                "deployed": True,
-                "version": report.served.version,
-                "max_abs_diff": report.max_abs_diff,
-                "tolerance": report.tolerance,
-            }
-        updates |= {"promoted": 1, "promoted_version": outcome["version"]}
-    write_json(work / "decision.json", outcome)
-    return PhaseOutput(outcome, {"decision": "decision.json"}, updates)
-
-
-def _record_served(ctx: RoundContext, candidate: Path, version: int) -> None:
-    """Register the promoted checkpoint with the model registry, so ModelService lists it and a restarted
-    server brings it back (the data folder is the parent of ``rounds/<id>``)."""
-    store = CheckpointStore(ctx.root.parents[1] / "models.sqlite")
-    try:
-        store.served(ctx.spec.model_id, candidate.resolve(), version, f"rounds/{ctx.rid}")
-    finally:
-        store.close()
-
-
-def read_answers(ctx: RoundContext) -> list[dict[str, Any]]:
-    path = ctx.phase_dir("EVALUATE") / "answers.jsonl"
-    if not path.is_file():
-        raise PhaseFailed("EVALUATE artifacts are missing")
-    return read_jsonl(path)

@@ -23,9 +23,9 @@ from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import validate_config
+from maskdpo.server.rounds.controller_actor import raise_remote
 from maskdpo.server.store.rounds import TERMINAL, RoundStore, round_id
 from maskdpo.server.workers.placement import GpuSharing
-from maskdpo.server.workers.round_controller import raise_remote
 from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc, models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -147,9 +147,9 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
     """Start (or find) the RoundController actor and the servicer that talks to it (None when disabled)."""
     from maskdpo.server.rounds.config import Promotion
     from maskdpo.server.rounds.controller import ControllerSettings
+    from maskdpo.server.rounds.controller_actor import get_or_create_controller
     from maskdpo.server.rounds.settings import RoundSettings
     from maskdpo.server.rounds.workers import Workers
-    from maskdpo.server.workers.round_controller import get_or_create_controller
 
     rs = RoundSettings()
     if not rs.enabled:
