@@ -186,8 +186,8 @@ def test_sigkill_of_server_and_controller_in_train_then_resume(
 ) -> None:
     import ray
 
-    from maskdpo.server.rounds.controller import NAMESPACE
     from maskdpo.server.rounds.controller_actor import controller_name
+    from maskdpo.server.workers.ray_runtime import NAMESPACE
 
     name = round_of(client.create_round(small(promote=True, steps=80, seed=3)))
     wait_for(client, name, lambda e: e.kind == "PROGRESS" and e.phase == P.TRAIN and e.progress_done >= 6)

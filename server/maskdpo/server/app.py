@@ -39,6 +39,7 @@ from maskdpo.server.services.pending import (
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.knowledge_sources import KnowledgeStore
+from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.workers.deploys import DeployManager
 from maskdpo.server.workers.generator_pool import GeneratorPool
@@ -169,10 +170,10 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     lock.record(port)
     factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
         FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
-    operations = OperationStore(settings.data_dir / "operations.sqlite")
+    operations = OperationStore(DataDir(settings.data_dir).operations)
     generators, deploys = None, None
     if settings.models:
-        generators = GeneratorPool.create(settings, CheckpointStore(settings.data_dir / "models.sqlite"))
+        generators = GeneratorPool.create(settings, CheckpointStore(DataDir(settings.data_dir).models))
         deploys = DeployManager(generators, operations)
         deploys.fail_leftovers()
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)

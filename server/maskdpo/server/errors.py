@@ -27,12 +27,15 @@ raised inside a handler is a bug: it is logged with an incident id and reaches t
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+log = logging.getLogger("maskdpo.server")
 DOMAIN = "maskdpo.v1"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
@@ -63,6 +66,25 @@ class ServiceError(Exception):
         return (_restore, (type(self), self.args, self.__dict__))
 
 
+def raised_by_actor(exc: BaseException) -> BaseException:
+    """The exception an actor raised, for one that Ray re-raised on this side (Ray keeps it as ``cause``);
+    ``exc`` itself otherwise. This is how every ServiceError crosses Ray: raised in the actor, pickled,
+    re-raised here unchanged."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def to_service_error(exc: BaseException) -> ServiceError:
+    """The ServiceError to report for ``exc`` (raised here or in an actor). Anything else is a bug: it is
+    logged with an incident id and reported as INTERNAL_ERROR carrying only that id."""
+    original = raised_by_actor(exc)
+    if isinstance(original, ServiceError):
+        return original
+    incident = uuid.uuid4().hex[:12]
+    log.error("incident %s: unexpected %s", incident, type(exc).__name__, exc_info=exc)
+    return InternalError(incident)
+
+
 def _restore(cls: type[ServiceError], args: tuple[Any, ...], state: dict[str, Any]) -> ServiceError:
     error = cls.__new__(cls, *args)
     error.args = args
@@ -79,6 +101,18 @@ class InvalidArgument(ServiceError):
     def __init__(self, field: str, message: str, **metadata: object) -> None:
         super().__init__(f"{field}: {message}", field=field, **metadata)
         self.field = field
+
+    def within(self, prefix: str) -> InvalidArgument:
+        """The same error for a request nested at ``prefix`` (``requests[2].``): the field gets the prefix."""
+        if not prefix:
+            return self
+        error = _restore(type(self), self.args, dict(self.__dict__))
+        assert isinstance(error, InvalidArgument)
+        error.field = prefix + self.field
+        error.message = prefix + self.message
+        error.args = (error.message,)
+        error.metadata = {**self.metadata, "field": error.field}
+        return error
 
 
 class TextTooLong(InvalidArgument):

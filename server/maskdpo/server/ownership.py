@@ -25,7 +25,8 @@ from pathlib import Path
 
 import grpc
 
-LOCK_FILE = "server.lock"
+from maskdpo.server.store.layout import DataDir
+
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
 """Server option: a port another process listens on is an error, not a shared port."""
 
@@ -43,7 +44,7 @@ class DataDirLock:
     @classmethod
     def acquire(cls, data_dir: Path) -> DataDirLock:
         """Claim ``data_dir`` (created if missing); raise :class:`StartupError` naming the holder if taken."""
-        path = data_dir / LOCK_FILE
+        path = DataDir(data_dir).lock
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the processes we start

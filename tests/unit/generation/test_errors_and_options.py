@@ -19,6 +19,7 @@ from maskdpo.server.generation.types import SamplingOptions
         errors.VerificationError("rolled back"),
         errors.DeployConflictError("busy"),
         errors.EngineDeadError("dead"),
+        errors.InvalidRequestError("sampling.top_p", "must be in (0, 1]"),
     ],
 )
 def test_errors_pickle_with_their_fields(error: errors.GenerationError) -> None:
@@ -51,5 +52,6 @@ def test_prompt_too_long_is_an_invalid_request() -> None:
     ],
 )
 def test_bad_options_name_the_field(options: SamplingOptions, field: str) -> None:
-    with pytest.raises(errors.InvalidRequestError, match=f"option {field}="):
+    with pytest.raises(errors.InvalidRequestError, match=f"^sampling.{field}: ") as info:
         options.validate()
+    assert info.value.field == f"sampling.{field}"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import ray
 
-from maskdpo.server.rounds.controller import NAMESPACE, ControllerSettings
+from maskdpo.server.rounds.controller import ControllerSettings
 from maskdpo.server.rounds.controller_actor import CODE_VERSION, controller_name, get_or_create_controller
+from maskdpo.server.workers.ray_runtime import NAMESPACE
 
 
 @pytest.fixture(scope="module")

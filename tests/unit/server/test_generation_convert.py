@@ -22,11 +22,14 @@ from maskdpo.server.errors import (
     QueueFull,
     TextTooLong,
     Unavailable,
+    to_service_error,
 )
 from maskdpo.server.generation import errors as gen_errors
-from maskdpo.server.generation.types import GenerationResult, Sample, StreamDelta
+from maskdpo.server.generation.types import GenerationResult, Prompt, Sample, StreamDelta
 from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id, parse_checkpoint_name
+from maskdpo.server.workers.generator_actor import engine_is_dead, service_error
+from maskdpo.server.workers.ray_runtime import call_error
 from maskdpo.v1 import common_pb2, generation_pb2
 
 
@@ -84,12 +87,11 @@ def test_sampling_rejects_out_of_range_fields(params: dict[str, object], field: 
 
 
 def test_prompt_text_and_chat() -> None:
-    prompt, field = convert.prompt(generation_pb2.GenerateRequest(prompt="Hello"), "", 100)
-    assert prompt.text == "Hello" and field == "prompt"
+    prompt = convert.prompt(generation_pb2.GenerateRequest(prompt="Hello"), "", 100)
+    assert prompt.text == "Hello" and not prompt.messages
     request = generate_request([("system", "Be brief."), ("user", "Hi")])
-    prompt, field = convert.prompt(request, "", 100)
+    prompt = convert.prompt(request, "", 100)
     assert [(m.role, m.content) for m in prompt.messages] == [("system", "Be brief."), ("user", "Hi")]
-    assert field == "messages"
 
 
 @pytest.mark.parametrize(
@@ -138,33 +140,39 @@ def test_response_and_chunk() -> None:
     assert last.finish_reason == "length"
 
 
-def test_engine_errors_map_onto_the_service_tree() -> None:
+def test_engine_errors_cross_ray_as_the_service_tree() -> None:
+    """The Generator actor raises the service's own exceptions; they pickle, Ray re-raises them wrapped, and
+    the edge reports exactly what the actor raised -- no message parsing anywhere."""
+    import pickle
+
     import ray.exceptions
 
-    too_long = convert.service_error(
-        gen_errors.PromptTooLongError(300, 256), "requests[1].", "requests[1].prompt"
-    )
-    assert isinstance(too_long, PromptTooLong) and too_long.field == "requests[1].prompt"
+    messages = Prompt.chat([("user", "hi")])
+    too_long = service_error(gen_errors.PromptTooLongError(300, 256), "toy", messages)
+    assert isinstance(too_long, PromptTooLong) and too_long.field == "messages"
     assert too_long.metadata["limit"] == "255"
-    invalid = convert.service_error(
-        gen_errors.InvalidRequestError("sampling option top_k=-3 must be >= 0"), ""
-    )
+    nested = too_long.within("requests[1].")
+    assert isinstance(nested, PromptTooLong) and nested.field == "requests[1].messages"
+    assert nested.metadata["field"] == "requests[1].messages" and nested.message.startswith("requests[1].messages:")
+    invalid = service_error(gen_errors.InvalidRequestError("sampling.top_k", "-3 must be >= 0"), "toy")
     assert isinstance(invalid, InvalidArgument) and invalid.field == "sampling.top_k"
-    wrapped = ray.exceptions.RayTaskError("generate", "traceback", gen_errors.QueueFullError(2.5, 8))
-    full = convert.service_error(wrapped, model="toy")
-    assert (
-        isinstance(full, QueueFull)
-        and full.metadata["retry_after_s"] == "2.5"
-        and "models/toy" in full.message
-    )
-    assert isinstance(convert.service_error(gen_errors.EngineDeadError("gone")), Unavailable)
-    assert isinstance(convert.service_error(gen_errors.RequestAbortedError("swap")), Unavailable)
-    assert isinstance(convert.service_error(gen_errors.DeployConflictError("busy")), Conflict)
-    assert isinstance(convert.service_error(gen_errors.CheckpointError("truncated")), CheckpointRejected)
-    assert isinstance(convert.service_error(gen_errors.VerificationError("diff")), CheckpointRejected)
-    assert isinstance(convert.service_error(ray.exceptions.TaskCancelledError()), Cancelled)
-    assert isinstance(convert.service_error(ray.exceptions.RayActorError()), Unavailable)
-    assert convert.service_error(KeyError("bug")) is None  # not ours: the caller reports an internal error
+    full = service_error(gen_errors.QueueFullError(2.5, 8), "toy")
+    wrapped = ray.exceptions.RayTaskError("generate", "traceback", pickle.loads(pickle.dumps(full)))
+    reported = to_service_error(wrapped)
+    assert isinstance(reported, QueueFull) and reported.metadata["retry_after_s"] == "2.5"
+    assert "models/toy" in reported.message and "traceback" not in reported.message
+    dead = service_error(gen_errors.EngineDeadError("gone"), "toy")
+    assert isinstance(dead, Unavailable) and engine_is_dead(dead)
+    assert engine_is_dead(call_error(ray.exceptions.RayTaskError("generate", "tb", dead), "the engine"))
+    aborted = service_error(gen_errors.RequestAbortedError("swap"), "toy")
+    assert isinstance(aborted, Unavailable) and not engine_is_dead(aborted)
+    assert isinstance(service_error(gen_errors.DeployConflictError("busy"), "toy"), Conflict)
+    assert isinstance(service_error(gen_errors.CheckpointError("truncated"), "toy"), CheckpointRejected)
+    assert isinstance(service_error(gen_errors.VerificationError("diff"), "toy"), CheckpointRejected)
+    assert isinstance(call_error(ray.exceptions.TaskCancelledError(), "the engine"), Cancelled)
+    assert isinstance(call_error(ray.exceptions.RayActorError(), "the engine"), Unavailable)
+    bug = KeyError("bug")
+    assert call_error(bug, "the engine") is bug  # not ours: the edge reports an internal error
 
 
 def test_checkpoint_registry(tmp_path: Path) -> None:

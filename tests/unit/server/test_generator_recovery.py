@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import ray
 
+from maskdpo.server.errors import Unavailable
 from maskdpo.server.generation.types import ModelInfo, Prompt, SamplingOptions, WeightVersion
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
@@ -70,7 +71,7 @@ async def lose_the_engine(pool: GeneratorPool) -> ServedModel:
     assert await pool.start() == 1 and model.state == State.READY
     ray.kill(model.actor)
     await asyncio.sleep(0.5)
-    with pytest.raises(ray.exceptions.RayActorError):
+    with pytest.raises(Unavailable, match="not reachable"):
         await pool.generate(model, Prompt(text="x"), SamplingOptions(), timeout=10)
     return model
 
@@ -88,7 +89,8 @@ def test_a_replacement_that_fails_is_retried_until_one_starts(local_ray: None, t
                 errors.append(model.error)
             await asyncio.sleep(0.02)
         assert model.state == State.READY, model.error
-        assert model.version == 1 and model.checkpoint
+        served = (await pool.describe(model)).checkpoint
+        assert served == "models/toy/checkpoints/base"
         return errors
 
     errors = asyncio.run(run())

@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from maskdpo.server.store.layout import DataDir
+
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
     "maskdpo_requests", "gRPC calls by method and status code", ["method", "code"], registry=REGISTRY
@@ -91,7 +93,7 @@ class _Collector(Collector):
 
 def start_metrics(port: int, data_dir: Path | None, host: str = "127.0.0.1") -> None:
     """Serve /metrics on ``host:port`` (a daemon thread)."""
-    REGISTRY.register(_Collector(data_dir / "rounds.sqlite" if data_dir else None))
+    REGISTRY.register(_Collector(DataDir(data_dir).rounds_db if data_dir else None))
     start_http_server(port, addr=host, registry=REGISTRY)
 
 

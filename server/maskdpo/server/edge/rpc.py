@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
-from maskdpo.server.errors import InternalError, ServiceError
+from maskdpo.server.errors import ServiceError, to_service_error
 
 log = logging.getLogger("maskdpo.server")
 
@@ -25,18 +24,6 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Ctx: TypeAlias = Any
 """grpc.aio.ServicerContext (grpcio ships no type information)."""
-
-
-def to_service_error(exc: BaseException) -> ServiceError:
-    """The ServiceError to report for ``exc`` (unwrapping Ray task errors); logs unexpected ones."""
-    cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError keeps the original exception here
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(cause, ServiceError):
-        return cause
-    incident = uuid.uuid4().hex[:12]
-    log.error("incident %s: unexpected %s", incident, type(exc).__name__, exc_info=exc)
-    return InternalError(incident)
 
 
 async def abort_with(context: Ctx, error: ServiceError) -> None:

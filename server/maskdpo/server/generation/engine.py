@@ -105,19 +105,19 @@ class GenerationEngine:
         """Token ids of a prompt (chat template applied to messages); raise on empty or over-long prompts."""
         if prompt.messages:
             if prompt.text:
-                raise errors.InvalidRequestError("prompt: give either text or messages, not both")
+                raise errors.InvalidRequestError("prompt", "give either text or messages, not both")
             from jinja2 import TemplateError
 
             chat = [{"role": m.role, "content": m.content} for m in prompt.messages]
             try:
                 text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             except TemplateError as exc:  # e.g. a template that takes no system turn
-                refused = f"prompt: the model's chat template refuses these messages ({exc})"
-                raise errors.InvalidRequestError(refused) from None
+                refused = f"the model's chat template refuses these messages ({exc})"
+                raise errors.InvalidRequestError("prompt", refused) from None
             ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         else:
             if not prompt.text:
-                raise errors.InvalidRequestError("prompt: text and messages are both empty")
+                raise errors.InvalidRequestError("prompt", "text and messages are both empty")
             ids = list(self.tokenizer(prompt.text)["input_ids"])
         if len(ids) >= self.max_model_len:
             raise errors.PromptTooLongError(len(ids), self.max_model_len)
@@ -157,7 +157,7 @@ class GenerationEngine:
         except VllmDead as exc:
             raise errors.EngineDeadError(f"engine for {self.settings.name} is dead: {exc}") from None
         except VLLMClientError as exc:
-            raise errors.InvalidRequestError(str(exc)) from None
+            raise errors.InvalidRequestError("request", str(exc)) from None
 
     async def _run(
         self, ids: list[int], params: Any, request_id: str, internal: bool
@@ -251,7 +251,7 @@ class GenerationEngine:
 
         if len(token_ids) < 2 or len(token_ids) >= self.max_model_len:
             raise errors.InvalidRequestError(
-                f"score: need 2..{self.max_model_len - 1} tokens, got {len(token_ids)}"
+                "token_ids", f"need 2..{self.max_model_len - 1} tokens, got {len(token_ids)}"
             )
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         final = None

@@ -14,7 +14,15 @@ class GenerationError(Exception):
 
 
 class InvalidRequestError(GenerationError, ValueError):
-    """A request field is out of range (the message names the field)."""
+    """A request field is out of range: ``field`` names it (``prompt``, ``sampling.top_p``, ``request``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+    def __reduce__(self) -> tuple[type[InvalidRequestError], tuple[str, str]]:  # type: ignore[override]
+        return (type(self), (self.field, self.reason))
 
 
 class PromptTooLongError(InvalidRequestError):
@@ -22,8 +30,9 @@ class PromptTooLongError(InvalidRequestError):
 
     def __init__(self, prompt_tokens: int, max_model_len: int) -> None:
         super().__init__(
-            f"prompt is {prompt_tokens} tokens; the model's maximum length is {max_model_len} tokens "
-            "(prompt plus at least one generated token)"
+            "prompt",
+            f"{prompt_tokens} tokens; the model's maximum length is {max_model_len} tokens "
+            "(prompt plus at least one generated token)",
         )
         self.prompt_tokens = prompt_tokens
         self.max_model_len = max_model_len

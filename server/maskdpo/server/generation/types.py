@@ -47,7 +47,7 @@ class SamplingOptions:
         ]
         for ok, name, rule in checks:
             if not ok:
-                raise InvalidRequestError(f"sampling option {name}={getattr(self, name)!r} {rule}")
+                raise InvalidRequestError(f"sampling.{name}", f"{getattr(self, name)!r} {rule}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import PromptItem, PromptSource, RoundSpec
 from maskdpo.server.rounds.round_judge import RemoteJudge, build_round_judge, judge_key
 from maskdpo.server.rounds.workers import Generator, Workers
+from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.rounds import RoundStore
 from maskdpo.server.workers.placement import PlacementTimeout
 
@@ -41,6 +42,7 @@ class RoundContext:
     root: Path
     store: RoundStore
     generator: Generator
+    checkpoints: CheckpointStore
     cancel_requested: Callable[[], bool]
     default_judge: str = "kb"
     judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

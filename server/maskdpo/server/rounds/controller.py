@@ -38,7 +38,9 @@ from maskdpo.server.rounds import (
 )
 from maskdpo.server.rounds.config import Promotion, RoundSpec, validate_config
 from maskdpo.server.rounds.context import PhaseFailed, PhaseOutput, RoundCancelled, RoundContext
-from maskdpo.server.rounds.workers import Generator, RayGenerator, Workers
+from maskdpo.server.rounds.workers import Generator, NamedGenerator, Workers
+from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.store.rounds import (
     ACTIVE,
@@ -52,6 +54,7 @@ from maskdpo.server.store.rounds import (
     round_id,
     state_name,
 )
+from maskdpo.server.workers.generator_actor import generator_name
 from maskdpo.server.workers.ray_runtime import remote_error
 from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
@@ -76,8 +79,6 @@ ORDER: tuple[tuple[int, PhaseFn], ...] = (
     (P.PROMOTE, phase_promote.promote),
 )
 KIND = "round"
-ACTOR_NAME = "maskdpo-round-controller"
-NAMESPACE = "maskdpo"
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ class RoundController:
     def __init__(self, settings: ControllerSettings, generators: dict[str, Generator] | None = None) -> None:
         self.settings = settings
         datasets.load_modules(settings.dataset_modules)
-        self.store = RoundStore(settings.data_dir / "rounds.sqlite")
-        self.ops = OperationStore(settings.data_dir / "operations.sqlite")
+        self.store = RoundStore(DataDir(settings.data_dir).rounds_db)
+        self.ops = OperationStore(DataDir(settings.data_dir).operations)
+        self.checkpoints = CheckpointStore(DataDir(settings.data_dir).models)
         self._generators: dict[str, Generator] = dict(generators or {})
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel: set[str] = set()
@@ -129,10 +131,6 @@ class RoundController:
             self.store.record(rid, "LOG", self.store.row(rid)["phase"], "controller (re)started: resuming")
             self._launch(rid)
         return [PREFIX + r for r in resumed]
-
-    def attach(self, model_id: str, generator: Generator) -> None:
-        """Use ``generator`` for rounds of ``models/{model_id}`` (the server hands over its actor handle)."""
-        self._generators[model_id] = generator
 
     def spec_of(self, config: alignment_pb2.RoundConfig) -> RoundSpec:
         return validate_config(config, datasets.names(), None, self.settings.promotion)
@@ -181,6 +179,7 @@ class RoundController:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self.store.close()
         self.ops.close()
+        self.checkpoints.close()
 
     # -- running ------------------------------------------------------------------------------------------
     def _check_start_round(self, spec: RoundSpec) -> None:
@@ -208,38 +207,12 @@ class RoundController:
             return True
         return False
 
-    async def _generator(self, model_id: str) -> Generator:
-        deadline = time.monotonic() + self.settings.generator_wait_s
-        while model_id not in self._generators:
-            if time.monotonic() > deadline:
-                raise PhaseFailed(f"no generator serves models/{model_id}")
-            await asyncio.sleep(1.0)
+    def _generator(self, model_id: str) -> Generator:
+        """The model's Generator actor, found by its name (given ones first: tests, in-process use)."""
+        if model_id not in self._generators:
+            name = generator_name(self.settings.data_dir, model_id)
+            self._generators[model_id] = NamedGenerator(name, model_id, self.settings.generator_wait_s)
         return self._generators[model_id]
-
-    def _latest(self, model_id: str) -> Generator:
-        """A generator that forwards to the handle attached last (a restarted server attaches a new one)."""
-        controller = self
-
-        class Latest:
-            async def generate(self, prompt: Any, options: Any) -> Any:
-                return await (await controller._generator(model_id)).generate(prompt, options)
-
-            async def current_version(self) -> Any:
-                return await (await controller._generator(model_id)).current_version()
-
-            async def deploy(self, checkpoint: str) -> Any:
-                return await (await controller._generator(model_id)).deploy(checkpoint)
-
-            async def sleep(self) -> bool:
-                return await (await controller._generator(model_id)).sleep()
-
-            async def wake_up(self) -> None:
-                await (await controller._generator(model_id)).wake_up()
-
-            async def node_id(self) -> str:
-                return await (await controller._generator(model_id)).node_id()
-
-        return Latest()
 
     async def _run(self, rid: str) -> None:
         row = self.store.row(rid)
@@ -250,9 +223,10 @@ class RoundController:
             ctx = RoundContext(
                 rid,
                 spec,
-                self.settings.data_dir / "rounds" / rid,
+                DataDir(self.settings.data_dir).round_folder(rid),
                 self.store,
-                self._latest(spec.model_id),
+                self._generator(spec.model_id),
+                self.checkpoints,
                 lambda: self._cancel_requested(rid, row["operation"]),
                 self.settings.default_judge,
                 self.settings.judge_options,
@@ -272,7 +246,7 @@ class RoundController:
             raise
         except RoundCancelled as exc:
             await self._end(rid, CANCELLED, f"{exc}; nothing was promoted", phase)
-        except (PhaseFailed, InvalidArgument) as exc:
+        except (PhaseFailed, ServiceError) as exc:
             await self._end(rid, FAILED, f"{phase_name(phase)}: {exc}", phase)
         except Exception as exc:
             log.exception("round %s failed in %s", rid, phase_name(phase))
@@ -367,4 +341,4 @@ class RoundController:
             self.ops.update_metadata(row["operation"], self.store.metadata(rid))
 
 
-__all__ = ["ACTOR_NAME", "NAMESPACE", "ControllerSettings", "RayGenerator", "RoundController"]
+__all__ = ["ControllerSettings", "RoundController"]

@@ -1,79 +1,68 @@
 """The RoundController as a detached, restartable Ray actor, and the server's handle on it.
 
 :func:`get_or_create_controller` returns the controller of the server's data folder (one per folder, as it
-owns that folder's rounds: named ``maskdpo-round-controller-<hash of the folder>`` in namespace
-``maskdpo``), creating it when missing: ``lifetime="detached"`` keeps it (and its running rounds) alive
-when the gRPC server restarts, ``max_restarts=-1`` makes Ray start it again after a crash; every method
-first resumes unfinished rounds, so a restarted actor picks up on its first call. A controller left by an
-earlier server with other settings (or older code) is replaced, so a changed setting takes effect at the
-server's restart; its running rounds resume in the new one, as after a crash.
-Errors cross the actor boundary as google.rpc.Status bytes and are rebuilt by :func:`raise_remote`.
+owns that folder's rounds: named after the folder, see :func:`controller_name`), creating it when missing:
+``lifetime="detached"`` keeps it (and its running rounds) alive when the gRPC server restarts,
+``max_restarts=-1`` makes Ray start it again after a crash. The actor resumes its unfinished rounds as soon
+as it starts (also after such a restart), on its own: it finds the model's Generator actor and the judges by
+their names, so it needs nothing from the server. A controller left by an earlier server with other settings
+(or older code) is replaced, so a changed setting takes effect at the server's restart; its running rounds
+resume in the new one, as after a crash. Errors cross the actor boundary as the service's own exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.metadata
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-import grpc
 import ray
-from google.rpc import error_details_pb2, status_pb2
+from google.longrunning import operations_proto_pb2
 
-from maskdpo.server.errors import ServiceError
-from maskdpo.server.rounds.controller import ACTOR_NAME, NAMESPACE, ControllerSettings, RoundController
-from maskdpo.server.rounds.workers import RayGenerator
-from maskdpo.server.workers.judge_pool import await_ray
+from maskdpo.server.rounds.controller import ControllerSettings, RoundController
 from maskdpo.server.workers.placement import pinned_here
+from maskdpo.server.workers.ray_runtime import NAMESPACE, actor_name, await_ray, wait_name_free
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.server")
-Result = tuple[bool, bytes]
-"""(ok, payload): the serialized reply, or a serialized google.rpc.Status."""
 
 
 def _code_version() -> str:
     try:
-        return importlib.metadata.version("maskdpo")
+        return importlib.metadata.version("maskdpo-server")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
 
 CODE_VERSION = _code_version()
-"""The installed maskdpo's version, as the process that imported this module sees it."""
-
-
-def _error(exc: ServiceError) -> Result:
-    return False, exc.to_status().SerializeToString()
+"""The installed maskdpo-server's version, as the process that imported this module sees it."""
 
 
 class RoundControllerActorImpl:
     def __init__(self, settings: ControllerSettings) -> None:
         self._controller = RoundController(settings)
+        # async actors construct on their event loop: resume unfinished rounds now, not at the first call
+        self._resuming = asyncio.get_running_loop().create_task(self._resume())
 
-    async def ready(self) -> list[str]:
-        """Resume unfinished rounds (the first call after a (re)start); returns the rounds resumed."""
-        return await self._controller.start()
+    async def _resume(self) -> None:
+        resumed = await self._controller.start()
+        if resumed:
+            log.info("round controller resumed %s", ", ".join(resumed))
 
-    async def attach(self, model_id: str, generator: Any) -> None:
-        self._controller.attach(model_id, RayGenerator(generator))
+    async def ready(self) -> bool:
+        """True once the controller has resumed its unfinished rounds."""
+        await asyncio.shield(self._resuming)
+        return True
 
-    async def create(self, config: bytes, request_id: str) -> Result:
-        try:
-            op = await self._controller.create(alignment_pb2.RoundConfig.FromString(config), request_id)
-        except ServiceError as exc:
-            return _error(exc)
-        return True, op.SerializeToString()
+    async def create(self, config: alignment_pb2.RoundConfig, request_id: str) -> operations_proto_pb2.Operation:
+        operation: operations_proto_pb2.Operation = await self._controller.create(config, request_id)
+        return operation
 
-    async def cancel(self, name: str) -> Result:
-        try:
-            return True, (await self._controller.cancel(name)).SerializeToString()
-        except ServiceError as exc:
-            return _error(exc)
+    async def cancel(self, name: str) -> alignment_pb2.AlignmentRound:
+        return await self._controller.cancel(name)
 
     async def pid(self) -> int:
         return os.getpid()
@@ -87,8 +76,8 @@ RoundControllerActor = ray.remote(RoundControllerActorImpl)
 
 
 def controller_name(data_dir: Path) -> str:
-    """The actor name of the controller that owns ``data_dir`` (resolved)."""
-    return f"{ACTOR_NAME}-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]}"
+    """The actor name of the controller that owns ``data_dir``."""
+    return actor_name(data_dir, "round-controller")
 
 
 def _create(settings: ControllerSettings) -> Any:
@@ -117,28 +106,5 @@ async def get_or_create_controller(settings: ControllerSettings, timeout_s: floa
     log.warning("the round controller of %s ran with other settings or code; replacing it (its running rounds "
                 "resume in the new one from their last finished phase or checkpoint)", settings.data_dir)
     ray.kill(handle, no_restart=True)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:  # the name is free once the old actor is dead
-        try:
-            ray.get_actor(controller_name(settings.data_dir), namespace=NAMESPACE)
-        except ValueError:
-            break
-        await asyncio.sleep(0.2)
+    await wait_name_free(controller_name(settings.data_dir), timeout_s)
     return _create(settings)
-
-
-def raise_remote(status_bytes: bytes) -> None:
-    """Raise the ServiceError a controller reported (same code, reason, message and metadata)."""
-    status = status_pb2.Status.FromString(status_bytes)
-    info = error_details_pb2.ErrorInfo()
-    for detail in status.details:
-        if detail.Unpack(info):
-            break
-    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
-    remote = type(
-        "ControllerError",
-        (ServiceError,),
-        {"code": code, "reason": info.reason or "ERROR_REASON_UNSPECIFIED"},
-    )
-    raise remote(status.message, **dict(info.metadata))

@@ -1,7 +1,8 @@
 """PROMOTE: apply the promotion rule to the evaluation; deploy a passing candidate, verified.
 
-A passing candidate is deployed through the GeneratorActor, which verifies the served weights and rolls
-back on failure. The outcome (version served, or the refusal) is recorded in the same transaction that
+A passing candidate is deployed the way DeployCheckpoint deploys (:func:`maskdpo.server.workers.deploys.deploy`):
+the model's GeneratorActor verifies the served weights and rolls back on failure, and the version it serves
+is recorded in the checkpoint store, so ModelService shows it and a restarted server restores it. The outcome (version served, or the refusal) is recorded in the same transaction that
 marks PROMOTE done. A PROMOTE redone after a crash first asks the generator what it serves: if the
 candidate is already live, it records that instead of deploying twice.
 """
@@ -13,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from maskdpo.server.errors import ServiceError
+from maskdpo.server.generation.types import DeployReport
 from maskdpo.server.rounds.context import (
     PhaseFailed,
     PhaseOutput,
@@ -21,7 +24,7 @@ from maskdpo.server.rounds.context import (
 )
 from maskdpo.server.rounds.phase_train import final_dir
 from maskdpo.server.rounds.promotion import decide
-from maskdpo.server.store.checkpoints import CheckpointStore
+from maskdpo.server.workers.deploys import deploy
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -31,16 +34,18 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
     before = alignment_pb2.Evaluation.FromString(row["before"])
     after = alignment_pb2.Evaluation.FromString(row["after"])
     decision = decide(ctx.spec.promotion, before, after)
-    candidate = final_dir(ctx)
+    candidate = final_dir(ctx).resolve()
     outcome: dict[str, Any] = {
         "promote": decision.promote,
         "rule": decision.reason,
         "candidate": str(candidate),
     }
     updates: dict[str, Any] = {"reason": decision.reason}
+    round_name = f"rounds/{ctx.rid}"
     if decision.promote:
         served = await ctx.generator.current_version()
-        if Path(served.checkpoint).resolve() == candidate.resolve():
+        if Path(served.checkpoint).resolve() == candidate:  # a PROMOTE redone after a crash
+            await asyncio.to_thread(ctx.checkpoints.served, ctx.spec.model_id, candidate, served.version, round_name)
             outcome |= {"deployed": True, "version": served.version, "note": "already served (resumed)"}
         else:
             sampled = ctx.store.phase_summary(ctx.rid, P.SAMPLE)
@@ -51,14 +56,15 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
                 )
             ctx.check_cancel()  # the last point where a cancel stops the round: a started deploy completes
             ctx.store.record(ctx.rid, "LOG", P.PROMOTE, f"deploying {candidate}")
+
+            async def on_the_generator(model: str, folder: Path, tolerance: float | None) -> DeployReport:
+                return await ctx.generator.deploy(folder, tolerance)
+
             try:
-                report = await ctx.generator.deploy(str(candidate))
-            except Exception as exc:
-                cause = getattr(exc, "cause", None) or exc  # a Ray task error carries the actor's exception
-                raise PhaseFailed(f"deploy refused, served weights unchanged: {cause}") from exc
-            if not report.accepted:
-                raise PhaseFailed(f"deploy refused, served weights unchanged: {report.error}")
-            await asyncio.to_thread(_record_served, ctx, candidate, report.served.version)
+                report, _ = await deploy(on_the_generator, ctx.checkpoints, ctx.spec.model_id, candidate,
+                                         None, round_name)
+            except ServiceError as exc:
+                raise PhaseFailed(f"deploy refused, served weights unchanged: {exc.message}") from exc
             outcome |= {
                 "deployed": True,
                 "version": report.served.version,
@@ -68,13 +74,3 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
         updates |= {"promoted": 1, "promoted_version": outcome["version"]}
     write_json(work / "decision.json", outcome)
     return PhaseOutput(outcome, {"decision": "decision.json"}, updates)
-
-
-def _record_served(ctx: RoundContext, candidate: Path, version: int) -> None:
-    """Register the promoted checkpoint with the model registry, so ModelService lists it and a restarted
-    server brings it back (the data folder is the parent of ``rounds/<id>``)."""
-    store = CheckpointStore(ctx.root.parents[1] / "models.sqlite")
-    try:
-        store.served(ctx.spec.model_id, candidate.resolve(), version, f"rounds/{ctx.rid}")
-    finally:
-        store.close()

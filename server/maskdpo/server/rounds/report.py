@@ -14,6 +14,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.rounds import PREFIX, RoundStore, phase_name, state_name
 from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
@@ -48,7 +49,7 @@ def _history(store: RoundStore, model: str) -> list[tuple[str, float | None, flo
 
 
 def write_report(store: RoundStore, rid: str, data_dir: Path, reason: str, state: int) -> Path:
-    root = data_dir / "rounds" / rid
+    root = DataDir(data_dir).round_folder(rid)
     root.mkdir(parents=True, exist_ok=True)
     r = store.get(rid)
     history = _history(store, r.config.model)

@@ -1,6 +1,7 @@
 """What a round runs on: the served model's generator, a judge, a trainer -- as Ray actors or in-process.
 
-- :class:`RayGenerator` wraps a GeneratorActor handle (``generate``, ``current_version``, ``deploy``);
+- :class:`NamedGenerator` calls a model's GeneratorActor, found by name (``generate``, ``current_version``,
+  ``deploy``);
   :class:`LocalGenerator` serves a folder with transformers in this process (tests, single-process use;
   its ``deploy`` loads the checkpoint and bumps the version, without the engine's probe verification).
 - :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``workers.on_ray``, placed
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from maskdpo.server.errors import Unavailable
 from maskdpo.server.generation.types import (
     DeployReport,
     GenerationResult,
@@ -28,6 +30,7 @@ from maskdpo.server.generation.types import (
 )
 from maskdpo.server.rounds import local_model
 from maskdpo.server.workers.placement import Placement, wait_placed
+from maskdpo.server.workers.ray_runtime import actor_lost, call_error, find_actor
 from maskdpo.trainer.run import TrainOptions
 
 POLL_S = 0.2
@@ -52,7 +55,7 @@ class Generator(Protocol):
 
     async def current_version(self) -> WeightVersion: ...
 
-    async def deploy(self, checkpoint: str) -> DeployReport: ...
+    async def deploy(self, folder: Path, tolerance: float | None) -> DeployReport: ...
 
     async def sleep(self) -> bool: ...
 
@@ -61,33 +64,60 @@ class Generator(Protocol):
     async def node_id(self) -> str: ...
 
 
-class RayGenerator:
-    """A GeneratorActor handle."""
+class NamedGenerator:
+    """The Generator actor of a model, found by its name in Ray: the server that started it may restart and
+    start another under the same name, so a lost handle is looked up again at the next call. Waits up to
+    ``wait_s`` for the actor to exist (a server still starting); then the phase fails."""
 
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
+    def __init__(self, name: str, model: str, wait_s: float = 900.0) -> None:
+        self.name = name
+        self.model = model
+        self.wait_s = wait_s
+        self._handle: Any = None
+
+    async def _actor(self) -> Any:
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.wait_s
+            while (handle := find_actor(self.name)) is None:
+                if loop.time() > deadline:
+                    raise Unavailable(f"no generator serves models/{self.model} (actor {self.name} not found "
+                                      f"within {self.wait_s:g} s)")
+                await asyncio.sleep(1.0)
+            self._handle = handle
+        return self._handle
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        actor = await self._actor()
+        try:
+            return await getattr(actor, method).remote(*args)
+        except Exception as exc:
+            if actor_lost(exc):  # raised as is: the controller runs the phase again with the replacement
+                self._handle = None
+                raise
+            raise call_error(exc, f"the generator of models/{self.model}") from None
 
     async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:
-        result: GenerationResult = await self.handle.generate.remote(prompt, options)
+        result: GenerationResult = await self._call("generate", prompt, options)
         return result
 
     async def current_version(self) -> WeightVersion:
-        version: WeightVersion = await self.handle.current_version.remote()
+        version: WeightVersion = await self._call("current_version")
         return version
 
-    async def deploy(self, checkpoint: str) -> DeployReport:
-        report: DeployReport = await self.handle.deploy.remote(checkpoint)
+    async def deploy(self, folder: Path, tolerance: float | None) -> DeployReport:
+        report: DeployReport = await self._call("deploy", str(folder), tolerance)
         return report
 
     async def sleep(self) -> bool:
-        asleep: bool = await self.handle.sleep.remote()
+        asleep: bool = await self._call("sleep")
         return asleep
 
     async def wake_up(self) -> None:
-        await self.handle.wake_up.remote()
+        await self._call("wake_up")
 
     async def node_id(self) -> str:
-        node: str = await self.handle.node_id.remote()
+        node: str = await self._call("node_id")
         return node
 
 
@@ -128,11 +158,11 @@ class LocalGenerator:
     async def node_id(self) -> str:
         return "this process"
 
-    async def deploy(self, checkpoint: str) -> DeployReport:
-        await asyncio.to_thread(local_model.load, Path(checkpoint))
-        self.version = WeightVersion(self.version.version + 1, Path(checkpoint))
-        self.deploys.append(checkpoint)
-        return DeployReport(True, self.version, Path(checkpoint), 0.0, 0.0, 0, 0.0, 0.0, 0.0)
+    async def deploy(self, folder: Path, tolerance: float | None) -> DeployReport:
+        await asyncio.to_thread(local_model.load, folder)
+        self.version = WeightVersion(self.version.version + 1, folder)
+        self.deploys.append(str(folder))
+        return DeployReport(True, self.version, folder, 0.0, 0.0, 0, 0.0, 0.0, 0.0)
 
 
 async def run_trainer(

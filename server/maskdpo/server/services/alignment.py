@@ -4,8 +4,8 @@ The server holds no round state. Creation and cancellation go to the RoundContro
 the store and runs the rounds); Get, List and Watch read the round store (SQLite, WAL) directly, so they
 keep answering while the controller is busy or restarting. Watch sends the events after
 ``after_sequence`` in order and ends after ROUND_ENDED; a watcher that reconnects with the last sequence
-it received misses none. Every few seconds the servicer hands the controller the current generator
-handles and pokes it, so a controller restarted by Ray resumes its rounds without waiting for a call.
+it received misses none. The controller finds the generators and judges itself,
+by their names, and resumes its rounds on its own after a restart.
 """
 
 from __future__ import annotations
@@ -23,15 +23,14 @@ from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import validate_config
-from maskdpo.server.rounds.controller_actor import raise_remote
+from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.rounds import TERMINAL, RoundStore, round_id
 from maskdpo.server.workers.placement import GpuSharing
-from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc, models_pb2
+from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc
 
 log = logging.getLogger("maskdpo.server")
 NAME = re.compile(r"^rounds/[a-f0-9]{1,64}$")
 WATCH_POLL_S = 0.25
-KEEPALIVE_S = 5.0
 
 
 def _rid(name: str, field: str = "name") -> str:
@@ -46,32 +45,6 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
         self.controller = controller
         self.generators = generators
         self.judges = judges
-        self._keepalive: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._keepalive = asyncio.get_running_loop().create_task(self._keep_controller())
-
-    def stop(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-
-    async def _attach_all(self) -> None:
-        """Hand the controller the generators that are READY: an engine still starting (or restoring the
-        weights it served before a restart) is not handed over, so resumed rounds wait for it."""
-        for name, model in self.generators.models.items() if self.generators else []:
-            if model.state == models_pb2.Model.READY:
-                await self.controller.attach.remote(name, model.actor)
-
-    async def _keep_controller(self) -> None:
-        while True:
-            try:
-                await self._attach_all()
-                resumed = await self.controller.ready.remote()
-                if resumed:
-                    log.info("round controller resumed %s", ", ".join(resumed))
-            except Exception as exc:  # the actor is restarting: try again shortly
-                log.warning("round controller not reachable: %s", exc)
-            await asyncio.sleep(KEEPALIVE_S)
 
     @unary
     async def CreateAlignmentRound(
@@ -84,13 +57,10 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
             raise InvalidArgument("request_id", "at most 128 characters")
         if self.generators is not None:
             self.generators.get(spec.model_id)  # NotFound unless the model is served here
-        await self._attach_all()
-        ok, payload = await self.controller.create.remote(
-            request.config.SerializeToString(), request.request_id
+        operation: operations_proto_pb2.Operation = await self.controller.create.remote(
+            request.config, request.request_id
         )
-        if not ok:
-            raise_remote(payload)
-        return operations_proto_pb2.Operation.FromString(payload)
+        return operation
 
     @unary
     async def GetAlignmentRound(
@@ -137,10 +107,8 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
         self, request: alignment_pb2.CancelAlignmentRoundRequest, context: Ctx
     ) -> alignment_pb2.AlignmentRound:
         _rid(request.name)
-        ok, payload = await self.controller.cancel.remote(request.name)
-        if not ok:
-            raise_remote(payload)
-        return alignment_pb2.AlignmentRound.FromString(payload)
+        cancelled: alignment_pb2.AlignmentRound = await self.controller.cancel.remote(request.name)
+        return cancelled
 
 
 async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer | None:
@@ -176,10 +144,9 @@ async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentS
         )
     )
     servicer = AlignmentServicer(
-        RoundStore(data_dir / "rounds.sqlite"), controller, generators, frozenset(settings.judges)
+        RoundStore(DataDir(data_dir).rounds_db), controller, generators, frozenset(settings.judges)
     )
     from maskdpo.server.edge.metrics import register_queue
 
     register_queue("rounds_active", lambda: len(servicer.store.active()))
-    servicer.start()
     return servicer

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from google.protobuf import timestamp_pb2
-
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
@@ -15,6 +13,7 @@ from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.services import factuality_convert as convert
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, KnowledgeStore, parse_name
+from maskdpo.server.store.timestamps import timestamp
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 
@@ -138,11 +137,9 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
 
     @staticmethod
     def _source(info: KnowledgeSourceInfo) -> factuality_pb2.KnowledgeSource:
-        ts = timestamp_pb2.Timestamp()
-        ts.FromNanoseconds(int(info.create_time * 1e9))
         return factuality_pb2.KnowledgeSource(name=info.name, description=info.description,
                                               passage_count=info.passage_count, fact_count=info.fact_count,
-                                              create_time=ts)
+                                              create_time=timestamp(info.create_time))
 
     @unary
     async def CreateKnowledgeSource(self, request: factuality_pb2.CreateKnowledgeSourceRequest,

@@ -13,28 +13,24 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, contextmanager
 
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
-from maskdpo.server.errors import BatchTooLarge, InvalidArgument, ServiceError
+from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel
 from maskdpo.v1 import generation_pb2, generation_pb2_grpc
 
-Parsed = tuple[ServedModel, Prompt, SamplingOptions, str]
+Parsed = tuple[ServedModel, Prompt, SamplingOptions]
 
 
 @contextmanager
-def engine_errors(prefix: str, input_field: str, model: str) -> Iterator[None]:
-    """Turn Generator actor errors into the service's exception tree (fields named by request path)."""
+def nested_at(prefix: str) -> Iterator[None]:
+    """Name the field of an INVALID_ARGUMENT by its request path (``requests[2].sampling.top_p``): the
+    Generator actor names it within one request."""
     try:
         yield
-    except ServiceError:
-        raise
-    except Exception as exc:
-        mapped = convert.service_error(exc, prefix, input_field, model)
-        if mapped is None:
-            raise
-        raise mapped from None
+    except InvalidArgument as exc:
+        raise exc.within(prefix) from None
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
@@ -44,17 +40,17 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     def _parse(self, request: generation_pb2.GenerateRequest, prefix: str = "") -> Parsed:
         name = convert.model_id(request.model, f"{prefix}model")
-        prompt, input_field = convert.prompt(request, prefix, self.settings.max_text_chars)
+        prompt = convert.prompt(request, prefix, self.settings.max_text_chars)
         options = convert.sampling(
             request.sampling, f"{prefix}sampling.", self.settings.generator_default_max_tokens
         )
-        return self.pool.serving(name), prompt, options, input_field
+        return self.pool.serving(name), prompt, options
 
     async def _generate(
         self, parsed: Parsed, prefix: str, timeout: float | None
     ) -> generation_pb2.GenerateResponse:
-        model, prompt, options, input_field = parsed
-        with engine_errors(prefix, input_field, model.name):
+        model, prompt, options = parsed
+        with nested_at(prefix):
             result = await self.pool.generate(model, prompt, options, timeout)
         return convert.generate_response(model.name, result, options.logprobs, model.decode)
 
@@ -88,9 +84,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def StreamGenerate(
         self, request: generation_pb2.GenerateRequest, context: Ctx
     ) -> AsyncIterator[generation_pb2.GenerateChunk]:
-        model, prompt, options, input_field = self._parse(request)
-        with engine_errors("", input_field, model.name):
-            deltas = self.pool.stream(model, prompt, options, context.time_remaining())
-            async with aclosing(deltas):
-                async for delta in deltas:
-                    yield convert.chunk(delta, options.logprobs, model.decode)
+        model, prompt, options = self._parse(request)
+        deltas = self.pool.stream(model, prompt, options, context.time_remaining())
+        async with aclosing(deltas):
+            async for delta in deltas:
+                yield convert.chunk(delta, options.logprobs, model.decode)

@@ -1,8 +1,8 @@
 """The generation and model services' edge: protobuf <-> generation types, request validation, error mapping.
 
 Requests are validated here (InvalidArgument names the field by its request path, e.g.
-``requests[2].sampling.top_p``) before anything reaches an engine; engine errors that still come back are
-mapped onto the service's exception tree by :func:`service_error`.
+``requests[2].sampling.top_p``) before anything reaches an engine; what an engine still refuses comes back
+from the Generator actor as the service's own exceptions.
 """
 
 from __future__ import annotations
@@ -10,23 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from google.protobuf import timestamp_pb2
-
 from maskdpo.server.errors import (
-    Cancelled,
-    CheckpointRejected,
-    Conflict,
     InvalidArgument,
-    PromptTooLong,
-    QueueFull,
-    ServiceError,
     TextTooLong,
-    Unavailable,
 )
-from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
 from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
+from maskdpo.server.store.timestamps import timestamp
 from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
 
 MAX_N = 64
@@ -46,8 +37,8 @@ def model_id(name: str, field: str) -> str:
     return ident
 
 
-def prompt(request: generation_pb2.GenerateRequest, field: str, max_chars: int) -> tuple[Prompt, str]:
-    """(the Prompt, the name of the input field) of a GenerateRequest."""
+def prompt(request: generation_pb2.GenerateRequest, field: str, max_chars: int) -> Prompt:
+    """The Prompt of a GenerateRequest (text, or chat messages)."""
     kind = request.WhichOneof("input")
     if kind is None:
         raise InvalidArgument(f"{field}prompt", "give a prompt or chat messages")
@@ -55,7 +46,7 @@ def prompt(request: generation_pb2.GenerateRequest, field: str, max_chars: int) 
         if not request.prompt.strip():
             raise InvalidArgument(f"{field}prompt", "empty prompt")
         check_text(f"{field}prompt", request.prompt, max_chars)
-        return Prompt(text=request.prompt), f"{field}prompt"
+        return Prompt(text=request.prompt)
     messages = request.messages.messages
     if not messages:
         raise InvalidArgument(f"{field}messages.messages", "at least one message is required")
@@ -69,7 +60,7 @@ def prompt(request: generation_pb2.GenerateRequest, field: str, max_chars: int) 
         total += len(message.content)
     if total > max_chars:
         raise TextTooLong(f"{field}messages", total, max_chars)
-    return Prompt.chat([(m.role, m.content) for m in messages]), f"{field}messages"
+    return Prompt.chat([(m.role, m.content) for m in messages])
 
 
 def sampling(params: common_pb2.SamplingParams, field: str, default_max_tokens: int) -> SamplingOptions:
@@ -144,55 +135,6 @@ def chunk(delta: StreamDelta, want_logprobs: bool, decode: Decoder) -> generatio
         weight_version=delta.weight_version,
         tokens=_tokens(delta.token_ids, delta.logprobs, decode) if want_logprobs else [],
     )
-
-
-def _field_of(message: str, prefix: str, input_field: str) -> str:
-    """The request field an engine InvalidRequestError message is about."""
-    if message.startswith("sampling option "):
-        return f"{prefix}sampling.{message[len('sampling option ') :].split('=', 1)[0]}"
-    if message.startswith("prompt"):
-        return input_field
-    return f"{prefix}request" if prefix else "request"
-
-
-def service_error(
-    exc: BaseException, prefix: str = "", input_field: str = "prompt", model: str = ""
-) -> ServiceError | None:
-    """The ServiceError for an error from a Generator actor (Ray-wrapped or not); None if not ours."""
-    import ray.exceptions
-
-    cause = getattr(exc, "cause", None)
-    err = cause if isinstance(cause, BaseException) else exc
-    what = f"models/{model}" if model else "the model"
-    if isinstance(err, ServiceError):
-        return err
-    if isinstance(err, gen_errors.PromptTooLongError):
-        return PromptTooLong(input_field, err.prompt_tokens, err.max_model_len - 1)
-    if isinstance(err, gen_errors.InvalidRequestError):
-        return InvalidArgument(_field_of(str(err), prefix, input_field), str(err))
-    if isinstance(err, gen_errors.QueueFullError):
-        return QueueFull(f"{what} generation", err.retry_after_s)
-    if isinstance(err, gen_errors.EngineAsleepError):
-        return Unavailable(f"{what}: {err}")
-    if isinstance(err, gen_errors.EngineDeadError):
-        return Unavailable(f"{what}: {err}")
-    if isinstance(err, gen_errors.RequestAbortedError):
-        return Unavailable(f"{what}: the request was aborted by the server ({err}); retry it")
-    if isinstance(err, gen_errors.DeployConflictError):
-        return Conflict(str(err))
-    if isinstance(err, gen_errors.CheckpointError | gen_errors.VerificationError):
-        return CheckpointRejected(str(err))
-    if isinstance(err, ray.exceptions.TaskCancelledError):
-        return Cancelled(f"the request to {what} was cancelled")
-    if isinstance(err, ray.exceptions.RayActorError):
-        return Unavailable(f"the engine of {what} is not reachable ({type(err).__name__}); retry later")
-    return None
-
-
-def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
 
 
 def checkpoint(record: CheckpointRecord) -> models_pb2.Checkpoint:

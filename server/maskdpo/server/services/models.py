@@ -1,5 +1,5 @@
-"""ModelService: the served models, their checkpoints (server/maskdpo/server/store/checkpoints.py) and verified deploys
-(server/deploys.py: a long-running operation per deploy)."""
+"""ModelService: the served models, their checkpoints (:mod:`maskdpo.server.store.checkpoints`: what each
+model serves now) and verified deploys (:mod:`maskdpo.server.workers.deploys`: an operation per deploy)."""
 
 from __future__ import annotations
 
@@ -37,13 +37,13 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
         names = sorted(self.pool.models)
         chunk = names[offset : offset + size]
         return models_pb2.ListModelsResponse(
-            models=[self.pool.models[n].to_proto(self.pool.engine) for n in chunk],
+            models=[await self.pool.describe(self.pool.models[n]) for n in chunk],
             next_page_token=str(offset + size) if offset + size < len(names) else "",
         )
 
     @unary
     async def GetModel(self, request: models_pb2.GetModelRequest, context: Ctx) -> models_pb2.Model:
-        return self._model(request.name, "name").to_proto(self.pool.engine)
+        return await self.pool.describe(self._model(request.name, "name"))
 
     @unary
     async def ListCheckpoints(

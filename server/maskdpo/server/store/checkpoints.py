@@ -122,6 +122,16 @@ class CheckpointStore:
                 )
         return self.get(model, ident)
 
+    def current(self, model: str) -> CheckpointRecord | None:
+        """What ``model`` serves now: the checkpoint with the highest weight version (None before its engine
+        first started)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM checkpoints WHERE model = ? AND weight_version > 0 "
+                "ORDER BY weight_version DESC, update_time DESC LIMIT 1", (model,)
+            ).fetchone()
+        return None if row is None else self._record(row)
+
     def latest_served(self, model: str) -> CheckpointRecord | None:
         """The checkpoint served last (highest weight version above the base's), if any."""
         with self._lock:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from maskdpo.server.errors import AlreadyExists, InvalidArgument, NotFound
 from maskdpo.server.judge.types import Fact, Passage
+from maskdpo.server.store.layout import DataDir
 from maskdpo.trainer import durable
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -61,7 +62,7 @@ class KnowledgeStore:
     """Create, read, list and delete knowledge sources on disk; loaded sources are cached."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root / "knowledge"
+        self.root = DataDir(root).knowledge
         self.root.mkdir(parents=True, exist_ok=True)
         # a write or delete interrupted by a crash leaves a hidden staging or trash folder; no source is
         # ever visible under a hidden name, so they can go

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
 from maskdpo.server.errors import Conflict, NotFound
 from maskdpo.server.store.sqlite import connect
+from maskdpo.server.store.timestamps import timestamp
 from maskdpo.v1 import alignment_pb2, common_pb2
 
 State = alignment_pb2.AlignmentRound.State
@@ -130,12 +129,6 @@ def state_name(state: int) -> str:
 
 def round_id(name: str) -> str:
     return name.removeprefix(PREFIX)
-
-
-def _ts(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 class RoundStore:
@@ -309,7 +302,7 @@ class RoundStore:
         return [
             alignment_pb2.RoundEvent(
                 sequence=r["sequence"],
-                time=_ts(r["time"]),
+                time=timestamp(r["time"]),
                 round=PREFIX + rid,
                 kind=r["kind"],
                 phase=r["phase"],
@@ -420,7 +413,7 @@ class RoundStore:
             reason=r["reason"],
             checkpoint=r["checkpoint"],
             report_path=r["report_path"],
-            create_time=_ts(r["create_time"]),
+            create_time=timestamp(r["create_time"]),
             operation=r["operation"],
         )
         if r["before"]:
@@ -430,5 +423,5 @@ class RoundStore:
         if r["judge"]:
             out.judge.CopyFrom(common_pb2.JudgeIdentity.FromString(r["judge"]))
         if r["end_time"] is not None:
-            out.end_time.CopyFrom(_ts(r["end_time"]))
+            out.end_time.CopyFrom(timestamp(r["end_time"]))
         return out

@@ -1,9 +1,13 @@
-"""Checkpoint deploys as long-running operations (kind ``deploy``) in the operation store.
+"""Deploys: the one path that changes what a model serves.
 
-:meth:`DeployManager.start` answers at once with the operation; the work runs in a task of the server's
-event loop and calls the model's Generator actor, which checks the folder, reloads the weights in place,
-verifies them against transformers and rolls back on any failure (docs/generation.md).
+DeployCheckpoint (a long-running operation the server starts, :class:`DeployManager`) and a round's PROMOTE
+(awaited in the round controller) both go through :func:`deploy`: the model's Generator actor checks the
+folder, reloads the weights in place, verifies them against transformers and rolls back on any failure
+(docs/generation.md); the version it now serves is then recorded in the checkpoint store (``models.sqlite``),
+which ModelService reads and a restarted server restores from. A deploy while another runs on the same
+model is refused by the actor itself (ABORTED, ``CONFLICT``), whichever process started either.
 
+Operations (kind ``deploy``):
 - Metadata (``DeployCheckpointMetadata``): stage ``VALIDATING`` (accepted, not yet sent), ``LOADING``
   (the actor checks, reloads and verifies: one call, so its inner steps are not reported separately),
   ``DONE`` (finished, either way).
@@ -12,8 +16,7 @@ verifies them against transformers and rolls back on any failure (docs/generatio
 - Error: the ``google.rpc.Status`` of the ServiceError -- ``CHECKPOINT_REJECTED`` (FAILED_PRECONDITION)
   for a broken checkpoint or a failed verification (the previous version keeps serving), UNAVAILABLE if
   the engine died.
-- A DeployCheckpoint call while another deploy runs on the same model is answered ABORTED (``CONFLICT``);
-  the same ``request_id`` again returns the first operation (also while it runs).
+- The same ``request_id`` again returns the first operation (also while it runs).
 - A started deploy runs to its end (a half-swapped engine is never left behind): CancelOperation is
   recorded but not honoured. Operations left unfinished by a previous server process are failed at start.
 """
@@ -23,23 +26,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from google.longrunning import operations_proto_pb2
 
-from maskdpo.server.edge.rpc import to_service_error
-from maskdpo.server.errors import Conflict, ServiceError, Unavailable
-from maskdpo.server.services import generation_convert as convert
+from maskdpo.server.errors import Conflict, ServiceError, Unavailable, to_service_error
+from maskdpo.server.generation.types import DeployReport
+from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.server.store.operations import OperationStore
+from maskdpo.server.store.timestamps import timestamp
 from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")
 KIND = "deploy"
+ActorDeploy = Callable[[str, Path, float | None], Awaitable[DeployReport]]
+"""Asks the Generator actor of a model to deploy a folder (with a tolerance; None = the engine's)."""
+
+
+async def deploy(call: ActorDeploy, checkpoints: CheckpointStore, model: str, folder: Path,
+                 tolerance: float | None = None, round_name: str = "") -> tuple[DeployReport, CheckpointRecord]:
+    """Deploy ``folder`` into ``model`` and record the version it serves now; raises the actor's
+    ServiceError (CHECKPOINT_REJECTED, CONFLICT, UNAVAILABLE) with nothing recorded when it refuses."""
+    report = await call(model, folder, tolerance)
+    record = await asyncio.to_thread(
+        checkpoints.served, model, report.served.checkpoint, report.served.version, round_name
+    )
+    return report, record
 
 
 class DeployManager:
-    """Starts deploys, one at a time per model, and records them as operations."""
+    """DeployCheckpoint: deploys as operations, answered at once and run in a task of the server's loop."""
 
     def __init__(self, pool: GeneratorPool, operations: OperationStore) -> None:
         self.pool = pool
@@ -75,10 +93,7 @@ class DeployManager:
         self._running[model.name] = ("", request_id)
         try:
             metadata = models_pb2.DeployCheckpointMetadata(
-                stage="VALIDATING",
-                model=f"models/{model.name}",
-                checkpoint=given,
-                start_time=convert.timestamp(time.time()),
+                stage="VALIDATING", model=f"models/{model.name}", checkpoint=given, start_time=timestamp(time.time())
             )
             name, created = await asyncio.to_thread(self.operations.create, KIND, metadata, request_id)
         except BaseException:
@@ -105,32 +120,20 @@ class DeployManager:
         model.state = State.SWAPPING
         try:
             await asyncio.to_thread(self.operations.update_metadata, name, metadata)
-            report = await self.pool.deploy(model, folder, tolerance)
-            record = await asyncio.to_thread(
-                self.pool.checkpoints.served, model.name, report.served.checkpoint, report.served.version
-            )
-            model.version, model.checkpoint = report.served.version, record.name
+            report, record = await deploy(self.pool.deploy, self.pool.checkpoints, model.name, folder, tolerance)
             model.state = State.READY
             response = models_pb2.DeployCheckpointResponse(
-                model=model.to_proto(self.pool.engine),
+                model=await self.pool.describe(model),
                 verify_max_abs_diff=report.max_abs_diff,
                 verify_tolerance=report.tolerance,
                 swap_seconds=report.load_s,
             )
-            log.info(
-                "deploy %s: models/%s now serves version %d (%s; max |diff| %.3g)",
-                name,
-                model.name,
-                model.version,
-                folder,
-                report.max_abs_diff,
-            )
+            log.info("deploy %s: models/%s now serves version %d (%s; max |diff| %.3g)",
+                     name, model.name, record.weight_version, folder, report.max_abs_diff)
             error: ServiceError | None = None
         except Exception as exc:
-            error = convert.service_error(exc, model=model.name) or to_service_error(exc)
-            log.warning(
-                "deploy %s of %s into models/%s rejected: %s", name, folder, model.name, error.message
-            )
+            error = to_service_error(exc)
+            log.warning("deploy %s of %s into models/%s rejected: %s", name, folder, model.name, error.message)
         finally:
             if model.state == State.SWAPPING:
                 model.state = State.READY

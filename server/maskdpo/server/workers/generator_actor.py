@@ -3,18 +3,28 @@
 Create it with :func:`create_generator_actor` (declares CPUs, or GPUs = tensor-parallel size on GPU
 clusters). Unary calls are plain actor methods; ``generate_stream`` is a Ray streaming generator: cancelling
 its ObjectRefGenerator (``ray.cancel``) aborts the request in the engine and frees its slot.
+
+Errors leave the actor as the service's own exceptions (:mod:`maskdpo.server.errors`, which pickle with
+their fields): :func:`service_error` maps the generation library's errors at this boundary, so callers on
+the other side of Ray re-raise what they receive and nothing parses messages. A dead engine is reported as
+UNAVAILABLE with ``engine = dead`` in its metadata (:func:`engine_is_dead`), which is how the server's pool
+knows to replace the actor.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import functools
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import ray
 
+from maskdpo.server import errors
+from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.engine import GenerationEngine
 from maskdpo.server.generation.hotswap import Deployer
 from maskdpo.server.generation.settings import EngineSettings
@@ -28,14 +38,71 @@ from maskdpo.server.generation.types import (
     WeightVersion,
 )
 from maskdpo.server.workers.placement import Placement, node_id
+from maskdpo.server.workers.ray_runtime import NAMESPACE, actor_name
+
+log = logging.getLogger("maskdpo.server")
+
+DEAD = "dead"
+"""``metadata["engine"]`` of the UNAVAILABLE error that reports a dead engine."""
+
+
+def service_error(exc: gen_errors.GenerationError, model: str, prompt: Prompt | None = None) -> errors.ServiceError:
+    """The service's exception for an error of the generation library. A field about the prompt is named
+    by the input the request used (``prompt`` or ``messages``)."""
+    what = f"models/{model}"
+    if isinstance(exc, gen_errors.InvalidRequestError):
+        field = exc.field
+        if field == "prompt" and prompt is not None and prompt.messages:
+            field = "messages"
+        if isinstance(exc, gen_errors.PromptTooLongError):
+            return errors.PromptTooLong(field, exc.prompt_tokens, exc.max_model_len - 1)
+        return errors.InvalidArgument(field, exc.reason)
+    if isinstance(exc, gen_errors.QueueFullError):
+        return errors.QueueFull(f"{what} generation", exc.retry_after_s)
+    if isinstance(exc, gen_errors.EngineDeadError):
+        return errors.Unavailable(f"{what}: {exc}", engine=DEAD)
+    if isinstance(exc, gen_errors.EngineAsleepError):
+        return errors.Unavailable(f"{what}: {exc}")
+    if isinstance(exc, gen_errors.RequestAbortedError):
+        return errors.Unavailable(f"{what}: the request was aborted by the server ({exc}); retry it")
+    if isinstance(exc, gen_errors.DeployConflictError):
+        return errors.Conflict(str(exc))
+    if isinstance(exc, gen_errors.CheckpointError | gen_errors.VerificationError):
+        return errors.CheckpointRejected(str(exc))
+    return errors.Unavailable(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def engine_is_dead(exc: BaseException) -> bool:
+    """True for the error a Generator actor raises when its engine died."""
+    return isinstance(exc, errors.Unavailable) and exc.metadata.get("engine") == DEAD
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _mapped(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Raise the service's exception for a generation error of ``method`` (self is the first argument)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except gen_errors.GenerationError as exc:
+            prompt = next((a for a in args if isinstance(a, Prompt)), None)
+            raise service_error(exc, args[0].settings.name, prompt) from None  # type: ignore[attr-defined]
+
+    return wrapper
 
 
 class GeneratorActorImpl:
     """The actor's body (undecorated, so it can be tested in-process as well)."""
 
-    def __init__(self, settings: EngineSettings, tolerance: float | None = None) -> None:
+    def __init__(self, settings: EngineSettings, tolerance: float | None = None,
+                 restore: WeightVersion | None = None) -> None:
         self.settings = settings
         self._tolerance = tolerance
+        self._restore = restore
         self._engine: GenerationEngine | None = None
         self._deployer: Deployer | None = None
         self._starting: asyncio.Lock | None = None
@@ -46,22 +113,40 @@ class GeneratorActorImpl:
         async with self._starting:
             if self._engine is None or self._deployer is None:
                 engine = await GenerationEngine.start(self.settings)
-                self._deployer = Deployer(engine, self._tolerance)
-                self._engine = engine
+                deployer = Deployer(engine, self._tolerance)
+                if self._restore is not None:
+                    await self._restored(deployer, self._restore)
+                self._engine, self._deployer = engine, deployer
         return self._engine, self._deployer
 
+    async def _restored(self, deployer: Deployer, restore: WeightVersion) -> None:
+        """Bring back the weights served before (verified like any deploy, same version) before anyone is
+        served; when they are gone or do not verify, the base weights stay (the server says so)."""
+        if not restore.checkpoint.is_dir():
+            log.warning("%s: last served checkpoint %s is gone; serving the base", self.settings.name,
+                        restore.checkpoint)
+            return
+        try:
+            await deployer.deploy(restore.checkpoint, None, restore.version)
+        except gen_errors.GenerationError as exc:
+            log.warning("%s: could not restore %s: %s; serving the base", self.settings.name, restore.checkpoint, exc)
+
+    @_mapped
     async def ready(self) -> ModelInfo:
         """Start the engine if needed; returns what is served."""
         engine, _ = await self._ready()
         return engine.info()
 
+    @_mapped
     async def info(self) -> ModelInfo:
         return await self.ready()
 
+    @_mapped
     async def current_version(self) -> WeightVersion:
         engine, _ = await self._ready()
         return engine.version
 
+    @_mapped
     async def generate(
         self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
     ) -> GenerationResult:
@@ -71,25 +156,32 @@ class GeneratorActorImpl:
     async def generate_stream(
         self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
     ) -> AsyncGenerator[StreamDelta, None]:
-        engine, _ = await self._ready()
-        async with aclosing(engine.generate_stream(prompt, options, request_id)) as deltas:
-            async for delta in deltas:
-                yield delta
+        try:
+            engine, _ = await self._ready()
+            async with aclosing(engine.generate_stream(prompt, options, request_id)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        except gen_errors.GenerationError as exc:
+            raise service_error(exc, self.settings.name, prompt) from None
 
+    @_mapped
     async def abort(self, request_id: str) -> None:
         engine, _ = await self._ready()
         await engine.abort(request_id)
 
+    @_mapped
     async def deploy(self, checkpoint: str, tolerance: float | None = None,
                      version: int | None = None) -> DeployReport:
         _, deployer = await self._ready()
         return await deployer.deploy(Path(checkpoint), tolerance, version)
 
+    @_mapped
     async def sleep(self) -> bool:
         """Leave the GPU to a trainer (see :meth:`GenerationEngine.sleep`); False where the engine cannot."""
         engine, _ = await self._ready()
         return await engine.sleep()
 
+    @_mapped
     async def wake_up(self) -> None:
         engine, _ = await self._ready()
         await engine.wake_up()
@@ -98,6 +190,7 @@ class GeneratorActorImpl:
         """The Ray node the engine runs on."""
         return node_id()
 
+    @_mapped
     async def load(self) -> dict[str, Any]:
         """Admission and engine counters (admitted, running, unfinished in the engine, deploying)."""
         engine, deployer = await self._ready()
@@ -118,18 +211,26 @@ class GeneratorActorImpl:
 GeneratorActor = ray.remote(GeneratorActorImpl)
 
 
+def generator_name(data_dir: Path, model: str) -> str:
+    """The Ray name of the Generator actor of ``model`` on the server of ``data_dir``."""
+    return actor_name(data_dir, f"generator-{model}")
+
+
 def create_generator_actor(
     settings: EngineSettings,
     *,
     placement: Placement | None = None,
     name: str | None = None,
     tolerance: float | None = None,
+    restore: WeightVersion | None = None,
 ) -> Any:
-    """Create the actor; GPUs left unset = the tensor-parallel size when the cluster has GPUs, else 0."""
+    """Create the actor (named ``name`` in the service's namespace, if given); GPUs left unset = the
+    tensor-parallel size when the cluster has GPUs, else 0. ``restore``: weights to bring back (with their
+    version) before the engine serves anything."""
     options: dict[str, Any] = {
         **(placement or Placement()).ray_options(auto_gpus=settings.tensor_parallel_size),
         "max_concurrency": 1000,
     }
     if name:
-        options["name"] = name
-    return GeneratorActor.options(**options).remote(settings, tolerance)
+        options |= {"name": name, "namespace": NAMESPACE}
+    return GeneratorActor.options(**options).remote(settings, tolerance, restore)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib.metadata
 import itertools
 import logging
@@ -26,7 +25,6 @@ from typing import Any
 import ray
 
 from maskdpo.server.errors import DeadlineExceeded, NotFound, Unavailable
-from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import (
     DeployReport,
@@ -34,12 +32,13 @@ from maskdpo.server.generation.types import (
     Prompt,
     SamplingOptions,
     StreamDelta,
+    WeightVersion,
 )
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
-from maskdpo.server.workers.judge_pool import await_ray
+from maskdpo.server.workers.generator_actor import engine_is_dead
 from maskdpo.server.workers.placement import GpuSharing
-from maskdpo.server.workers.ray_runtime import remote_error
+from maskdpo.server.workers.ray_runtime import actor_lost, await_ray, call_error, remote_error, wait_name_free
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -81,24 +80,25 @@ class ServedModel:
     actor: Any
     state: models_pb2.Model.State.ValueType = State.LOADING
     max_model_len: int = 0
-    version: int = 0
-    checkpoint: str = ""
     error: str = ""
     tokenizer: Any = field(default=None, repr=False)
     spawn: Callable[[], Any] | None = field(default=None, repr=False)
-    """Creates a fresh actor for this model (same engine settings and placement): how a lost one is
-    replaced."""
+    """Creates a fresh actor for this model (same engine settings, placement and name, restoring what the
+    checkpoint store says it served): how a lost one is replaced."""
+    actor_name: str = ""
+    """The actor's name in Ray (processes that outlive the server find it by this name); "" = unnamed."""
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         return [self.tokenizer.decode([i]) for i in ids]
 
-    def to_proto(self, engine: str) -> models_pb2.Model:
+    def to_proto(self, engine: str, served: CheckpointRecord | None) -> models_pb2.Model:
+        """The model as ModelService shows it; ``served`` is what the checkpoint store says it serves."""
         base = f"{self.source} ({self.folder})" if self.source.startswith(BUILTIN) else str(self.folder)
         return models_pb2.Model(
             name=f"models/{self.name}",
             base=base,
-            weight_version=self.version,
-            checkpoint=self.checkpoint,
+            weight_version=served.weight_version if served else 0,
+            checkpoint=served.name if served else "",
             max_model_len=self.max_model_len,
             engine=engine,
             state=self.state,
@@ -129,7 +129,7 @@ class GeneratorPool:
     @classmethod
     def create(cls, settings: ServerSettings, checkpoints: CheckpointStore) -> GeneratorPool:
         """Create one Generator actor per configured model (Ray must be up); engines start in the actors."""
-        from maskdpo.server.workers.generator_actor import create_generator_actor
+        from maskdpo.server.workers.generator_actor import create_generator_actor, generator_name
 
         models = {}
         for name, source in settings.models.items():
@@ -147,13 +147,19 @@ class GeneratorPool:
                 sleep_mode=settings.gpu_sharing is GpuSharing.ALTERNATE,
                 enforce_eager=settings.generator_enforce_eager,
             )
-            spawn = functools.partial(
-                create_generator_actor,
-                engine,
-                placement=settings.generator_placement,
-                tolerance=settings.verify_tolerance,
-            )
-            models[name] = ServedModel(name, source, folder, spawn(), spawn=spawn)
+            actor_name = generator_name(settings.data_dir, name)
+
+            def spawn(engine: EngineSettings = engine, actor_name: str = actor_name) -> Any:
+                last = checkpoints.latest_served(engine.name)
+                return create_generator_actor(
+                    engine,
+                    placement=settings.generator_placement,
+                    tolerance=settings.verify_tolerance,
+                    name=actor_name,
+                    restore=WeightVersion(last.weight_version, last.path) if last else None,
+                )
+
+            models[name] = ServedModel(name, source, folder, spawn(), spawn=spawn, actor_name=actor_name)
         default = settings.default_model or next(iter(settings.models))
         return cls(models, default, checkpoints, settings.generator_start_timeout_s)
 
@@ -163,6 +169,8 @@ class GeneratorPool:
         return sum(m.state == State.READY for m in self.models.values())
 
     async def _start_one(self, model: ServedModel) -> None:
+        """Wait for the engine (which restores the weights served before, verified like any deploy); record
+        in the checkpoint store what it serves."""
         from transformers import AutoTokenizer
 
         try:
@@ -171,38 +179,26 @@ class GeneratorPool:
                 model.actor.ready.remote(), self._start_timeout_s, f"engine start of {model.name}"
             )
             model.tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(model.folder))
-            record = await asyncio.to_thread(self.checkpoints.reset, model.name, info.version.checkpoint)
-            version = 1
-            if last is not None:
-                record, version = await self._restore(model, last, record)
+            await asyncio.to_thread(self.checkpoints.reset, model.name, model.folder.resolve())
+            served = info.version
+            if served.version > 1:
+                await asyncio.to_thread(self.checkpoints.served, model.name, served.checkpoint, served.version,
+                                        last.round if last and last.path == served.checkpoint else "")
+            elif last is not None:
+                log.warning("model %s: could not restore %s (weight version %d); serving the base",
+                            model.name, last.path, last.weight_version)
         except Exception as exc:
             model.state, model.error = State.FAILED, remote_error(exc)
             log.error("engine of model %s failed to start: %s", model.name, exc)
             return
-        model.max_model_len, model.version, model.checkpoint = info.max_model_len, version, record.name
+        model.max_model_len = info.max_model_len
         model.state = State.READY
-        log.info("model %s ready (%s, max_model_len %d)", model.name, model.folder, model.max_model_len)
+        log.info("model %s ready (%s as weight version %d, max_model_len %d)", model.name, served.checkpoint,
+                 served.version, model.max_model_len)
 
-    async def _restore(self, model: ServedModel, last: CheckpointRecord, base: CheckpointRecord
-                       ) -> tuple[CheckpointRecord, int]:
-        """Bring back the weights served before a restart (verified like any deploy), keeping their version;
-        when they are gone or do not verify, serve the base and say so."""
-        if not last.path.is_dir():
-            log.warning("model %s: last served checkpoint %s is gone; serving the base", model.name, last.path)
-            return base, 1
-        try:
-            report = await asyncio.wrap_future(
-                model.actor.deploy.remote(str(last.path), None, last.weight_version).future())
-        except Exception as exc:
-            log.warning("model %s: could not restore %s (%s); serving the base", model.name, last.path, exc)
-            return base, 1
-        if not report.accepted:
-            log.warning("model %s: %s did not verify (%s); serving the base", model.name, last.path, report.error)
-            return base, 1
-        record = await asyncio.to_thread(self.checkpoints.served, model.name, last.path, last.weight_version,
-                                         last.round)
-        log.info("model %s: restored %s as weight version %d", model.name, last.path, last.weight_version)
-        return record, last.weight_version
+    async def describe(self, model: ServedModel) -> models_pb2.Model:
+        """The model as ModelService shows it, with what the checkpoint store says it serves."""
+        return model.to_proto(self.engine, await asyncio.to_thread(self.checkpoints.current, model.name))
 
     def get(self, name: str) -> ServedModel:
         """The model named ``name`` ("" = the default); NotFound otherwise."""
@@ -224,14 +220,15 @@ class GeneratorPool:
             raise Unavailable(f"models/{model.name} is not serving: {model.error}")
         return model
 
-    def _watch(self, model: ServedModel, exc: BaseException) -> None:
-        """A call failed: when the engine or its actor is gone, the model stops serving and a fresh actor
-        is started in the background (the call itself still fails; later calls get UNAVAILABLE until it
-        is READY)."""
-        cause = getattr(exc, "cause", None) or exc
-        if isinstance(cause, gen_errors.EngineDeadError | ray.exceptions.RayActorError):
-            model.state, model.error = State.FAILED, remote_error(cause)
+    def _failed(self, model: ServedModel, exc: BaseException) -> BaseException:
+        """The error to raise for a failed call (:func:`call_error`). When the engine or its actor is gone,
+        the model stops serving and a fresh actor is started in the background (the call itself still
+        fails; later calls get UNAVAILABLE until it is READY)."""
+        error = call_error(exc, f"the engine of models/{model.name}")
+        if engine_is_dead(error) or actor_lost(exc):
+            model.state, model.error = State.FAILED, remote_error(exc)
             self._recover_soon(model)
+        return error
 
     def _recover_soon(self, model: ServedModel) -> None:
         running = self._recoveries.get(model.name)
@@ -253,6 +250,8 @@ class GeneratorPool:
             with contextlib.suppress(Exception):
                 ray.kill(model.actor)
             model.state = State.LOADING
+            if model.actor_name:
+                await wait_name_free(model.actor_name, 60.0)
             try:
                 model.actor = model.spawn()
             except Exception as exc:  # e.g. Ray itself unreachable
@@ -260,7 +259,7 @@ class GeneratorPool:
             else:
                 await self._start_one(model)
             if model.state == State.READY:
-                log.info("model %s: serving again as weight version %d", model.name, model.version)
+                log.info("model %s: serving again", model.name)
                 return
             delay = self.retry_delays_s[min(attempt, len(self.retry_delays_s)) - 1]
             model.error = f"{model.error} (replacement attempt {attempt} failed; next in {delay:g} s)"
@@ -274,8 +273,7 @@ class GeneratorPool:
         try:
             result: GenerationResult = await await_ray(ref, timeout, f"generation on models/{model.name}")
         except Exception as exc:
-            self._watch(model, exc)
-            raise
+            raise self._failed(model, exc) from None
         return result
 
     async def stream(
@@ -302,20 +300,20 @@ class GeneratorPool:
                 f"generation on models/{model.name} passed the call's deadline; it was aborted"
             ) from None
         except Exception as exc:
-            self._watch(model, exc)
-            raise
+            raise self._failed(model, exc) from None
         finally:
             if not finished:
                 ray.cancel(stream)
 
-    async def deploy(self, model: ServedModel, folder: Path, tolerance: float | None) -> DeployReport:
+    async def deploy(self, name: str, folder: Path, tolerance: float | None) -> DeployReport:
+        """Ask the model's actor to deploy ``folder`` (see :func:`maskdpo.server.workers.deploys.deploy`)."""
+        model = self.get(name)
         try:
             report: DeployReport = await asyncio.wrap_future(
                 model.actor.deploy.remote(str(folder), tolerance).future()
             )
         except Exception as exc:
-            self._watch(model, exc)
-            raise
+            raise self._failed(model, exc) from None
         return report
 
     def shutdown(self, timeout_s: float = 30.0) -> None:

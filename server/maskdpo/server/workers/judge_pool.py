@@ -10,21 +10,10 @@ from typing import Any
 
 import ray
 
-from maskdpo.server.errors import DeadlineExceeded, InvalidArgument
+from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.workers.placement import Placement, wait_placed
-
-
-async def await_ray(ref: Any, timeout: float | None, what: str) -> Any:
-    """Await a Ray ObjectRef with a deadline; cancel the task on timeout or caller cancellation."""
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout)
-    except TimeoutError:
-        ray.cancel(ref)
-        raise DeadlineExceeded(f"{what} did not finish before the call's deadline; it was cancelled") from None
-    except asyncio.CancelledError:
-        ray.cancel(ref)
-        raise
+from maskdpo.server.workers.ray_runtime import await_ray
 
 
 class JudgePool:
