@@ -4,11 +4,12 @@ The ``kb`` judge here uses a cue extractor: a sentence containing a place's or a
 (``"lo"`` for London, ``"ph"`` for physicist, ...) makes the claim that the topic person was born there /
 does that job. The random tiny model writes byte soup, in which such cues are frequent, so its samples
 get varied labels and rounds build real preference pairs; the kb judge itself is the real one. Importing this module
-registers the datasets ``tiny/train`` and ``tiny/eval``.
+registers the judge backend ``tiny-cues`` and the datasets ``tiny/train`` and ``tiny/eval`` (in this process).
 """
 
 from __future__ import annotations
 
+from maskdpo.server.judge import registry
 from maskdpo.server.judge.kb import KbJudge, KnowledgeBase
 from maskdpo.server.judge.types import Fact, JudgeBackend
 from maskdpo.server.rounds import datasets
@@ -59,5 +60,7 @@ def items(names: list[str]) -> tuple[PromptItem, ...]:
 
 
 names = list(PEOPLE)
-datasets.register("tiny/train", lambda: datasets.Dataset("tiny/train", items(names[:4]), judge))
-datasets.register("tiny/eval", lambda: datasets.Dataset("tiny/eval", items(names), judge))
+JUDGE = "tiny-cues"
+registry.register(JUDGE, judge)
+datasets.register("tiny/train", lambda: items(names[:4]), judge=JUDGE)
+datasets.register("tiny/eval", lambda: items(names), judge=JUDGE)

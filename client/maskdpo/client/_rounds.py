@@ -16,8 +16,6 @@ from google.longrunning import operations_proto_pb2
 
 from maskdpo.v1 import alignment_pb2
 
-PHASES = ("SAMPLE", "JUDGE", "PAIR", "TRAIN", "EVALUATE", "PROMOTE")
-
 
 def toy_round_config(
     model: str = "models/toy",

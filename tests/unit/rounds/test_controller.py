@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from maskdpo.server.errors import Conflict
 from maskdpo.server.rounds import phase_train
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
-from maskdpo.server.rounds.workers import LocalGenerator, run_trainer
+from maskdpo.server.rounds.workers import LocalGenerator, LocalJudges, run_trainer
 from maskdpo.server.store.rounds import CANCELLED, SUCCEEDED, round_id
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config
@@ -28,7 +28,7 @@ ALL = [P.SAMPLE, P.JUDGE, P.PAIR, P.TRAIN, P.EVALUATE, P.PROMOTE]
 
 def controller(data: Path, model: Path, generator: LocalGenerator | None = None) -> RoundController:
     return RoundController(
-        ControllerSettings(data, save_steps=1), {"tiny": generator or LocalGenerator(model)}
+        ControllerSettings(data, save_steps=1), {"tiny": generator or LocalGenerator(model)}, LocalJudges()
     )
 
 
@@ -168,7 +168,7 @@ def test_crash_in_train_resumes_from_checkpoint_like_an_uninterrupted_run(
     assert [p.name for p in work.iterdir() if p.name.startswith("checkpoint")] == ["checkpoint-1"]
     r = asyncio.run(resume(name))
     assert r.state == SUCCEEDED and r.promoted, r.reason
-    events = RoundController(ControllerSettings(tmp_path / "crash")).store.events(round_id(name), 0)
+    events = RoundController(ControllerSettings(tmp_path / "crash"), judges=LocalJudges()).store.events(round_id(name), 0)
     assert any("resumed from checkpoint step 1" in e.message for e in events)
     assert any("TRAIN started (attempt 2" in e.message for e in events)
     assert [e.phase for e in events if e.kind == "PHASE_STARTED"].count(P.SAMPLE) == 1  # only TRAIN redone

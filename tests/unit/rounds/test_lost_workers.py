@@ -15,7 +15,7 @@ from ray.exceptions import ActorDiedError
 
 from maskdpo.server.rounds import controller as controller_module
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
-from maskdpo.server.rounds.workers import LocalGenerator, Workers
+from maskdpo.server.rounds.workers import LocalGenerator, LocalJudges, Workers
 from maskdpo.server.store.rounds import FAILED, SUCCEEDED, round_id
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config
@@ -43,7 +43,7 @@ def _flaky_pair(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[int]:
 def _run(tmp_path: Path, model: Path, settings: ControllerSettings,
          generator: LocalGenerator | None = None) -> tuple[alignment_pb2.AlignmentRound, list[Any]]:
     async def main() -> tuple[alignment_pb2.AlignmentRound, list[Any]]:
-        c = RoundController(settings, {"tiny": generator or LocalGenerator(model)})
+        c = RoundController(settings, {"tiny": generator or LocalGenerator(model)}, LocalJudges())
         name = round_of(await c.create(tiny_config(promote=False)))
         r = await c.wait(name, timeout=300)
         events = c.store.events(round_id(name), 0)

@@ -35,12 +35,11 @@ def test_validity_needs_every_file_and_a_matching_marker(tmp_path: Path) -> None
     assert not is_valid_model_folder(older)
 
 
-def test_path_without_build_raises_with_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MASKDPO_MODELS_DIR", str(tmp_path))
+def test_path_without_build_raises_with_the_command(tmp_path: Path) -> None:
     with pytest.raises(BuiltinModelError, match=r"scripts/build_smollm2\.py"):
-        smollm2_path(build=False)
+        smollm2_path(build=False, models_dir=tmp_path)
     fake_build(tmp_path / models_builtin.SMOLLM2_FOLDER)
-    assert smollm2_path(build=False) == tmp_path / models_builtin.SMOLLM2_FOLDER
+    assert smollm2_path(build=False, models_dir=tmp_path) == tmp_path / models_builtin.SMOLLM2_FOLDER
 
 
 def test_valid_folder_is_not_rebuilt(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from maskdpo.server.settings import Role, load_settings
+from maskdpo.server.settings import Role, ServerSettings, load_settings, settings_table
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +36,25 @@ def test_unknown_file_key_is_refused(tmp_path: Path) -> None:
     config.write_text("prot = 1\n")
     with pytest.raises(ValidationError):
         load_settings(config)
+
+
+def test_one_judge_is_the_default_and_a_wrong_default_names_the_fix() -> None:
+    assert load_settings(None, judges=["kb"]).default_judge == "kb"
+    assert load_settings(None, judges=["kb", "heuristic"]).default_judge == "heuristic"
+    with pytest.raises(ValidationError, match=r"--judge heuristic\) or pick one of them \(--default-judge kb\)"):
+        load_settings(None, judges=["kb"], default_judge="heuristic")
+
+
+def test_every_setting_has_an_environment_variable_and_the_docs_table_is_generated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One settings model: rounds, metrics and model folders are ServerSettings fields like the rest, and
+    docs/settings.md is exactly what the class generates."""
+    monkeypatch.setenv("MASKDPO_ROUNDS_SAVE_STEPS", "4")
+    monkeypatch.setenv("MASKDPO_METRICS_PORT", "9464")
+    monkeypatch.setenv("MASKDPO_MODELS_DIR", "/data/models")
+    settings = load_settings(None)
+    assert (settings.rounds_save_steps, settings.metrics_port, settings.models_dir) == (4, 9464, Path("/data/models"))
+    docs = Path(__file__).resolve().parents[3] / "docs" / "settings.md"
+    assert docs.read_text() == settings_table(), "regenerate: python -m maskdpo.server.settings > docs/settings.md"
+    assert all(info.description for info in ServerSettings.model_fields.values())

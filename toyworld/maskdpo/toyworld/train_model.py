@@ -30,6 +30,15 @@ from maskdpo.toyworld.world import World, WorldConfig
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 
 
+def world_of(model: Path = DEFAULT_OUT) -> World:
+    """The world a model folder was trained on (its ``training_info.json``); the default world for a folder
+    that has none (a model not built yet)."""
+    info_file = Path(model) / "training_info.json"
+    if not info_file.is_file():
+        return World.generate(WorldConfig())
+    return World.generate(WorldConfig(**json.loads(info_file.read_text())["config"]["world"]))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     hidden_size: int = 128

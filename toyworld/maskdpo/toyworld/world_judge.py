@@ -10,6 +10,7 @@ value the world does not hold -> ``contradictory``; all claims held -> ``ok``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from maskdpo.server.judge.kb import KbJudge, KnowledgeBase, sentence_label
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment
@@ -37,6 +38,14 @@ def world_judge(world: World, splitter: SplitterConfig | None = None) -> KbJudge
         splitter=splitter,
         source_name=f"{SOURCE_NAME}-seed{world.config.seed}",
     )
+
+
+def model_world_judge(model: str = "") -> KbJudge:
+    """The ``toyworld`` judge backend (entry point ``maskdpo.judge_backends``): :func:`world_judge` over the
+    world the toy model at ``model`` (default: the committed one) was trained on."""
+    from maskdpo.toyworld.train_model import DEFAULT_OUT, world_of
+
+    return world_judge(world_of(Path(model) if model else DEFAULT_OUT))
 
 
 class WorldLabeler:

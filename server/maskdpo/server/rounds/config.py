@@ -8,15 +8,13 @@ defaults documented in alignment.proto; the resolved values are what the round r
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
+from maskdpo.server.edge.names import MODEL_ID_RULE, MODEL_NAME, ROUND_NAME
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.judge.types import Fact, Passage
 from maskdpo.v1 import alignment_pb2, common_pb2
 
-MODEL_NAME = re.compile(r"^models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ROUND_NAME = re.compile(r"^rounds/[a-f0-9]{1,64}$")
 METRICS = ("anah_score", "factscore")
 MAX_PROMPTS = 10_000
 
@@ -144,7 +142,8 @@ def validate_config(
 ) -> RoundSpec:
     """Resolve ``config`` or raise InvalidArgument naming the field (prefix ``config.``)."""
     c = "config"
-    _check(bool(MODEL_NAME.match(config.model)), f"{c}.model", "expected 'models/{model}'")
+    _check(bool(MODEL_NAME.fullmatch(config.model)), f"{c}.model",
+           f"expected 'models/{{model}}' with a model id of {MODEL_ID_RULE}")
     _check(config.HasField("prompts"), f"{c}.prompts", "required")
     _check(config.HasField("eval_prompts"), f"{c}.eval_prompts", "required")
     prompts = _prompt_source(config.prompts, f"{c}.prompts", datasets)
@@ -200,7 +199,7 @@ def validate_config(
     promotion = _promotion(config.promotion, defaults or Promotion())
     if config.start_from_round:
         _check(
-            bool(ROUND_NAME.match(config.start_from_round)),
+            bool(ROUND_NAME.fullmatch(config.start_from_round)),
             f"{c}.start_from_round",
             "expected 'rounds/{round}'",
         )

@@ -8,14 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskdpo.server.judge.types import JudgeBackend
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import PromptItem, PromptSource, RoundSpec
-from maskdpo.server.rounds.round_judge import RemoteJudge, build_round_judge, judge_key
-from maskdpo.server.rounds.workers import Generator, Workers
+from maskdpo.server.rounds.workers import Generator, Judges, Workers
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.rounds import RoundStore
-from maskdpo.server.workers.placement import PlacementTimeout
 
 
 class RoundCancelled(Exception):
@@ -44,12 +41,10 @@ class RoundContext:
     generator: Generator
     checkpoints: CheckpointStore
     cancel_requested: Callable[[], bool]
+    judges: Judges
     default_judge: str = "kb"
-    judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
-    dataset_modules: tuple[str, ...] = ()
-    _judges: dict[tuple[str, str], JudgeBackend] = field(default_factory=dict)
 
     def check_cancel(self) -> None:
         if self.cancel_requested():
@@ -72,33 +67,18 @@ class RoundContext:
             raise PhaseFailed(f"prompt set {source.dataset or 'inline'} is empty")
         return items, dataset
 
-    async def judge_for(self, dataset: datasets.Dataset | None) -> JudgeBackend:
-        """The dataset's own judge when the round asks for ``kb`` (or nothing), else the named backend; on
-        the judge node group when the workers say so (then the phase event says which node)."""
-        key = judge_key(self.spec.judge, self.default_judge, dataset)
-        if key not in self._judges:
-            placement = self.workers.judge
-            if placement is None:
-                self._judges[key] = build_round_judge(key, self.judge_options)
-            else:
-                try:
-                    remote = await RemoteJudge.start(key, self.judge_options, self.dataset_modules, placement,
-                                                     self.workers.placement_timeout_s)
-                except PlacementTimeout as exc:
-                    raise PhaseFailed(str(exc)) from None
-                self.log(f"judge {key[1]} runs on node {remote.node}")
-                self._judges[key] = remote
-        return self._judges[key]
+    def judge_for(self, dataset: datasets.Dataset | None) -> str:
+        """The judge backend of this round's answers: the prompt set's own judge when the round asks for
+        ``kb`` or names none, else the named backend (or the server's default)."""
+        if dataset is not None and dataset.judge and self.spec.judge in ("", "kb"):
+            return dataset.judge
+        return self.spec.judge or self.default_judge
 
     def log(self, message: str) -> None:
         self.store.record(self.rid, "LOG", self.store.row(self.rid)["phase"], message)
 
     def close(self) -> None:
-        """Release the actors the round started (remote judges)."""
-        for judge in self._judges.values():
-            if isinstance(judge, RemoteJudge):
-                judge.close()
-        self._judges.clear()
+        """Nothing to release: the judges and the generator belong to the server."""
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from maskdpo.server.rounds import (
 )
 from maskdpo.server.rounds.config import Promotion, RoundSpec, validate_config
 from maskdpo.server.rounds.context import PhaseFailed, PhaseOutput, RoundCancelled, RoundContext
-from maskdpo.server.rounds.workers import Generator, NamedGenerator, Workers
+from maskdpo.server.rounds.workers import Generator, Judges, NamedGenerator, Workers
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.operations import OperationStore
@@ -55,19 +55,14 @@ from maskdpo.server.store.rounds import (
     state_name,
 )
 from maskdpo.server.workers.generator_actor import generator_name
-from maskdpo.server.workers.ray_runtime import remote_error
+from maskdpo.server.workers.judge_pool import JudgePool
+from maskdpo.server.workers.ray_runtime import remote_error, worker_lost
 from maskdpo.trainer import durable
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.rounds")
 
 
-def lost_worker_errors() -> tuple[type[BaseException], ...]:
-    """Ray's errors for work lost with its process or node (retried), as opposed to errors of the work."""
-    from ray import exceptions as rx
-
-    return (rx.RayActorError, rx.ActorUnavailableError, rx.WorkerCrashedError, rx.NodeDiedError,
-            rx.ObjectLostError)
 P = alignment_pb2.RoundPhase
 PhaseFn = Callable[[RoundContext, Path], Awaitable[PhaseOutput]]
 ORDER: tuple[tuple[int, PhaseFn], ...] = (
@@ -85,23 +80,28 @@ KIND = "round"
 class ControllerSettings:
     data_dir: Path
     default_judge: str = "kb"
-    judge_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    judges: tuple[str, ...] = ()
+    """The judge backends the server hosts (its Judge actors, found by name)."""
+    judge_replicas: int = 1
     promotion: Promotion = field(default_factory=Promotion)
     workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
     """Trainer checkpoint interval in steps; 0 = a quarter of the round's steps."""
     max_attempts: int = 3
     generator_wait_s: float = 900.0
-    dataset_modules: tuple[str, ...] = ()
+    """How long a round waits for the server's generator or judges to exist (a server still starting)."""
     report: bool = True
     retry_pause_s: float = 2.0
     """Pause before a phase runs again after a lost worker."""
 
 
 class RoundController:
-    def __init__(self, settings: ControllerSettings, generators: dict[str, Generator] | None = None) -> None:
+    def __init__(self, settings: ControllerSettings, generators: dict[str, Generator] | None = None,
+                 judges: Judges | None = None) -> None:
+        """``generators`` and ``judges`` default to the server's actors, found by name."""
         self.settings = settings
-        datasets.load_modules(settings.dataset_modules)
+        self.judges = judges or JudgePool.named(settings.data_dir, settings.judges, settings.judge_replicas,
+                                                settings.generator_wait_s)
         self.store = RoundStore(DataDir(settings.data_dir).rounds_db)
         self.ops = OperationStore(DataDir(settings.data_dir).operations)
         self.checkpoints = CheckpointStore(DataDir(settings.data_dir).models)
@@ -228,11 +228,10 @@ class RoundController:
                 self._generator(spec.model_id),
                 self.checkpoints,
                 lambda: self._cancel_requested(rid, row["operation"]),
+                self.judges,
                 self.settings.default_judge,
-                self.settings.judge_options,
                 self.settings.workers,
                 self.settings.save_steps,
-                self.settings.dataset_modules,
             )
             done = set(self.store.done_phases(rid))
             for phase, fn in ORDER:
@@ -262,7 +261,9 @@ class RoundController:
             try:
                 await self._run_phase(ctx, phase, fn)
                 return
-            except lost_worker_errors() as exc:
+            except Exception as exc:
+                if not worker_lost(exc):
+                    raise
                 ctx.close()  # actors on the lost node are gone; the next attempt starts new ones
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 self.store.record(

@@ -70,8 +70,7 @@ def as_dict(evaluation: alignment_pb2.Evaluation) -> dict[str, Any]:
 
 async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.eval_prompts)
-    backend = await ctx.judge_for(dataset)
-    use_facts = dataset is None or dataset.judge is None
+    backend = ctx.judge_for(dataset)
     policy = Path(ctx.store.phase_summary(ctx.rid, P.SAMPLE)["policy"])
     candidate = final_dir(ctx)
     rows: list[dict[str, Any]] = []
@@ -86,7 +85,7 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
             max_tokens=ctx.spec.sampling.max_tokens,
         )
         texts = [a[0] for a in answers]
-        judged = await judge_texts(ctx, backend, items, texts, use_facts, P.EVALUATE)
+        judged = await judge_texts(ctx, backend, items, texts, dataset, P.EVALUATE)
         results[side] = evaluation_of(str(path), texts, judged)
         rows += [
             {

@@ -6,12 +6,11 @@ judge's identity, also stored with the round). :func:`judge_texts` is shared wit
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Judgment
+from maskdpo.server.judge.types import JudgeRequest, Judgment
 from maskdpo.server.rounds.config import PromptItem
 from maskdpo.server.rounds.context import (
     PhaseOutput,
@@ -20,7 +19,8 @@ from maskdpo.server.rounds.context import (
     write_json,
     write_jsonl,
 )
-from maskdpo.server.services.factuality_convert import judge_identity
+from maskdpo.server.rounds.datasets import Dataset
+from maskdpo.server.wire import judge_identity
 from maskdpo.trainer.labels import LabelCounts
 from maskdpo.trainer.pairs import sentences_to_rows
 from maskdpo.v1 import alignment_pb2
@@ -30,12 +30,15 @@ JUDGE_CHUNK = 32
 
 async def judge_texts(
     ctx: RoundContext,
-    judge: JudgeBackend,
+    judge: str,
     items: Sequence[PromptItem],
     texts: Sequence[str],
-    use_facts: bool,
+    dataset: Dataset | None,
     phase: int,
 ) -> list[Judgment]:
+    """Judge answers with the backend ``judge``, in chunks (cancellable between them). A prompt set's own
+    judge knows its whole domain; any other backend gets each prompt's facts."""
+    use_facts = dataset is None or judge != dataset.judge
     requests = [
         JudgeRequest(
             response=t,
@@ -49,7 +52,7 @@ async def judge_texts(
     out: list[Judgment] = []
     for start in range(0, len(requests), JUDGE_CHUNK):
         ctx.check_cancel()
-        out += await asyncio.to_thread(judge.judge_batch, requests[start : start + JUDGE_CHUNK])
+        out += await ctx.judges.judge(judge, requests[start : start + JUDGE_CHUNK])
         if phase == P.JUDGE:
             ctx.progress(phase, len(out), len(requests), "answers judged")
     return out
@@ -57,15 +60,14 @@ async def judge_texts(
 
 async def judge(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.prompts)
-    backend = await ctx.judge_for(dataset)
-    use_facts = dataset is None or dataset.judge is None
+    backend = ctx.judge_for(dataset)
     rows = read_jsonl(ctx.phase_dir("SAMPLE") / "samples.jsonl")
     judged = await judge_texts(
         ctx,
         backend,
         [items[int(r["prompt_id"])] for r in rows],
         [r["response"] for r in rows],
-        use_facts,
+        dataset,
         P.JUDGE,
     )
     counts = LabelCounts()
@@ -74,7 +76,7 @@ async def judge(ctx: RoundContext, work: Path) -> PhaseOutput:
         row["abstained"] = judgment.abstained
         counts = counts + judgment.counts
     write_jsonl(work / "judged.jsonl", rows)
-    identity = backend.identity()
+    identity = await ctx.judges.identity(backend)
     write_json(work / "judge.json", dataclasses.asdict(identity))
     facts = counts.ok + counts.incorrect
     metrics = {"samples_ok_fraction": counts.ok / facts} if facts else {}

@@ -1,9 +1,11 @@
-"""What a round runs on: the served model's generator, a judge, a trainer -- as Ray actors or in-process.
+"""What a round runs on: the served model's generator, the judges, a trainer -- as Ray actors or in-process.
 
 - :class:`NamedGenerator` calls a model's GeneratorActor, found by name (``generate``, ``current_version``,
-  ``deploy``);
-  :class:`LocalGenerator` serves a folder with transformers in this process (tests, single-process use;
-  its ``deploy`` loads the checkpoint and bumps the version, without the engine's probe verification).
+  ``deploy``); :class:`LocalGenerator` serves a folder with transformers in this process (tests,
+  single-process use; its ``deploy`` loads the checkpoint and bumps the version, without the engine's
+  probe verification).
+- :class:`Judges` is what a round labels with: the server's Judge actors (the same workers Score uses), or
+  :class:`LocalJudges` built in this process.
 - :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``workers.on_ray``, placed
   by ``workers.trainer``) or in a thread of this process, forwarding its numbered progress events and
   stopping it when ``should_cancel`` turns true (the trainer checks after every optimizer step).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +30,8 @@ from maskdpo.server.generation.types import (
     SamplingOptions,
     WeightVersion,
 )
+from maskdpo.server.judge.registry import build_backend
+from maskdpo.server.judge.types import JudgeBackend, JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.rounds import local_model
 from maskdpo.server.workers.placement import Placement, wait_placed
 from maskdpo.server.workers.ray_runtime import actor_lost, call_error, find_actor
@@ -43,11 +47,39 @@ class Workers:
     on_ray: bool = False
     """Train on a Trainer actor (else in a thread of the controller)."""
     trainer: Placement = field(default_factory=Placement)
-    judge: Placement | None = None
-    """None = judge inside the controller; else on a round-judge actor placed like this."""
     alternate_gpu: bool = False
     """The engine sleeps during TRAIN, leaving its GPU to the trainer (``gpu_sharing = "alternate"``)."""
     placement_timeout_s: float = 600.0
+
+
+class Judges(Protocol):
+    """The judges a round labels with, by backend name: the server's Judge actors
+    (:class:`maskdpo.server.workers.judge_pool.JudgePool`), or :class:`LocalJudges` in this process."""
+
+    async def judge(self, backend: str, requests: list[JudgeRequest], timeout: float | None = None
+                    ) -> list[Judgment]: ...
+
+    async def identity(self, backend: str) -> JudgeIdentity: ...
+
+
+class LocalJudges:
+    """Judge backends built in this process from the registry (tests, single-process use)."""
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._options = options or {}
+        self._backends: dict[str, JudgeBackend] = {}
+
+    def _backend(self, name: str) -> JudgeBackend:
+        if name not in self._backends:
+            self._backends[name] = build_backend(name, **dict(self._options.get(name, {})))
+        return self._backends[name]
+
+    async def judge(self, backend: str, requests: list[JudgeRequest], timeout: float | None = None
+                    ) -> list[Judgment]:
+        return await asyncio.to_thread(self._backend(backend).judge_batch, requests)
+
+    async def identity(self, backend: str) -> JudgeIdentity:
+        return self._backend(backend).identity()
 
 
 class Generator(Protocol):
@@ -92,9 +124,8 @@ class NamedGenerator:
         try:
             return await getattr(actor, method).remote(*args)
         except Exception as exc:
-            if actor_lost(exc):  # raised as is: the controller runs the phase again with the replacement
+            if actor_lost(exc):  # the next call looks the replacement up (the controller runs the phase again)
                 self._handle = None
-                raise
             raise call_error(exc, f"the generator of models/{self.model}") from None
 
     async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:

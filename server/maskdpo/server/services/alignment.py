@@ -12,29 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from google.longrunning import operations_proto_pb2
 
+from maskdpo.server.edge.metrics import register_queue
+from maskdpo.server.edge.names import ROUND_NAME
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.rounds import datasets
-from maskdpo.server.rounds.config import validate_config
+from maskdpo.server.rounds.config import Promotion, validate_config
+from maskdpo.server.rounds.controller import ControllerSettings
+from maskdpo.server.rounds.controller_actor import get_or_create_controller
+from maskdpo.server.rounds.workers import Workers
+from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.rounds import TERMINAL, RoundStore, round_id
+from maskdpo.server.workers.generator_pool import GeneratorPool
+from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.placement import GpuSharing
 from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc
 
 log = logging.getLogger("maskdpo.server")
-NAME = re.compile(r"^rounds/[a-f0-9]{1,64}$")
 WATCH_POLL_S = 0.25
 
 
 def _rid(name: str, field: str = "name") -> str:
-    if not NAME.match(name):
+    if not ROUND_NAME.fullmatch(name):
         raise InvalidArgument(field, f"expected 'rounds/<id>', got {name[:80]!r}")
     return round_id(name)
 
@@ -111,42 +117,34 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
         return cancelled
 
 
-async def build_alignment_servicer(settings: Any, generators: Any) -> AlignmentServicer | None:
+def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> ControllerSettings:
+    """What the round controller runs with, from the server's settings (the one settings model)."""
+    return ControllerSettings(
+        data_dir=settings.data_dir.resolve(),
+        default_judge=settings.default_judge,
+        judges=tuple(judges),
+        judge_replicas=settings.judge_replicas,
+        promotion=Promotion(settings.rounds_promotion_metric, settings.rounds_min_improvement,
+                            settings.rounds_max_correct_drop),
+        workers=Workers(
+            on_ray=settings.rounds_trainer_on_ray,
+            trainer=settings.trainer_placement(settings.rounds_trainer_cpus),
+            alternate_gpu=settings.gpu_sharing is GpuSharing.ALTERNATE,
+            placement_timeout_s=settings.placement_timeout_s,
+        ),
+        save_steps=settings.rounds_save_steps,
+        max_attempts=settings.rounds_max_attempts,
+        generator_wait_s=settings.generator_start_timeout_s,
+    )
+
+
+async def build_alignment_servicer(settings: ServerSettings, generators: GeneratorPool,
+                                   judges: JudgePool) -> AlignmentServicer | None:
     """Start (or find) the RoundController actor and the servicer that talks to it (None when disabled)."""
-    from maskdpo.server.rounds.config import Promotion
-    from maskdpo.server.rounds.controller import ControllerSettings
-    from maskdpo.server.rounds.controller_actor import get_or_create_controller
-    from maskdpo.server.rounds.settings import RoundSettings
-    from maskdpo.server.rounds.workers import Workers
-
-    rs = RoundSettings()
-    if not rs.enabled:
+    if not settings.rounds_enabled:
         return None
-    datasets.load_modules(rs.dataset_modules)
-    data_dir = settings.data_dir.resolve()
-    options = {"llm": {"model": str(settings.llm_judge_model)}} if settings.llm_judge_model else {}
-    controller = await get_or_create_controller(
-        ControllerSettings(
-            data_dir=data_dir,
-            default_judge=settings.default_judge,
-            judge_options=options,
-            promotion=Promotion(rs.promotion_metric, rs.min_improvement, rs.max_correct_drop),
-            workers=Workers(
-                on_ray=rs.trainer_on_ray,
-                trainer=settings.trainer_placement(rs.trainer_cpus),
-                judge=settings.judge_placement if settings.judge_resources else None,
-                alternate_gpu=settings.gpu_sharing is GpuSharing.ALTERNATE,
-                placement_timeout_s=settings.placement_timeout_s,
-            ),
-            save_steps=rs.save_steps,
-            max_attempts=rs.max_attempts,
-            dataset_modules=tuple(rs.dataset_modules),
-        )
-    )
-    servicer = AlignmentServicer(
-        RoundStore(DataDir(data_dir).rounds_db), controller, generators, frozenset(settings.judges)
-    )
-    from maskdpo.server.edge.metrics import register_queue
-
+    controller = await get_or_create_controller(controller_settings(settings, judges.backends))
+    store = RoundStore(DataDir(settings.data_dir.resolve()).rounds_db)
+    servicer = AlignmentServicer(store, controller, generators, frozenset(judges.backends))
     register_queue("rounds_active", lambda: len(servicer.store.active()))
     return servicer

@@ -13,7 +13,7 @@ from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.services import factuality_convert as convert
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, KnowledgeStore, parse_name
-from maskdpo.server.store.timestamps import timestamp
+from maskdpo.server.wire import judge_identity, timestamp
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 
@@ -85,7 +85,7 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         metrics = compute_metrics([self._record(judgment, request.answer)], gamma=gamma, k=k, resamples=0)
         return factuality_pb2.ScoreResponse(
             answer=convert.scored_answer(judgment, rule, metrics),
-            judge=convert.judge_identity(judgment.identity, judge_request.knowledge_source),
+            judge=judge_identity(judgment.identity, judge_request.knowledge_source),
         )
 
     @unary
@@ -121,14 +121,14 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         return factuality_pb2.BatchScoreResponse(
             answers=answers,
             metrics=convert.aggregate_metrics(overall, by_group),
-            judge=convert.judge_identity(judgments[0].identity, sources.pop() if len(sources) == 1 else "mixed"),
+            judge=judge_identity(judgments[0].identity, sources.pop() if len(sources) == 1 else "mixed"),
         )
 
     @unary
     async def ListJudges(self, request: factuality_pb2.ListJudgesRequest,
                          context: Ctx) -> factuality_pb2.ListJudgesResponse:
         return factuality_pb2.ListJudgesResponse(judges=[
-            factuality_pb2.JudgeInfo(name=name, identity=convert.judge_identity(identity),
+            factuality_pb2.JudgeInfo(name=name, identity=judge_identity(identity),
                                      is_default=name == self.judges.default)
             for name, identity in sorted(self.judges.identities.items())
         ])

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from maskdpo.server.errors import InvalidArgument, TextTooLong
 from maskdpo.server.judge.bootstrap import ConfidenceInterval
 from maskdpo.server.judge.metrics import FactualityMetrics
-from maskdpo.server.judge.types import Fact, JudgeIdentity, JudgeRequest, Judgment, Passage
-from maskdpo.trainer.labels import LabelCounts, SentenceLabel
+from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
+from maskdpo.server.wire import label_counts
+from maskdpo.trainer.labels import SentenceLabel
 from maskdpo.trainer.mask_rules import MaskRule, PairRole, keeps
 from maskdpo.v1 import common_pb2, factuality_pb2
 
@@ -105,19 +106,6 @@ def scored_answer(judgment: Judgment, rule: MaskRule, metrics: FactualityMetrics
     if metrics.factscore_no_penalty is not None:
         m.precision = metrics.factscore_no_penalty
     return out
-
-
-def label_counts(counts: LabelCounts) -> common_pb2.LabelCounts:
-    return common_pb2.LabelCounts(ok=counts.ok, contradictory=counts.contradictory,
-                                  unverifiable=counts.unverifiable, nofact=counts.nofact)
-
-
-def judge_identity(identity: JudgeIdentity, knowledge_source: str = "") -> common_pb2.JudgeIdentity:
-    return common_pb2.JudgeIdentity(
-        backend=identity.backend, model=identity.model, prompt_version=identity.prompt_version,
-        knowledge_source=knowledge_source or identity.knowledge_source, splitter=identity.splitter,
-        heuristic=identity.heuristic, settings=dict(identity.settings),
-    )
 
 
 def _interval(ci: ConfidenceInterval | None) -> common_pb2.ConfidenceInterval | None:

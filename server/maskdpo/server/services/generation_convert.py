@@ -17,7 +17,7 @@ from maskdpo.server.errors import (
 from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
 from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
-from maskdpo.server.store.timestamps import timestamp
+from maskdpo.server.wire import timestamp
 from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
 
 MAX_N = 64

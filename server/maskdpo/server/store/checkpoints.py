@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskdpo.server.edge.names import CHECKPOINT_NAME
 from maskdpo.server.errors import InvalidArgument, NotFound
 from maskdpo.server.store.sqlite import connect
 
@@ -37,7 +38,6 @@ MIGRATIONS = [
     CREATE UNIQUE INDEX checkpoints_path ON checkpoints(model, path)
     """,
 ]
-_NAME = re.compile(r"models/([^/]+)/checkpoints/([^/]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class CheckpointRecord:
 
 def parse_checkpoint_name(name: str, field: str) -> tuple[str, str]:
     """(model, checkpoint id) of ``models/{model}/checkpoints/{id}``."""
-    match = _NAME.fullmatch(name)
+    match = CHECKPOINT_NAME.fullmatch(name)
     if match is None:
         raise InvalidArgument(field, f"expected 'models/<model>/checkpoints/<id>', got {name[:80]!r}")
     return match.group(1), match.group(2)

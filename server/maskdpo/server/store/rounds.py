@@ -22,7 +22,7 @@ from typing import Any
 
 from maskdpo.server.errors import Conflict, NotFound
 from maskdpo.server.store.sqlite import connect
-from maskdpo.server.store.timestamps import timestamp
+from maskdpo.server.wire import timestamp
 from maskdpo.v1 import alignment_pb2, common_pb2
 
 State = alignment_pb2.AlignmentRound.State

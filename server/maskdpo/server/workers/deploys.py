@@ -35,7 +35,7 @@ from maskdpo.server.errors import Conflict, ServiceError, Unavailable, to_servic
 from maskdpo.server.generation.types import DeployReport
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.server.store.operations import OperationStore
-from maskdpo.server.store.timestamps import timestamp
+from maskdpo.server.wire import timestamp
 from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
 from maskdpo.v1 import models_pb2
 

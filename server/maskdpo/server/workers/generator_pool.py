@@ -25,6 +25,7 @@ from typing import Any
 import ray
 
 from maskdpo.server.errors import DeadlineExceeded, NotFound, Unavailable
+from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import (
     DeployReport,
@@ -46,15 +47,16 @@ BUILTIN = "builtin:"
 State = models_pb2.Model.State
 
 
-def resolve_folder(name: str, source: str) -> Path:
-    """The model folder of a ``models`` setting entry (``builtin:smollm2`` is built on first use)."""
+def resolve_folder(name: str, source: str, models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
+    """The model folder of a ``models`` setting entry (``builtin:smollm2`` is built under ``models_dir``
+    on first use)."""
     if source.startswith(BUILTIN):
         which = source[len(BUILTIN) :]
         if which != "smollm2":
             raise ValueError(f"model {name!r}: unknown builtin {which!r}; known: builtin:smollm2")
         from maskdpo.server.generation.builtin_models import smollm2_path
 
-        return smollm2_path()
+        return smollm2_path(models_dir=models_dir)
     folder = Path(source).expanduser().resolve()
     if not (folder / "config.json").is_file():
         raise ValueError(f"model {name!r}: {folder} is not a model folder (no config.json)")
@@ -133,7 +135,7 @@ class GeneratorPool:
 
         models = {}
         for name, source in settings.models.items():
-            folder = resolve_folder(name, source)
+            folder = resolve_folder(name, source, settings.models_dir)
             engine = EngineSettings(
                 model=folder,
                 served_name=name,

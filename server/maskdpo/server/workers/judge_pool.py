@@ -1,65 +1,131 @@
-"""The server's handle on its Judge actors: picks a replica, passes the call's deadline down to Ray, and
-cancels the Ray task when the client cancels or the deadline passes."""
+"""The judges of a server: Judge actors (one or more replicas per backend), called by Score and by rounds.
+
+The server starts them (:meth:`JudgePool.start`); each actor is named after the server's data folder, the
+backend and its replica, so the round controller -- which outlives the server -- reaches the same workers
+by name (:meth:`JudgePool.named`): an llm judge is loaded once per server, and Score and rounds label with
+the same code. Calls pass the caller's deadline down to Ray and cancel the Ray task when the client
+cancels or the deadline passes. A lost actor (the server restarted and started new ones) is looked up again
+at the next call.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
 
-from maskdpo.server.errors import InvalidArgument
+from maskdpo.server.errors import InvalidArgument, Unavailable
 from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.workers.placement import Placement, wait_placed
-from maskdpo.server.workers.ray_runtime import await_ray
+from maskdpo.server.workers.ray_runtime import (
+    NAMESPACE,
+    actor_lost,
+    actor_name,
+    await_ray,
+    call_error,
+    find_actor,
+    wait_name_free,
+)
+
+
+def judge_name(data_dir: Path, backend: str, replica: int) -> str:
+    """The Ray name of a Judge actor of the server of ``data_dir``."""
+    return actor_name(data_dir, f"judge-{backend}-{replica}")
 
 
 class JudgePool:
     """Round-robin over the replicas of each judge backend."""
 
-    def __init__(self, actors: dict[str, list[Any]], identities: dict[str, JudgeIdentity], default: str) -> None:
-        self._actors = actors
-        self._cycle: dict[str, Iterator[Any]] = {name: itertools.cycle(a) for name, a in actors.items()}
+    def __init__(self, names: dict[str, list[str]], identities: dict[str, JudgeIdentity], default: str,
+                 actors: dict[str, list[Any]] | None = None, wait_s: float = 0.0) -> None:
+        self._names = names
+        self._actors: dict[str, list[Any]] = actors or {}
+        self._next = {backend: itertools.count() for backend in names}
         self.identities = identities
         self.default = default
+        self._wait_s = wait_s
 
     @classmethod
-    async def start(cls, names: Sequence[str], default: str, replicas: int, options: dict[str, dict[str, Any]],
-                    batch_window_ms: float, max_batch: int, queue_limit: int,
-                    placement: Placement | None = None, placement_timeout_s: float = 600.0) -> JudgePool:
+    async def start(cls, data_dir: Path, backends: Sequence[str], default: str, replicas: int,
+                    options: dict[str, dict[str, Any]], batch_window_ms: float, max_batch: int,
+                    queue_limit: int, placement: Placement | None = None,
+                    placement_timeout_s: float = 600.0) -> JudgePool:
         """Start ``replicas`` actors per backend, placed by ``placement``; PlacementTimeout when no node
         takes one within ``placement_timeout_s``."""
         from maskdpo.server.workers.judge_actor import JudgeActor
 
         placement = placement or Placement()
-        ray_options = {**placement.ray_options(auto_gpus=0.0), "max_concurrency": 1000}
+        ray_options = {**placement.ray_options(auto_gpus=0.0), "max_concurrency": 1000, "namespace": NAMESPACE}
+        names = {backend: [judge_name(data_dir, backend, i) for i in range(replicas)] for backend in backends}
         actors: dict[str, list[Any]] = {}
-        for name in names:
-            actors[name] = [
-                JudgeActor.options(**ray_options).remote(  # type: ignore[attr-defined]
-                    name, options.get(name, {}), batch_window_ms, max_batch, queue_limit)
-                for _ in range(replicas)
-            ]
-        for name, replicas_of in actors.items():
+        for backend, replica_names in names.items():
+            actors[backend] = []
+            for name in replica_names:
+                await wait_name_free(name, 30.0)  # an actor of a server that just stopped
+                actors[backend].append(JudgeActor.options(name=name, **ray_options).remote(  # type: ignore[attr-defined]
+                    backend, options.get(backend, {}), batch_window_ms, max_batch, queue_limit))
+        for backend, replicas_of in actors.items():
             for actor in replicas_of:
-                await wait_placed(actor, placement_timeout_s, f"judge {name!r}", placement.describe(0.0))
+                await wait_placed(actor, placement_timeout_s, f"judge {backend!r}", placement.describe(0.0))
         identities = {}
-        for name, replicas_of in actors.items():
-            identities[name] = await asyncio.wrap_future(replicas_of[0].identity.remote().future())
-        return cls(actors, identities, default)
+        for backend, replicas_of in actors.items():
+            identities[backend] = await asyncio.wrap_future(replicas_of[0].identity.remote().future())
+        return cls(names, identities, default, actors)
+
+    @classmethod
+    def named(cls, data_dir: Path, backends: Sequence[str], replicas: int, wait_s: float) -> JudgePool:
+        """The judges a server of ``data_dir`` started, found by name at first use (waiting up to ``wait_s``
+        for a server that is still starting)."""
+        names = {backend: [judge_name(data_dir, backend, i) for i in range(replicas)] for backend in backends}
+        return cls(names, {}, "", wait_s=wait_s)
+
+    @property
+    def backends(self) -> list[str]:
+        return sorted(self._names)
 
     def resolve(self, name: str, field: str = "judge") -> str:
         name = name or self.default
-        if name not in self._actors:
-            raise InvalidArgument(field, f"unknown judge {name!r}; this server hosts {sorted(self._actors)}")
+        if name not in self._names:
+            raise InvalidArgument(field, f"unknown judge {name!r}; this server hosts {self.backends}")
         return name
 
-    async def judge(self, name: str, requests: list[JudgeRequest], timeout: float | None) -> list[Judgment]:
-        actor = next(self._cycle[name])
-        result: list[Judgment] = await await_ray(actor.judge.remote(requests), timeout, f"judge {name!r}")
+    async def _actor(self, backend: str) -> Any:
+        if backend not in self._names:
+            raise Unavailable(f"the server hosts no judge {backend!r} (it hosts {self.backends})")
+        replicas = self._actors.setdefault(backend, [])
+        if not replicas:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._wait_s
+            while True:
+                found = [find_actor(name) for name in self._names[backend]]
+                if all(actor is not None for actor in found):
+                    replicas.extend(found)
+                    break
+                if loop.time() >= deadline:
+                    raise Unavailable(f"the judge {backend!r} is not running (is the server up?)")
+                await asyncio.sleep(1.0)
+        return replicas[next(self._next[backend]) % len(replicas)]
+
+    async def judge(self, backend: str, requests: list[JudgeRequest], timeout: float | None = None
+                    ) -> list[Judgment]:
+        actor = await self._actor(backend)
+        try:
+            result: list[Judgment] = await await_ray(actor.judge.remote(requests), timeout, f"judge {backend!r}")
+        except Exception as exc:
+            if actor_lost(exc):
+                self._actors.pop(backend, None)  # the next call finds the server's new actors
+            raise call_error(exc, f"the judge {backend!r}") from None
         return result
+
+    async def identity(self, backend: str) -> JudgeIdentity:
+        if backend not in self.identities:
+            actor = await self._actor(backend)
+            self.identities[backend] = await await_ray(actor.identity.remote(), 60.0, f"judge {backend!r}")
+        return self.identities[backend]
 
     def shutdown(self) -> None:
         for replicas in self._actors.values():

@@ -80,9 +80,22 @@ def remote_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+LOST = "lost"
+"""``metadata["actor"]`` of the UNAVAILABLE error for a call whose actor is gone."""
+
+
 def actor_lost(exc: BaseException) -> bool:
     """True when a call failed because its actor (or the actor's node) is gone."""
     return isinstance(exc, ray.exceptions.RayActorError | ray.exceptions.ActorUnavailableError)
+
+
+def worker_lost(exc: BaseException) -> bool:
+    """True for work lost with its process or node (worth running again elsewhere), as opposed to an error
+    of the work itself: Ray's errors for that, or the UNAVAILABLE :func:`call_error` made of one."""
+    rx = ray.exceptions
+    lost = (rx.RayActorError, rx.ActorUnavailableError, rx.WorkerCrashedError, rx.NodeDiedError,
+            rx.ObjectLostError)
+    return isinstance(exc, lost) or (isinstance(exc, Unavailable) and exc.metadata.get("actor") == LOST)
 
 
 def call_error(exc: BaseException, what: str) -> BaseException:
@@ -93,7 +106,7 @@ def call_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(original, ServiceError):
         return original
     if actor_lost(exc):
-        return Unavailable(f"{what} is not reachable ({type(exc).__name__}); retry later")
+        return Unavailable(f"{what} is not reachable ({type(exc).__name__}); retry later", actor=LOST)
     if isinstance(exc, ray.exceptions.TaskCancelledError):
         return Cancelled(f"the call to {what} was cancelled")
     return exc
