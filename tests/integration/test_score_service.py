@@ -118,6 +118,28 @@ def test_auth(server: ServerProcess) -> None:
             operator.create_knowledge_source("ada", facts=FACTS)
 
 
+async def test_knowledge_sources_through_both_clients_and_the_cli(server: ServerProcess) -> None:
+    async with AsyncClient(server.target, token=OPERATOR) as operator:
+        created = await operator.create_knowledge_source("lifecycle", passages=[("Ada Lind", PASSAGE)],
+                                                         description="for the lifecycle test")
+        assert created.name == "knowledgeSources/lifecycle" and created.passage_count == 1
+        assert (await operator.get_knowledge_source("lifecycle")).description == "for the lifecycle test"
+    with _client(server) as reader:
+        assert reader.get_knowledge_source("knowledgeSources/lifecycle").passage_count == 1
+        assert "knowledgeSources/lifecycle" in {s.name for s in reader.list_knowledge_sources()}
+        with pytest.raises(sdk_errors.PermissionDeniedError):
+            reader.delete_knowledge_source("lifecycle")
+    cli = [sys.executable, "-m", "maskdpo.client.cli", "knowledge", "--target", server.target, "--token", OPERATOR]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "knowledgeSources/lifecycle" in listed.stdout, listed.stderr
+    got = subprocess.run([*cli, "get", "lifecycle", "--json"], capture_output=True, text=True, timeout=120)
+    assert json.loads(got.stdout)["passageCount"] == 1, got.stderr
+    deleted = subprocess.run([*cli, "delete", "lifecycle"], capture_output=True, text=True, timeout=120)
+    assert deleted.returncode == 0, deleted.stderr
+    gone = subprocess.run([*cli, "get", "lifecycle"], capture_output=True, text=True, timeout=120)
+    assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "reason", "field"),
     [

@@ -1,4 +1,5 @@
-"""Every RPC the server offers to clients, read from the service descriptors, and a raw-bytes caller.
+"""Every RPC the server offers to clients (``maskdpo.v1.policies``: the contract's services and
+google.longrunning.Operations), with the role the contract declares for it, and a raw-bytes caller.
 
 The caller sends bytes exactly as given (no client-side serializer) and returns the call's status code,
 so fuzzed and malformed payloads reach the server untouched.
@@ -9,22 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
-from google.longrunning import operations_proto_pb2
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from maskdpo.server.edge.auth import required_role
-from maskdpo.server.settings import Role
-from maskdpo.v1 import alignment_pb2, factuality_pb2, generation_pb2, models_pb2
-
-SERVICES = (
-    factuality_pb2.DESCRIPTOR.services_by_name["FactualityService"],
-    generation_pb2.DESCRIPTOR.services_by_name["GenerationService"],
-    models_pb2.DESCRIPTOR.services_by_name["ModelService"],
-    alignment_pb2.DESCRIPTOR.services_by_name["AlignmentService"],
-    operations_proto_pb2.DESCRIPTOR.services_by_name["Operations"],
-)
+from maskdpo.v1 import policies, policy_pb2
 
 
 @dataclass(frozen=True)
@@ -33,8 +23,13 @@ class Rpc:
 
     path: str
     request: Descriptor
-    streaming: bool
+    client_streaming: bool
+    server_streaming: bool
     operator_only: bool
+
+    @property
+    def service(self) -> str:
+        return self.path.split("/")[1]
 
     @property
     def name(self) -> str:
@@ -46,12 +41,10 @@ class Rpc:
 
 def all_rpcs() -> list[Rpc]:
     rpcs = []
-    for service in SERVICES:
-        for method in service.methods:
-            path = f"/{service.full_name}/{method.name}"
-            rpcs.append(
-                Rpc(path, method.input_type, method.server_streaming, required_role(path) is Role.OPERATOR)
-            )
+    for method in policies.methods():
+        path = policies.path_of(method)
+        operator_only = policies.policy_of(path).role == policy_pb2.ROLE_OPERATOR
+        rpcs.append(Rpc(path, method.input_type, method.client_streaming, method.server_streaming, operator_only))
     return rpcs
 
 
@@ -61,7 +54,7 @@ def call_raw(
     """(status, response messages as bytes) of one call with ``payload`` as the request's bytes."""
     metadata = (("authorization", f"Bearer {token}"),)
     try:
-        if rpc.streaming:
+        if rpc.server_streaming:
             return grpc.StatusCode.OK, list(
                 channel.unary_stream(rpc.path)(payload, metadata=metadata, timeout=timeout)
             )

@@ -1,18 +1,17 @@
 """Auth and TLS end to end: every method of the contract against every kind of caller, token lookup in
 constant time, TLS and mutual TLS with certificates made here, through the SDK and the CLI.
 
-The auth matrix enumerates the methods from the proto descriptors (every ``maskdpo.v1`` service and
-``google.longrunning.Operations``) and checks that the server exposes exactly those (plus health and
-reflection, which need no token). Requests are empty messages: an allowed caller may get any status except
-UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL or UNKNOWN; an empty create or deploy must start nothing.
+The auth matrix enumerates the methods and their roles from the contract (``maskdpo.v1.policies``: every
+``maskdpo.v1`` service and ``google.longrunning.Operations``) and checks that the server exposes exactly
+those (plus health and reflection, which need no token). Requests are empty messages: an allowed caller
+may get any status except UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL or UNKNOWN; an empty create or
+deploy must start nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-import importlib
-import pkgutil
 import random
 import statistics
 import subprocess
@@ -27,10 +26,8 @@ from typing import Any
 import grpc
 import pytest
 from google.longrunning import operations_proto_pb2
-from google.protobuf import message, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-import maskdpo.v1
 from maskdpo.client import Client, Knowledge
 from maskdpo.client.errors import MaskdpoError
 from maskdpo.server.edge import auth
@@ -39,7 +36,7 @@ from maskdpo.server.launcher import ServerProcess
 from maskdpo.server.settings import Role
 from tests.helpers.certs import CertificateAuthority
 from tests.reliability.conftest import OPERATOR, READER, TOKENS_ENV
-from tests.unit.server.test_auth import OPERATOR_ONLY  # the contract's operator-only methods
+from tests.reliability.rpc_catalog import Rpc, all_rpcs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -66,38 +63,14 @@ NEVER_FOR_ALLOWED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION
                      grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
-@dataclass(frozen=True)
-class Rpc:
-    """One method of the contract, from its descriptor."""
-
-    path: str
-    request: type[message.Message]
-    client_streaming: bool
-    server_streaming: bool
-
-    @property
-    def service(self) -> str:
-        return self.path.split("/")[1]
-
-
-def contract_rpcs() -> list[Rpc]:
-    modules = [importlib.import_module(f"maskdpo.v1.{m.name}")
-               for m in pkgutil.iter_modules(maskdpo.v1.__path__) if m.name.endswith("_pb2")]
-    rpcs = []
-    for module in [*modules, operations_proto_pb2]:
-        for service in module.DESCRIPTOR.services_by_name.values():
-            rpcs += [Rpc(f"/{service.full_name}/{m.name}", message_factory.GetMessageClass(m.input_type),
-                         m.client_streaming, m.server_streaming) for m in service.methods]
-    return rpcs
-
-
-RPCS = contract_rpcs()
+RPCS = all_rpcs()
 
 
 def call_status(channel: grpc.Channel, rpc: Rpc, metadata: Metadata) -> grpc.StatusCode:
     """The status of calling ``rpc`` with an empty request (responses are read to the end and dropped)."""
-    serializer = rpc.request.SerializeToString
-    request = rpc.request()
+    request_class = rpc.request_class()
+    serializer = request_class.SerializeToString
+    request = request_class()
     try:
         if rpc.client_streaming:
             factory = channel.stream_stream if rpc.server_streaming else channel.stream_unary
@@ -151,7 +124,6 @@ def channel(toy_server: ServerProcess) -> Iterator[grpc.Channel]:
 def test_the_server_exposes_exactly_the_contract_and_open_probes(channel: grpc.Channel) -> None:
     exposed = set(ProtoReflectionDescriptorDatabase(channel).get_services())  # reflection: no token
     assert exposed == {r.service for r in RPCS} | OPEN_SERVICES
-    assert OPERATOR_ONLY <= {r.path for r in RPCS}, "an operator-only method is missing from the protos"
     health = channel.unary_unary("/grpc.health.v1.Health/Check")
     assert health(b"", timeout=CALL_TIMEOUT_S) == b"\x08\x01"  # status: SERVING, without a token
 
@@ -164,7 +136,7 @@ def test_auth_matrix(channel: grpc.Channel, rpc: Rpc) -> None:
         if status is not grpc.StatusCode.UNAUTHENTICATED:
             wrong[caller] = status
     reader = call_status(channel, rpc, (_bearer(READER),))
-    if rpc.path in OPERATOR_ONLY:
+    if rpc.operator_only:
         if reader is not grpc.StatusCode.PERMISSION_DENIED:
             wrong["reader"] = reader
     elif reader in NEVER_FOR_ALLOWED:

@@ -1,8 +1,8 @@
 """Channel set-up shared by the sync and async clients: credentials, size caps, retry policy.
 
-Retries happen only where they are safe: methods that read or compute without side effects are retried
-on UNAVAILABLE with exponential back-off (gRPC's built-in retry policy). Methods that create or change
-something are never retried by the SDK.
+Retries happen only where they are safe: the methods the contract declares ``retry_safe`` (they read or
+compute without side effects; ``maskdpo.v1.policies``) are retried on UNAVAILABLE with exponential back-off
+(gRPC's built-in retry policy). Methods that create or change something are never retried by the SDK.
 """
 
 from __future__ import annotations
@@ -14,22 +14,15 @@ from typing import Any
 import grpc
 from google.longrunning import operations_pb2_grpc
 
-from maskdpo.v1 import alignment_pb2_grpc, factuality_pb2_grpc, generation_pb2_grpc, models_pb2_grpc
+from maskdpo.v1 import alignment_pb2_grpc, factuality_pb2_grpc, generation_pb2_grpc, models_pb2_grpc, policies
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-_SAFE_METHODS = {
-    "maskdpo.v1.FactualityService": ["Score", "BatchScore", "ListJudges", "GetKnowledgeSource",
-                                     "ListKnowledgeSources"],
-    "maskdpo.v1.ModelService": ["ListModels", "GetModel", "ListCheckpoints"],
-    "maskdpo.v1.AlignmentService": ["GetAlignmentRound", "ListAlignmentRounds"],
-    "google.longrunning.Operations": ["GetOperation", "ListOperations"],
-}
-
 SERVICE_CONFIG = json.dumps({
     "methodConfig": [{
-        "name": [{"service": s, "method": m} for s, methods in _SAFE_METHODS.items() for m in methods],
+        "name": [{"service": m.containing_service.full_name, "method": m.name}
+                 for m in policies.retry_safe_methods()],
         "retryPolicy": {
             "maxAttempts": 4,
             "initialBackoff": "0.2s",

@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.longrunning import operations_proto_pb2
-from google.protobuf import duration_pb2
 
 from maskdpo.client._channel import DEFAULT_TARGET, Connection, channel_options, credentials
 from maskdpo.client._generation import (
@@ -31,14 +30,18 @@ from maskdpo.client._generation import (
 )
 from maskdpo.client._health import health_check_request
 from maskdpo.client._requests import (
+    FactLike,
     Item,
     Knowledge,
+    PassageLike,
     ScoreOptions,
     batch_score_request,
-    fact,
-    passage,
+    create_knowledge_source_request,
+    knowledge_source_name,
     score_request,
+    wait_request,
 )
+from maskdpo.client._rounds import reconnect_delay
 from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import (
     alignment_pb2,
@@ -48,6 +51,7 @@ from maskdpo.v1 import (
 )
 
 DEFAULT_TIMEOUT_S = 60.0
+RoundState: TypeAlias = alignment_pb2.AlignmentRound.State.ValueType
 
 
 class Client(Connection):
@@ -76,6 +80,16 @@ class Client(Connection):
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
+    def _list(self, method: Callable[..., Any], request: Any, field: str, timeout: float | None) -> list[Any]:
+        """Every item of a List call, following its pages (``request.page_token`` is advanced in place)."""
+        items: list[Any] = []
+        while True:
+            page = self._call(method, request, timeout)
+            items.extend(getattr(page, field))
+            if not page.next_page_token:
+                return items
+            request.page_token = page.next_page_token
+
     def score(self, response: str, *, knowledge: Knowledge | None = None, prompt: str = "", topic: str = "",
               judge: str = "", options: ScoreOptions | None = None,
               timeout: float | None = None) -> factuality_pb2.ScoreResponse:
@@ -99,16 +113,31 @@ class Client(Connection):
             self.factuality.ListJudges, factuality_pb2.ListJudgesRequest(), timeout)
         return result
 
-    def create_knowledge_source(self, source_id: str, *, passages: Sequence[Any] = (), facts: Sequence[Any] = (),
-                                description: str = "", timeout: float | None = None
-                                ) -> factuality_pb2.KnowledgeSource:
+    def create_knowledge_source(self, source_id: str, *, passages: Sequence[PassageLike] = (),
+                                facts: Sequence[FactLike] = (), description: str = "",
+                                timeout: float | None = None) -> factuality_pb2.KnowledgeSource:
         """Register passages and/or facts under an id (operator role)."""
-        request = factuality_pb2.CreateKnowledgeSourceRequest(
-            knowledge_source_id=source_id, description=description,
-            passages=[passage(p) for p in passages], facts=[fact(f) for f in facts])
+        request = create_knowledge_source_request(source_id, passages=passages, facts=facts,
+                                                  description=description)
         result: factuality_pb2.KnowledgeSource = self._call(self.factuality.CreateKnowledgeSource, request,
                                                               timeout)
         return result
+
+    def get_knowledge_source(self, source: str, timeout: float | None = None) -> factuality_pb2.KnowledgeSource:
+        """A knowledge source's description; ``source`` is its id or ``knowledgeSources/{id}``."""
+        request = factuality_pb2.GetKnowledgeSourceRequest(name=knowledge_source_name(source))
+        result: factuality_pb2.KnowledgeSource = self._call(self.factuality.GetKnowledgeSource, request, timeout)
+        return result
+
+    def list_knowledge_sources(self, timeout: float | None = None) -> list[factuality_pb2.KnowledgeSource]:
+        """Every registered knowledge source, following the pages."""
+        return self._list(self.factuality.ListKnowledgeSources, factuality_pb2.ListKnowledgeSourcesRequest(),
+                          "knowledge_sources", timeout)
+
+    def delete_knowledge_source(self, source: str, timeout: float | None = None) -> None:
+        """Delete a knowledge source (operator role); ``source`` is its id or ``knowledgeSources/{id}``."""
+        request = factuality_pb2.DeleteKnowledgeSourceRequest(name=knowledge_source_name(source))
+        self._call(self.factuality.DeleteKnowledgeSource, request, timeout)
 
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """The server's health status for ``service`` ("" = the whole server): "SERVING", ..."""
@@ -143,14 +172,7 @@ class Client(Connection):
         return GenerationStream(call)
 
     def list_models(self, timeout: float | None = None) -> list[models_pb2.Model]:
-        models: list[models_pb2.Model] = []
-        token = ""
-        while True:
-            page = self._call(self.models.ListModels, models_pb2.ListModelsRequest(page_token=token), timeout)
-            models.extend(page.models)
-            token = page.next_page_token
-            if not token:
-                return models
+        return self._list(self.models.ListModels, models_pb2.ListModelsRequest(), "models", timeout)
 
     def get_model(self, model: str, timeout: float | None = None) -> models_pb2.Model:
         result: models_pb2.Model = self._call(self.models.GetModel,
@@ -158,15 +180,8 @@ class Client(Connection):
         return result
 
     def list_checkpoints(self, model: str, timeout: float | None = None) -> list[models_pb2.Checkpoint]:
-        checkpoints: list[models_pb2.Checkpoint] = []
-        token = ""
-        while True:
-            request = models_pb2.ListCheckpointsRequest(parent=model_name(model), page_token=token)
-            page = self._call(self.models.ListCheckpoints, request, timeout)
-            checkpoints.extend(page.checkpoints)
-            token = page.next_page_token
-            if not token:
-                return checkpoints
+        return self._list(self.models.ListCheckpoints, models_pb2.ListCheckpointsRequest(parent=model_name(model)),
+                          "checkpoints", timeout)
 
     def deploy_checkpoint(self, model: str, checkpoint: str, *, verify_tolerance: float = 0.0,
                           request_id: str = "", timeout: float | None = None) -> operations_proto_pb2.Operation:
@@ -177,26 +192,39 @@ class Client(Connection):
         result: operations_proto_pb2.Operation = self._call(self.models.DeployCheckpoint, request, timeout)
         return result
 
+    # --- long-running operations -------------------------------------------------------------------------
+
     def get_operation(self, name: str, timeout: float | None = None) -> operations_proto_pb2.Operation:
         result: operations_proto_pb2.Operation = self._call(
             self.operations.GetOperation, operations_proto_pb2.GetOperationRequest(name=name), timeout)
         return result
 
+    def list_operations(self, *, filter: str = "", timeout: float | None = None
+                        ) -> list[operations_proto_pb2.Operation]:
+        """Every operation (deploys and rounds), following the pages; ``filter``: ``kind=deploy`` or
+        ``kind=round``."""
+        return self._list(self.operations.ListOperations, operations_proto_pb2.ListOperationsRequest(filter=filter),
+                          "operations", timeout)
+
     def wait_operation(self, name: str, timeout: float = 600.0) -> operations_proto_pb2.Operation:
         """Wait until the operation is done or ``timeout`` seconds pass; returns it either way."""
         deadline = time.monotonic() + timeout
         while True:
-            remaining = max(deadline - time.monotonic(), 0.0)
-            wait = duration_pb2.Duration()
-            wait.FromNanoseconds(int(min(remaining, 30.0) * 1e9))
-            op: operations_proto_pb2.Operation = self._call(
-                self.operations.WaitOperation, operations_proto_pb2.WaitOperationRequest(name=name, timeout=wait),
-                min(remaining, 30.0) + 10.0)
+            request, call_timeout = wait_request(name, deadline)
+            op: operations_proto_pb2.Operation = self._call(self.operations.WaitOperation, request, call_timeout)
             if op.done or time.monotonic() >= deadline:
                 return op
 
+    def cancel_operation(self, name: str, timeout: float | None = None) -> None:
+        """Ask an operation to stop (operator role); a round stops, a started deploy runs to its end."""
+        self._call(self.operations.CancelOperation, operations_proto_pb2.CancelOperationRequest(name=name), timeout)
 
-    # -- alignment rounds ---------------------------------------------------------------------------------
+    def delete_operation(self, name: str, timeout: float | None = None) -> None:
+        """Forget a finished operation's record (operator role); a running one is refused (cancel it first)."""
+        self._call(self.operations.DeleteOperation, operations_proto_pb2.DeleteOperationRequest(name=name), timeout)
+
+    # --- alignment rounds --------------------------------------------------------------------------------
+
     def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "",
                      timeout: float | None = None) -> operations_proto_pb2.Operation:
         """Start a round (operator role); returns its operation at once (``round_of(op)`` names the round).
@@ -210,20 +238,11 @@ class Client(Connection):
             self.alignment.GetAlignmentRound, alignment_pb2.GetAlignmentRoundRequest(name=name), timeout)
         return result
 
-    def list_rounds(self, *, state: alignment_pb2.AlignmentRound.State.ValueType = alignment_pb2.AlignmentRound.STATE_UNSPECIFIED, model: str = "", page_size: int = 0,
-                    timeout: float | None = None) -> list[alignment_pb2.AlignmentRound]:
+    def list_rounds(self, *, state: RoundState = alignment_pb2.AlignmentRound.STATE_UNSPECIFIED, model: str = "",
+                    page_size: int = 0, timeout: float | None = None) -> list[alignment_pb2.AlignmentRound]:
         """Every round (newest first), following the pages; ``state`` / ``model`` filter."""
-        rounds: list[alignment_pb2.AlignmentRound] = []
-        token = ""
-        while True:
-            page: alignment_pb2.ListAlignmentRoundsResponse = self._call(
-                self.alignment.ListAlignmentRounds,
-                alignment_pb2.ListAlignmentRoundsRequest(page_size=page_size, page_token=token, state=state,
-                                                         model=model), timeout)
-            rounds.extend(page.rounds)
-            token = page.next_page_token
-            if not token:
-                return rounds
+        request = alignment_pb2.ListAlignmentRoundsRequest(page_size=page_size, state=state, model=model)
+        return self._list(self.alignment.ListAlignmentRounds, request, "rounds", timeout)
 
     def watch_round(self, name: str, *, after_sequence: int = 0, reconnect: int = 5,
                     ) -> Iterator[alignment_pb2.RoundEvent]:
@@ -241,11 +260,8 @@ class Client(Connection):
                         return
                 return
             except grpc.RpcError as error:
-                if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL) \
-                        or failures >= reconnect:
-                    raise from_rpc_error(error) from None
                 failures += 1
-                time.sleep(min(2.0 ** failures, 10.0))
+                time.sleep(reconnect_delay(error, failures, reconnect))
 
     def cancel_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:
         """Ask the round to stop (operator role): within one training step; nothing is promoted."""

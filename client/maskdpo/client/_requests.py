@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from google.longrunning import operations_proto_pb2
+from google.protobuf import duration_pb2
 
 from maskdpo.v1 import common_pb2, factuality_pb2
 
@@ -28,8 +32,7 @@ class Knowledge:
             raise ValueError("give one of passages, facts or source")
         out = factuality_pb2.Knowledge()
         if self.source:
-            name = self.source if self.source.startswith("knowledgeSources/") else f"knowledgeSources/{self.source}"
-            out.knowledge_source = name
+            out.knowledge_source = knowledge_source_name(self.source)
         elif self.passages:
             out.passages.passages.extend(passage(p) for p in self.passages)
         elif self.facts:
@@ -58,6 +61,19 @@ class ScoreOptions:
         if self.gamma is not None:
             out.gamma = self.gamma
         return out
+
+
+def knowledge_source_name(source: str) -> str:
+    """``knowledgeSources/{source}`` for a bare id; a resource name stays as it is."""
+    return source if source.startswith("knowledgeSources/") else f"knowledgeSources/{source}"
+
+
+def create_knowledge_source_request(source_id: str, *, passages: Sequence[PassageLike],
+                                    facts: Sequence[FactLike], description: str
+                                    ) -> factuality_pb2.CreateKnowledgeSourceRequest:
+    return factuality_pb2.CreateKnowledgeSourceRequest(
+        knowledge_source_id=source_id, description=description,
+        passages=[passage(p) for p in passages], facts=[fact(f) for f in facts])
 
 
 def passage(p: PassageLike) -> factuality_pb2.Passage:
@@ -105,3 +121,16 @@ def batch_score_request(items: Sequence[Item], *, knowledge: Knowledge | None, j
         if item.knowledge is not None:
             entry.knowledge.CopyFrom(item.knowledge.to_proto())
     return out
+
+
+WAIT_SLICE_S = 30.0
+"""The longest a single WaitOperation call asks the server to wait; a longer wait takes several calls."""
+
+
+def wait_request(name: str, deadline: float) -> tuple[operations_proto_pb2.WaitOperationRequest, float]:
+    """The next WaitOperation request for a wait ending at ``deadline`` (``time.monotonic()``), and the
+    call's own timeout (the server's wait plus a margin)."""
+    remaining = min(max(deadline - time.monotonic(), 0.0), WAIT_SLICE_S)
+    wait = duration_pb2.Duration()
+    wait.FromNanoseconds(int(remaining * 1e9))
+    return operations_proto_pb2.WaitOperationRequest(name=name, timeout=wait), remaining + 10.0

@@ -12,8 +12,10 @@ with Client(token="...") as client:
 
 from __future__ import annotations
 
+import grpc
 from google.longrunning import operations_proto_pb2
 
+from maskdpo.client.errors import from_rpc_error
 from maskdpo.v1 import alignment_pb2
 
 
@@ -61,3 +63,12 @@ def round_metadata(op: operations_proto_pb2.Operation) -> alignment_pb2.Alignmen
     meta = alignment_pb2.AlignmentRoundMetadata()
     op.metadata.Unpack(meta)
     return meta
+
+
+def reconnect_delay(error: grpc.RpcError, failures: int, reconnect: int) -> float:
+    """Seconds to wait before reopening a watch stream dropped ``failures`` times in a row; raises the
+    call's typed error instead when the stream is not to be reopened (another status, or more than
+    ``reconnect`` drops in a row)."""
+    if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL) or failures > reconnect:
+        raise from_rpc_error(error) from None
+    return min(2.0 ** failures, 10.0)

@@ -4,6 +4,7 @@
     maskdpo score --file answer.txt --source bios --topic "Ada Lovelace"
     maskdpo score --jsonl answers.jsonl          # one {"response", "passages"?, "topic"?, ...} per line
     maskdpo judges | health
+    maskdpo knowledge list | get SOURCE | delete SOURCE   # registered knowledge sources (delete: operator)
     maskdpo generate "Tell me about Ada Lind." [--model toy] [-n 4] [--stream]    # see _cli_generation.py
     maskdpo models list | get MODEL | checkpoints MODEL
     maskdpo deploy MODEL CHECKPOINT [--wait]
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     _connection_args(score)
     for name, text in (("judges", "list the server's judges"), ("health", "check the server's health")):
         _connection_args(sub.add_parser(name, help=text))
+    knowledge = sub.add_parser("knowledge", help="list, show or delete registered knowledge sources")
+    knowledge.add_argument("action", choices=["list", "get", "delete"])
+    knowledge.add_argument("source", nargs="?", default="", help="source id or knowledgeSources/ID")
+    knowledge.add_argument("--json", action="store_true")
+    _connection_args(knowledge)
     _cli_generation.add_parsers(sub, _connection_args)
     _cli_rounds.add_parsers(sub, _connection_args)
     for name in _LAZY:
@@ -181,6 +187,21 @@ def _run_score(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_knowledge(client: Client, args: argparse.Namespace) -> int:
+    if args.action != "list" and not args.source:
+        print(f"maskdpo knowledge {args.action}: give the source", file=sys.stderr)
+        return 2
+    if args.action == "delete":
+        client.delete_knowledge_source(args.source)
+        print(f"deleted {args.source}")
+        return 0
+    sources = client.list_knowledge_sources() if args.action == "list" else [client.get_knowledge_source(args.source)]
+    for s in sources:
+        print(json_format.MessageToJson(s, indent=None) if args.json
+              else f"{s.name:<40} passages {s.passage_count:<6} facts {s.fact_count:<6} {s.description}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _LAZY:
@@ -202,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _cli_generation.run(client, args)
             if args.command == "round":
                 return _cli_rounds.run(client, args)
+            if args.command == "knowledge":
+                return _run_knowledge(client, args)
             if args.command == "judges":
                 for judge in client.list_judges().judges:
                     print(("* " if judge.is_default else "  ") + _judge_line(judge.identity))

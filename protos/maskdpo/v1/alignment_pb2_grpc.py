@@ -74,21 +74,21 @@ class AlignmentServiceServicer:
     def CreateAlignmentRound(self, request, context):
         """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
         finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-        returns the same operation. Role: operator.
+        returns the same operation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAlignmentRound(self, request, context):
-        """Gets a round. Role: reader.
+        """Gets a round.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAlignmentRounds(self, request, context):
-        """Lists rounds, newest first, optionally filtered by state. Role: reader.
+        """Lists rounds, newest first, optionally filtered by state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,14 +96,13 @@ class AlignmentServiceServicer:
 
     def WatchAlignmentRound(self, request, context):
         """Streams a round's events in order, starting after a given sequence number, until the round ends.
-        Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelAlignmentRound(self, request, context):
-        """Requests cancellation (same as Operations.CancelOperation on the round's operation). Role: operator.
+        """Requests cancellation (same as Operations.CancelOperation on the round's operation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

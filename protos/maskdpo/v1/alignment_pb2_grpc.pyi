@@ -40,18 +40,16 @@ class AlignmentServiceStub:
     CreateAlignmentRound: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.CreateAlignmentRoundRequest, _operations_pb2.Operation]
     """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
     finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-    returns the same operation. Role: operator.
+    returns the same operation.
     """
     GetAlignmentRound: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.GetAlignmentRoundRequest, _alignment_pb2.AlignmentRound]
-    """Gets a round. Role: reader."""
+    """Gets a round."""
     ListAlignmentRounds: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.ListAlignmentRoundsRequest, _alignment_pb2.ListAlignmentRoundsResponse]
-    """Lists rounds, newest first, optionally filtered by state. Role: reader."""
+    """Lists rounds, newest first, optionally filtered by state."""
     WatchAlignmentRound: _grpc.UnaryStreamMultiCallable[_alignment_pb2.WatchAlignmentRoundRequest, _alignment_pb2.RoundEvent]
-    """Streams a round's events in order, starting after a given sequence number, until the round ends.
-    Role: reader.
-    """
+    """Streams a round's events in order, starting after a given sequence number, until the round ends."""
     CancelAlignmentRound: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.CancelAlignmentRoundRequest, _alignment_pb2.AlignmentRound]
-    """Requests cancellation (same as Operations.CancelOperation on the round's operation). Role: operator."""
+    """Requests cancellation (same as Operations.CancelOperation on the round's operation)."""
 
 @_typing.type_check_only
 class AlignmentServiceAsyncStub(AlignmentServiceStub):
@@ -64,18 +62,16 @@ class AlignmentServiceAsyncStub(AlignmentServiceStub):
     CreateAlignmentRound: _aio.UnaryUnaryMultiCallable[_alignment_pb2.CreateAlignmentRoundRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
     finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-    returns the same operation. Role: operator.
+    returns the same operation.
     """
     GetAlignmentRound: _aio.UnaryUnaryMultiCallable[_alignment_pb2.GetAlignmentRoundRequest, _alignment_pb2.AlignmentRound]  # type: ignore[assignment]
-    """Gets a round. Role: reader."""
+    """Gets a round."""
     ListAlignmentRounds: _aio.UnaryUnaryMultiCallable[_alignment_pb2.ListAlignmentRoundsRequest, _alignment_pb2.ListAlignmentRoundsResponse]  # type: ignore[assignment]
-    """Lists rounds, newest first, optionally filtered by state. Role: reader."""
+    """Lists rounds, newest first, optionally filtered by state."""
     WatchAlignmentRound: _aio.UnaryStreamMultiCallable[_alignment_pb2.WatchAlignmentRoundRequest, _alignment_pb2.RoundEvent]  # type: ignore[assignment]
-    """Streams a round's events in order, starting after a given sequence number, until the round ends.
-    Role: reader.
-    """
+    """Streams a round's events in order, starting after a given sequence number, until the round ends."""
     CancelAlignmentRound: _aio.UnaryUnaryMultiCallable[_alignment_pb2.CancelAlignmentRoundRequest, _alignment_pb2.AlignmentRound]  # type: ignore[assignment]
-    """Requests cancellation (same as Operations.CancelOperation on the round's operation). Role: operator."""
+    """Requests cancellation (same as Operations.CancelOperation on the round's operation)."""
 
 class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Runs alignment rounds: SAMPLE -> JUDGE -> PAIR -> TRAIN -> EVALUATE -> PROMOTE. Rounds are
@@ -91,7 +87,7 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
         """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
         finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-        returns the same operation. Role: operator.
+        returns the same operation.
         """
 
     @_abc_1.abstractmethod
@@ -100,7 +96,7 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _alignment_pb2.GetAlignmentRoundRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alignment_pb2.AlignmentRound, _abc.Awaitable[_alignment_pb2.AlignmentRound]]:
-        """Gets a round. Role: reader."""
+        """Gets a round."""
 
     @_abc_1.abstractmethod
     def ListAlignmentRounds(
@@ -108,7 +104,7 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _alignment_pb2.ListAlignmentRoundsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alignment_pb2.ListAlignmentRoundsResponse, _abc.Awaitable[_alignment_pb2.ListAlignmentRoundsResponse]]:
-        """Lists rounds, newest first, optionally filtered by state. Role: reader."""
+        """Lists rounds, newest first, optionally filtered by state."""
 
     @_abc_1.abstractmethod
     def WatchAlignmentRound(
@@ -116,9 +112,7 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _alignment_pb2.WatchAlignmentRoundRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_alignment_pb2.RoundEvent], _abc.AsyncIterator[_alignment_pb2.RoundEvent]]:
-        """Streams a round's events in order, starting after a given sequence number, until the round ends.
-        Role: reader.
-        """
+        """Streams a round's events in order, starting after a given sequence number, until the round ends."""
 
     @_abc_1.abstractmethod
     def CancelAlignmentRound(
@@ -126,6 +120,6 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _alignment_pb2.CancelAlignmentRoundRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_alignment_pb2.AlignmentRound, _abc.Awaitable[_alignment_pb2.AlignmentRound]]:
-        """Requests cancellation (same as Operations.CancelOperation on the round's operation). Role: operator."""
+        """Requests cancellation (same as Operations.CancelOperation on the round's operation)."""
 
 def add_AlignmentServiceServicer_to_server(servicer: AlignmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

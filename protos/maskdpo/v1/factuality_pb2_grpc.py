@@ -78,49 +78,48 @@ class FactualityServiceServicer:
 
     def Score(self, request, context):
         """Judges one answer: sentences with character spans, labels, masks and per-answer metrics.
-        Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchScore(self, request, context):
-        """Judges many answers in one call and aggregates FactScore-style metrics over them. Role: reader.
+        """Judges many answers in one call and aggregates FactScore-style metrics over them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListJudges(self, request, context):
-        """Lists the judge backends this server hosts. Role: reader.
+        """Lists the judge backends this server hosts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateKnowledgeSource(self, request, context):
-        """Registers a knowledge source (reference passages or structured facts). Role: operator.
+        """Registers a knowledge source (reference passages or structured facts).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetKnowledgeSource(self, request, context):
-        """Gets a knowledge source's description. Role: reader.
+        """Gets a knowledge source's description.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListKnowledgeSources(self, request, context):
-        """Lists knowledge sources, a page at a time. Role: reader.
+        """Lists knowledge sources, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteKnowledgeSource(self, request, context):
-        """Deletes a knowledge source. Role: operator.
+        """Deletes a knowledge source.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,21 +34,19 @@ class FactualityServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> FactualityServiceAsyncStub: ...
     Score: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.ScoreRequest, _factuality_pb2.ScoreResponse]
-    """Judges one answer: sentences with character spans, labels, masks and per-answer metrics.
-    Role: reader.
-    """
+    """Judges one answer: sentences with character spans, labels, masks and per-answer metrics."""
     BatchScore: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.BatchScoreRequest, _factuality_pb2.BatchScoreResponse]
-    """Judges many answers in one call and aggregates FactScore-style metrics over them. Role: reader."""
+    """Judges many answers in one call and aggregates FactScore-style metrics over them."""
     ListJudges: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.ListJudgesRequest, _factuality_pb2.ListJudgesResponse]
-    """Lists the judge backends this server hosts. Role: reader."""
+    """Lists the judge backends this server hosts."""
     CreateKnowledgeSource: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.CreateKnowledgeSourceRequest, _factuality_pb2.KnowledgeSource]
-    """Registers a knowledge source (reference passages or structured facts). Role: operator."""
+    """Registers a knowledge source (reference passages or structured facts)."""
     GetKnowledgeSource: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.GetKnowledgeSourceRequest, _factuality_pb2.KnowledgeSource]
-    """Gets a knowledge source's description. Role: reader."""
+    """Gets a knowledge source's description."""
     ListKnowledgeSources: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.ListKnowledgeSourcesRequest, _factuality_pb2.ListKnowledgeSourcesResponse]
-    """Lists knowledge sources, a page at a time. Role: reader."""
+    """Lists knowledge sources, a page at a time."""
     DeleteKnowledgeSource: _grpc.UnaryUnaryMultiCallable[_factuality_pb2.DeleteKnowledgeSourceRequest, _factuality_pb2.DeleteKnowledgeSourceResponse]
-    """Deletes a knowledge source. Role: operator."""
+    """Deletes a knowledge source."""
 
 @_typing.type_check_only
 class FactualityServiceAsyncStub(FactualityServiceStub):
@@ -56,21 +54,19 @@ class FactualityServiceAsyncStub(FactualityServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Score: _aio.UnaryUnaryMultiCallable[_factuality_pb2.ScoreRequest, _factuality_pb2.ScoreResponse]  # type: ignore[assignment]
-    """Judges one answer: sentences with character spans, labels, masks and per-answer metrics.
-    Role: reader.
-    """
+    """Judges one answer: sentences with character spans, labels, masks and per-answer metrics."""
     BatchScore: _aio.UnaryUnaryMultiCallable[_factuality_pb2.BatchScoreRequest, _factuality_pb2.BatchScoreResponse]  # type: ignore[assignment]
-    """Judges many answers in one call and aggregates FactScore-style metrics over them. Role: reader."""
+    """Judges many answers in one call and aggregates FactScore-style metrics over them."""
     ListJudges: _aio.UnaryUnaryMultiCallable[_factuality_pb2.ListJudgesRequest, _factuality_pb2.ListJudgesResponse]  # type: ignore[assignment]
-    """Lists the judge backends this server hosts. Role: reader."""
+    """Lists the judge backends this server hosts."""
     CreateKnowledgeSource: _aio.UnaryUnaryMultiCallable[_factuality_pb2.CreateKnowledgeSourceRequest, _factuality_pb2.KnowledgeSource]  # type: ignore[assignment]
-    """Registers a knowledge source (reference passages or structured facts). Role: operator."""
+    """Registers a knowledge source (reference passages or structured facts)."""
     GetKnowledgeSource: _aio.UnaryUnaryMultiCallable[_factuality_pb2.GetKnowledgeSourceRequest, _factuality_pb2.KnowledgeSource]  # type: ignore[assignment]
-    """Gets a knowledge source's description. Role: reader."""
+    """Gets a knowledge source's description."""
     ListKnowledgeSources: _aio.UnaryUnaryMultiCallable[_factuality_pb2.ListKnowledgeSourcesRequest, _factuality_pb2.ListKnowledgeSourcesResponse]  # type: ignore[assignment]
-    """Lists knowledge sources, a page at a time. Role: reader."""
+    """Lists knowledge sources, a page at a time."""
     DeleteKnowledgeSource: _aio.UnaryUnaryMultiCallable[_factuality_pb2.DeleteKnowledgeSourceRequest, _factuality_pb2.DeleteKnowledgeSourceResponse]  # type: ignore[assignment]
-    """Deletes a knowledge source. Role: operator."""
+    """Deletes a knowledge source."""
 
 class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Scores answers with a factuality judge and manages the knowledge sources judges read."""
@@ -81,9 +77,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.ScoreRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.ScoreResponse, _abc.Awaitable[_factuality_pb2.ScoreResponse]]:
-        """Judges one answer: sentences with character spans, labels, masks and per-answer metrics.
-        Role: reader.
-        """
+        """Judges one answer: sentences with character spans, labels, masks and per-answer metrics."""
 
     @_abc_1.abstractmethod
     def BatchScore(
@@ -91,7 +85,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.BatchScoreRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.BatchScoreResponse, _abc.Awaitable[_factuality_pb2.BatchScoreResponse]]:
-        """Judges many answers in one call and aggregates FactScore-style metrics over them. Role: reader."""
+        """Judges many answers in one call and aggregates FactScore-style metrics over them."""
 
     @_abc_1.abstractmethod
     def ListJudges(
@@ -99,7 +93,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.ListJudgesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.ListJudgesResponse, _abc.Awaitable[_factuality_pb2.ListJudgesResponse]]:
-        """Lists the judge backends this server hosts. Role: reader."""
+        """Lists the judge backends this server hosts."""
 
     @_abc_1.abstractmethod
     def CreateKnowledgeSource(
@@ -107,7 +101,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.CreateKnowledgeSourceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.KnowledgeSource, _abc.Awaitable[_factuality_pb2.KnowledgeSource]]:
-        """Registers a knowledge source (reference passages or structured facts). Role: operator."""
+        """Registers a knowledge source (reference passages or structured facts)."""
 
     @_abc_1.abstractmethod
     def GetKnowledgeSource(
@@ -115,7 +109,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.GetKnowledgeSourceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.KnowledgeSource, _abc.Awaitable[_factuality_pb2.KnowledgeSource]]:
-        """Gets a knowledge source's description. Role: reader."""
+        """Gets a knowledge source's description."""
 
     @_abc_1.abstractmethod
     def ListKnowledgeSources(
@@ -123,7 +117,7 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.ListKnowledgeSourcesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.ListKnowledgeSourcesResponse, _abc.Awaitable[_factuality_pb2.ListKnowledgeSourcesResponse]]:
-        """Lists knowledge sources, a page at a time. Role: reader."""
+        """Lists knowledge sources, a page at a time."""
 
     @_abc_1.abstractmethod
     def DeleteKnowledgeSource(
@@ -131,6 +125,6 @@ class FactualityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _factuality_pb2.DeleteKnowledgeSourceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_factuality_pb2.DeleteKnowledgeSourceResponse, _abc.Awaitable[_factuality_pb2.DeleteKnowledgeSourceResponse]]:
-        """Deletes a knowledge source. Role: operator."""
+        """Deletes a knowledge source."""
 
 def add_FactualityServiceServicer_to_server(servicer: FactualityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

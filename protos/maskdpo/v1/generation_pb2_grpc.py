@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class GenerationServiceStub:
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     def __init__(self, channel):
@@ -55,7 +55,7 @@ class GenerationServiceStub:
 
 class GenerationServiceServicer:
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     def Generate(self, request, context):
@@ -108,7 +108,7 @@ def add_GenerationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class GenerationService:
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     @staticmethod

@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class GenerationServiceStub:
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     @_typing.overload
@@ -47,7 +47,7 @@ class GenerationServiceStub:
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -62,7 +62,7 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Samples from the models the server hosts on vLLM engines. Every sample carries the weight version that
-    produced it. Role: reader for every method.
+    produced it.
     """
 
     @_abc_1.abstractmethod

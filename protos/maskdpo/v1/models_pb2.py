@@ -26,9 +26,10 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from maskdpo.v1 import policy_pb2 as maskdpo_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maskdpo/v1/models.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04\x62\x61se\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0eweight_version\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rmax_model_len\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x65ngine\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x05state\x18\x07 \x01(\x0e\x32\x17.maskdpo.v1.Model.StateB\x04\xe2\x41\x01\x03\"P\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07LOADING\x10\x01\x12\t\n\x05READY\x10\x02\x12\x0c\n\x08SWAPPING\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04:%\xea\x41\"\n\x10maskdpo.v1/Model\x12\x0emodels/{model}\"\xdd\x01\n\nCheckpoint\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x1c\n\x0eweight_version\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05round\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:C\xea\x41@\n\x15maskdpo.v1/Checkpoint\x12\'models/{model}/checkpoints/{checkpoint}\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.maskdpo.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x16ListCheckpointsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x17ListCheckpointsResponse\x12+\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x16.maskdpo.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x17\x44\x65ployCheckpointRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncheckpoint\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10verify_tolerance\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"|\n\x18\x44\x65ployCheckpointMetadata\x12\r\n\x05stage\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x01\n\x18\x44\x65ployCheckpointResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.maskdpo.v1.Model\x12\x1b\n\x13verify_max_abs_diff\x18\x02 \x01(\x01\x12\x18\n\x10verify_tolerance\x18\x03 \x01(\x01\x12\x14\n\x0cswap_seconds\x18\x04 \x01(\x01\x32\x85\x03\n\x0cModelService\x12K\n\nListModels\x12\x1d.maskdpo.v1.ListModelsRequest\x1a\x1e.maskdpo.v1.ListModelsResponse\x12:\n\x08GetModel\x12\x1b.maskdpo.v1.GetModelRequest\x1a\x11.maskdpo.v1.Model\x12Z\n\x0fListCheckpoints\x12\".maskdpo.v1.ListCheckpointsRequest\x1a#.maskdpo.v1.ListCheckpointsResponse\x12\x8f\x01\n\x10\x44\x65ployCheckpoint\x12#.maskdpo.v1.DeployCheckpointRequest\x1a\x1d.google.longrunning.Operation\"7\xca\x41\x34\n\x18\x44\x65ployCheckpointResponse\x12\x18\x44\x65ployCheckpointMetadatab\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maskdpo/v1/models.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17maskdpo/v1/policy.proto\"\xc1\x02\n\x05Model\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04\x62\x61se\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1c\n\x0eweight_version\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rmax_model_len\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x65ngine\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x05state\x18\x07 \x01(\x0e\x32\x17.maskdpo.v1.Model.StateB\x04\xe2\x41\x01\x03\"P\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07LOADING\x10\x01\x12\t\n\x05READY\x10\x02\x12\x0c\n\x08SWAPPING\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04:%\xea\x41\"\n\x10maskdpo.v1/Model\x12\x0emodels/{model}\"\xdd\x01\n\nCheckpoint\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x1c\n\x0eweight_version\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05round\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:C\xea\x41@\n\x15maskdpo.v1/Checkpoint\x12\'models/{model}/checkpoints/{checkpoint}\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"P\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.maskdpo.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x16ListCheckpointsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x17ListCheckpointsResponse\x12+\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x16.maskdpo.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x17\x44\x65ployCheckpointRequest\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncheckpoint\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10verify_tolerance\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"|\n\x18\x44\x65ployCheckpointMetadata\x12\r\n\x05stage\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x01\n\x18\x44\x65ployCheckpointResponse\x12 \n\x05model\x18\x01 \x01(\x0b\x32\x11.maskdpo.v1.Model\x12\x1b\n\x13verify_max_abs_diff\x18\x02 \x01(\x01\x12\x18\n\x10verify_tolerance\x18\x03 \x01(\x01\x12\x14\n\x0cswap_seconds\x18\x04 \x01(\x01\x32\xa9\x03\n\x0cModelService\x12U\n\nListModels\x12\x1d.maskdpo.v1.ListModelsRequest\x1a\x1e.maskdpo.v1.ListModelsResponse\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12\x44\n\x08GetModel\x12\x1b.maskdpo.v1.GetModelRequest\x1a\x11.maskdpo.v1.Model\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12\x64\n\x0fListCheckpoints\x12\".maskdpo.v1.ListCheckpointsRequest\x1a#.maskdpo.v1.ListCheckpointsResponse\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12\x95\x01\n\x10\x44\x65ployCheckpoint\x12#.maskdpo.v1.DeployCheckpointRequest\x1a\x1d.google.longrunning.Operation\"=\xca\x41\x34\n\x18\x44\x65ployCheckpointResponse\x12\x18\x44\x65ployCheckpointMetadata\xda\xa8\x19\x02\x08\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -69,30 +70,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPLOYCHECKPOINTREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
   _globals['_DEPLOYCHECKPOINTREQUEST'].fields_by_name['checkpoint']._loaded_options = None
   _globals['_DEPLOYCHECKPOINTREQUEST'].fields_by_name['checkpoint']._serialized_options = b'\342A\001\002'
+  _globals['_MODELSERVICE'].methods_by_name['ListModels']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['ListModels']._serialized_options = b'\332\250\031\004\010\001\020\001'
+  _globals['_MODELSERVICE'].methods_by_name['GetModel']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['GetModel']._serialized_options = b'\332\250\031\004\010\001\020\001'
+  _globals['_MODELSERVICE'].methods_by_name['ListCheckpoints']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['ListCheckpoints']._serialized_options = b'\332\250\031\004\010\001\020\001'
   _globals['_MODELSERVICE'].methods_by_name['DeployCheckpoint']._loaded_options = None
-  _globals['_MODELSERVICE'].methods_by_name['DeployCheckpoint']._serialized_options = b'\312A4\n\030DeployCheckpointResponse\022\030DeployCheckpointMetadata'
-  _globals['_MODEL']._serialized_start=170
-  _globals['_MODEL']._serialized_end=491
-  _globals['_MODEL_STATE']._serialized_start=372
-  _globals['_MODEL_STATE']._serialized_end=452
-  _globals['_CHECKPOINT']._serialized_start=494
-  _globals['_CHECKPOINT']._serialized_end=715
-  _globals['_LISTMODELSREQUEST']._serialized_start=717
-  _globals['_LISTMODELSREQUEST']._serialized_end=775
-  _globals['_LISTMODELSRESPONSE']._serialized_start=777
-  _globals['_LISTMODELSRESPONSE']._serialized_end=857
-  _globals['_GETMODELREQUEST']._serialized_start=859
-  _globals['_GETMODELREQUEST']._serialized_end=896
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=898
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=983
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=985
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1080
-  _globals['_DEPLOYCHECKPOINTREQUEST']._serialized_start=1082
-  _globals['_DEPLOYCHECKPOINTREQUEST']._serialized_end=1200
-  _globals['_DEPLOYCHECKPOINTMETADATA']._serialized_start=1202
-  _globals['_DEPLOYCHECKPOINTMETADATA']._serialized_end=1326
-  _globals['_DEPLOYCHECKPOINTRESPONSE']._serialized_start=1329
-  _globals['_DEPLOYCHECKPOINTRESPONSE']._serialized_end=1466
-  _globals['_MODELSERVICE']._serialized_start=1469
-  _globals['_MODELSERVICE']._serialized_end=1858
+  _globals['_MODELSERVICE'].methods_by_name['DeployCheckpoint']._serialized_options = b'\312A4\n\030DeployCheckpointResponse\022\030DeployCheckpointMetadata\332\250\031\002\010\002'
+  _globals['_MODEL']._serialized_start=195
+  _globals['_MODEL']._serialized_end=516
+  _globals['_MODEL_STATE']._serialized_start=397
+  _globals['_MODEL_STATE']._serialized_end=477
+  _globals['_CHECKPOINT']._serialized_start=519
+  _globals['_CHECKPOINT']._serialized_end=740
+  _globals['_LISTMODELSREQUEST']._serialized_start=742
+  _globals['_LISTMODELSREQUEST']._serialized_end=800
+  _globals['_LISTMODELSRESPONSE']._serialized_start=802
+  _globals['_LISTMODELSRESPONSE']._serialized_end=882
+  _globals['_GETMODELREQUEST']._serialized_start=884
+  _globals['_GETMODELREQUEST']._serialized_end=921
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=923
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1008
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1010
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1105
+  _globals['_DEPLOYCHECKPOINTREQUEST']._serialized_start=1107
+  _globals['_DEPLOYCHECKPOINTREQUEST']._serialized_end=1225
+  _globals['_DEPLOYCHECKPOINTMETADATA']._serialized_start=1227
+  _globals['_DEPLOYCHECKPOINTMETADATA']._serialized_end=1351
+  _globals['_DEPLOYCHECKPOINTRESPONSE']._serialized_start=1354
+  _globals['_DEPLOYCHECKPOINTRESPONSE']._serialized_end=1491
+  _globals['_MODELSERVICE']._serialized_start=1494
+  _globals['_MODELSERVICE']._serialized_end=1919
 # @@protoc_insertion_point(module_scope)

@@ -63,21 +63,21 @@ class ModelServiceServicer:
     """
 
     def ListModels(self, request, context):
-        """Lists served models, a page at a time. Role: reader.
+        """Lists served models, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Gets one served model. Role: reader.
+        """Gets one served model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCheckpoints(self, request, context):
-        """Lists a model's checkpoints, newest first. Role: reader.
+        """Lists a model's checkpoints, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,7 +86,7 @@ class ModelServiceServicer:
     def DeployCheckpoint(self, request, context):
         """Loads a checkpoint into the running engine, verifies it and serves it; on any failure rolls back and
         keeps the previous version. A long-running operation: metadata DeployCheckpointMetadata, response
-        DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED. Role: operator.
+        DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,15 +35,15 @@ class ModelServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelServiceAsyncStub: ...
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
-    """Lists served models, a page at a time. Role: reader."""
+    """Lists served models, a page at a time."""
     GetModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]
-    """Gets one served model. Role: reader."""
+    """Gets one served model."""
     ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListCheckpointsRequest, _models_pb2.ListCheckpointsResponse]
-    """Lists a model's checkpoints, newest first. Role: reader."""
+    """Lists a model's checkpoints, newest first."""
     DeployCheckpoint: _grpc.UnaryUnaryMultiCallable[_models_pb2.DeployCheckpointRequest, _operations_pb2.Operation]
     """Loads a checkpoint into the running engine, verifies it and serves it; on any failure rolls back and
     keeps the previous version. A long-running operation: metadata DeployCheckpointMetadata, response
-    DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED. Role: operator.
+    DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED.
     """
 
 @_typing.type_check_only
@@ -52,15 +52,15 @@ class ModelServiceAsyncStub(ModelServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
-    """Lists served models, a page at a time. Role: reader."""
+    """Lists served models, a page at a time."""
     GetModel: _aio.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.Model]  # type: ignore[assignment]
-    """Gets one served model. Role: reader."""
+    """Gets one served model."""
     ListCheckpoints: _aio.UnaryUnaryMultiCallable[_models_pb2.ListCheckpointsRequest, _models_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
-    """Lists a model's checkpoints, newest first. Role: reader."""
+    """Lists a model's checkpoints, newest first."""
     DeployCheckpoint: _aio.UnaryUnaryMultiCallable[_models_pb2.DeployCheckpointRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Loads a checkpoint into the running engine, verifies it and serves it; on any failure rolls back and
     keeps the previous version. A long-running operation: metadata DeployCheckpointMetadata, response
-    DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED. Role: operator.
+    DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED.
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -72,7 +72,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]:
-        """Lists served models, a page at a time. Role: reader."""
+        """Lists served models, a page at a time."""
 
     @_abc_1.abstractmethod
     def GetModel(
@@ -80,7 +80,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.GetModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.Model, _abc.Awaitable[_models_pb2.Model]]:
-        """Gets one served model. Role: reader."""
+        """Gets one served model."""
 
     @_abc_1.abstractmethod
     def ListCheckpoints(
@@ -88,7 +88,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _models_pb2.ListCheckpointsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_models_pb2.ListCheckpointsResponse, _abc.Awaitable[_models_pb2.ListCheckpointsResponse]]:
-        """Lists a model's checkpoints, newest first. Role: reader."""
+        """Lists a model's checkpoints, newest first."""
 
     @_abc_1.abstractmethod
     def DeployCheckpoint(
@@ -98,7 +98,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
         """Loads a checkpoint into the running engine, verifies it and serves it; on any failure rolls back and
         keeps the previous version. A long-running operation: metadata DeployCheckpointMetadata, response
-        DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED. Role: operator.
+        DeployCheckpointResponse. A deploy while another runs on the same model is ABORTED.
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

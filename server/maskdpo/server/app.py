@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -57,19 +57,32 @@ from maskdpo.v1 import (
     generation_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
+    policies,
 )
 
 log = logging.getLogger("maskdpo.server")
 
-SERVICE_NAMES = (
-    factuality_pb2.DESCRIPTOR.services_by_name["FactualityService"].full_name,
-    generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
-    models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
-    alignment_pb2.DESCRIPTOR.services_by_name["AlignmentService"].full_name,
-    "google.longrunning.Operations",
-)
-# Services that answer real work now; the others answer UNIMPLEMENTED and report NOT_SERVING.
-LIVE_SERVICES = (SERVICE_NAMES[0], "google.longrunning.Operations")
+FACTUALITY = factuality_pb2.DESCRIPTOR.services_by_name["FactualityService"].full_name
+GENERATION = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+MODELS = models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
+ALIGNMENT = alignment_pb2.DESCRIPTOR.services_by_name["AlignmentService"].full_name
+OPERATIONS = operations_proto_pb2.DESCRIPTOR.services_by_name["Operations"].full_name
+# Services that answer real work at once; the others answer UNIMPLEMENTED and report NOT_SERVING until
+# models (generation, models, alignment) are configured and ready.
+LIVE_SERVICES = (FACTUALITY, OPERATIONS)
+
+
+def service_names() -> tuple[str, ...]:
+    """The full names of the services the server offers (``maskdpo.v1.policies.SERVICES``)."""
+    return tuple(service.full_name for service in policies.SERVICES)
+
+
+def check_policies() -> None:
+    """Refuse to start while an offered method declares no role: auth would have no rule for it."""
+    missing = policies.undeclared(policies.SERVICES)
+    if missing:
+        raise StartupError(f"cannot start: {len(missing)} offered method(s) declare no role: "
+                           f"{', '.join(missing)} (annotate them with option (maskdpo.v1.policy))")
 
 
 @dataclass
@@ -147,7 +160,8 @@ def hosted_judges(settings: ServerSettings) -> list[str]:
 async def start_server(settings: ServerSettings) -> RunningServer:
     """Claim the data folder and check the port, start Ray (or join it), the Judge actors and the gRPC
     server; return once it listens. Raises :class:`StartupError` (before Ray starts where it can) when
-    another server holds the folder or the port."""
+    another server holds the folder or the port, or when an offered method declares no role."""
+    check_policies()
     lock = DataDirLock.acquire(settings.data_dir)
     try:
         probe_port(settings.host, settings.port)
@@ -199,12 +213,12 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME,
+    offered = service_names()
+    reflection.enable_server_reflection((*offered, reflection.SERVICE_NAME,
                                          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     await server.start()
-    live = set(LIVE_SERVICES) | ({SERVICE_NAMES[2]} if generators else set()) | \
-        ({SERVICE_NAMES[3]} if alignment else set())
-    for name in SERVICE_NAMES:
+    live = set(LIVE_SERVICES) | ({MODELS} if generators else set()) | ({ALIGNMENT} if alignment else set())
+    for name in offered:
         status = health_pb2.HealthCheckResponse.SERVING if name in live \
             else health_pb2.HealthCheckResponse.NOT_SERVING
         await health.set(name, status)
@@ -219,7 +233,7 @@ async def _start_engines(generators: GeneratorPool, health: HealthServicer) -> N
     """Wait for the engines; GenerationService turns SERVING when at least one model is ready."""
     ready = await generators.start()
     if ready:
-        await health.set(SERVICE_NAMES[1], health_pb2.HealthCheckResponse.SERVING)
+        await health.set(GENERATION, health_pb2.HealthCheckResponse.SERVING)
     log.info("generation: %d of %d models ready", ready, len(generators.models))
 
 

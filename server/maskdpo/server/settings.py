@@ -37,13 +37,25 @@ from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
+from maskdpo.v1 import policy_pb2
 
 
 class Role(enum.StrEnum):
-    """What a bearer token may do. An operator may do everything a reader may."""
+    """What a bearer token may do (the token table's words for the contract's ``maskdpo.v1.Role``). An
+    operator may do everything a reader may."""
 
     READER = "reader"
     OPERATOR = "operator"
+
+    @classmethod
+    def from_proto(cls, role: policy_pb2.Role.ValueType) -> Role:
+        """The role a method's declared ``maskdpo.v1.Role`` names (``ROLE_READER`` -> READER); ValueError
+        for ROLE_UNSPECIFIED or a number the contract does not define."""
+        name = policy_pb2.Role.Name(role) if role in policy_pb2.Role.values() else ""
+        try:
+            return cls[name.removeprefix("ROLE_")]
+        except KeyError:
+            raise ValueError(f"maskdpo.v1.Role {name or role} names no role") from None
 
 
 class ServerSettings(BaseSettings):

@@ -1,10 +1,12 @@
 """Bearer-token authentication with two roles, as a grpc.aio server interceptor.
 
 Clients send one ``authorization: Bearer <token>`` header (a call with two is refused: which one a proxy
-or the server would read is ambiguous). Tokens map to roles in the settings. Readers may score,
-generate and read; operators may also start rounds, deploy checkpoints, cancel operations and manage
-knowledge sources. Health checks and reflection need no token (probes must work). Token comparison is
-constant-time. With no tokens configured, auth is off.
+or the server would read is ambiguous). Tokens map to roles in the settings; each method's role is
+declared in the contract (``option (maskdpo.v1.policy)``, read through ``maskdpo.v1.policies``). Readers
+may score, generate and read; operators may also start rounds, deploy checkpoints, cancel operations and
+manage knowledge sources. A method the contract gives no role needs the strictest one (and the server
+refuses to start while an offered method lacks one). Health checks and reflection need no token (probes
+must work). Token comparison is constant-time. With no tokens configured, auth is off.
 """
 
 from __future__ import annotations
@@ -17,31 +19,21 @@ import grpc
 
 from maskdpo.server.errors import PermissionDenied, ServiceError, Unauthenticated
 from maskdpo.server.settings import Role
+from maskdpo.v1 import policies
 
-_OPERATOR_METHODS = frozenset(
-    {
-        "/maskdpo.v1.AlignmentService/CreateAlignmentRound",
-        "/maskdpo.v1.AlignmentService/CancelAlignmentRound",
-        "/maskdpo.v1.ModelService/DeployCheckpoint",
-        "/maskdpo.v1.FactualityService/CreateKnowledgeSource",
-        "/maskdpo.v1.FactualityService/DeleteKnowledgeSource",
-        "/google.longrunning.Operations/CancelOperation",
-        "/google.longrunning.Operations/DeleteOperation",
-    }
-)
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-_PROTECTED_PREFIXES = ("/maskdpo.v1.", "/google.longrunning.Operations/")
+STRICTEST = Role.OPERATOR
 
 
 def required_role(method: str) -> Role | None:
-    """The role a full method name needs, or None when it is open (health, reflection)."""
+    """The role a full method name needs, or None when it is open (health, reflection). Roles come from
+    the contract (``maskdpo.v1.policies``); a method it does not declare needs the strictest role."""
     if method.startswith(_OPEN_PREFIXES):
         return None
-    if method in _OPERATOR_METHODS:
-        return Role.OPERATOR
-    if method.startswith(_PROTECTED_PREFIXES):
-        return Role.READER
-    return Role.OPERATOR  # anything unknown: the strictest role
+    try:
+        return Role.from_proto(policies.policy_of(method).role)
+    except policies.UndeclaredPolicy:
+        return STRICTEST
 
 
 def _grants(role: Role, needed: Role) -> bool:
