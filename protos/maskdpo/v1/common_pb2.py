@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maskdpo/v1/common.proto\x12\nmaskdpo.v1\"\xf2\x01\n\rJudgeIdentity\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0eprompt_version\x18\x03 \x01(\t\x12\x18\n\x10knowledge_source\x18\x04 \x01(\t\x12\x10\n\x08splitter\x18\x05 \x01(\t\x12\x11\n\theuristic\x18\x06 \x01(\x08\x12\x39\n\x08settings\x18\x07 \x03(\x0b\x32\'.maskdpo.v1.JudgeIdentity.SettingsEntry\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x0bLabelCounts\x12\n\n\x02ok\x18\x01 \x01(\x05\x12\x15\n\rcontradictory\x18\x02 \x01(\x05\x12\x14\n\x0cunverifiable\x18\x03 \x01(\x05\x12\x0e\n\x06nofact\x18\x04 \x01(\x05\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xe5\x01\n\x0eSamplingParams\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x10\n\x08logprobs\x18\x08 \x01(\x08\x12\x12\n\nignore_eos\x18\t \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seed\"Q\n\x12\x43onfidenceInterval\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x01\x12\x11\n\tresamples\x18\x04 \x01(\x05*\xa4\x01\n\rSentenceLabel\x12\x1e\n\x1aSENTENCE_LABEL_UNSPECIFIED\x10\x00\x12\x15\n\x11SENTENCE_LABEL_OK\x10\x01\x12 \n\x1cSENTENCE_LABEL_CONTRADICTORY\x10\x02\x12\x1f\n\x1bSENTENCE_LABEL_UNVERIFIABLE\x10\x03\x12\x19\n\x15SENTENCE_LABEL_NOFACT\x10\x04*T\n\x08MaskRule\x12\x19\n\x15MASK_RULE_UNSPECIFIED\x10\x00\x12\x15\n\x11MASK_RULE_DEFAULT\x10\x01\x12\x16\n\x12MASK_RULE_RELEASED\x10\x02*\xfa\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x11\n\rINVALID_FIELD\x10\x01\x12\x11\n\rTEXT_TOO_LONG\x10\x02\x12\x13\n\x0fPROMPT_TOO_LONG\x10\x03\x12\x13\n\x0f\x42\x41TCH_TOO_LARGE\x10\x04\x12\x0e\n\nQUEUE_FULL\x10\x05\x12\x13\n\x0fUNAUTHENTICATED\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\r\n\tNOT_FOUND\x10\x08\x12\x12\n\x0e\x41LREADY_EXISTS\x10\t\x12\x0c\n\x08\x43ONFLICT\x10\n\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\x0b\x12\x13\n\x0fNOT_IMPLEMENTED\x10\x0c\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\x12\n\x0eINTERNAL_ERROR\x10\x0f\x12\r\n\tCANCELLED\x10\x10\x12\x17\n\x13\x43HECKPOINT_REJECTED\x10\x11\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17maskdpo/v1/common.proto\x12\nmaskdpo.v1\"\xf2\x01\n\rJudgeIdentity\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0eprompt_version\x18\x03 \x01(\t\x12\x18\n\x10knowledge_source\x18\x04 \x01(\t\x12\x10\n\x08splitter\x18\x05 \x01(\t\x12\x11\n\theuristic\x18\x06 \x01(\x08\x12\x39\n\x08settings\x18\x07 \x03(\x0b\x32\'.maskdpo.v1.JudgeIdentity.SettingsEntry\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"V\n\x0bLabelCounts\x12\n\n\x02ok\x18\x01 \x01(\x05\x12\x15\n\rcontradictory\x18\x02 \x01(\x05\x12\x14\n\x0cunverifiable\x18\x03 \x01(\x05\x12\x0e\n\x06nofact\x18\x04 \x01(\x05\"/\n\x08\x43overage\x12\x11\n\tsentences\x18\x01 \x01(\x05\x12\x10\n\x08unparsed\x18\x02 \x01(\x05\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xe5\x01\n\x0eSamplingParams\x12\t\n\x01n\x18\x01 \x01(\x05\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\x10\n\x08logprobs\x18\x08 \x01(\x08\x12\x12\n\nignore_eos\x18\t \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seed\"Q\n\x12\x43onfidenceInterval\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\r\n\x05level\x18\x03 \x01(\x01\x12\x11\n\tresamples\x18\x04 \x01(\x05*\xa4\x01\n\rSentenceLabel\x12\x1e\n\x1aSENTENCE_LABEL_UNSPECIFIED\x10\x00\x12\x15\n\x11SENTENCE_LABEL_OK\x10\x01\x12 \n\x1cSENTENCE_LABEL_CONTRADICTORY\x10\x02\x12\x1f\n\x1bSENTENCE_LABEL_UNVERIFIABLE\x10\x03\x12\x19\n\x15SENTENCE_LABEL_NOFACT\x10\x04*T\n\x08MaskRule\x12\x19\n\x15MASK_RULE_UNSPECIFIED\x10\x00\x12\x15\n\x11MASK_RULE_DEFAULT\x10\x01\x12\x16\n\x12MASK_RULE_RELEASED\x10\x02*\xfa\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x11\n\rINVALID_FIELD\x10\x01\x12\x11\n\rTEXT_TOO_LONG\x10\x02\x12\x13\n\x0fPROMPT_TOO_LONG\x10\x03\x12\x13\n\x0f\x42\x41TCH_TOO_LARGE\x10\x04\x12\x0e\n\nQUEUE_FULL\x10\x05\x12\x13\n\x0fUNAUTHENTICATED\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\r\n\tNOT_FOUND\x10\x08\x12\x12\n\x0e\x41LREADY_EXISTS\x10\t\x12\x0c\n\x08\x43ONFLICT\x10\n\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\x0b\x12\x13\n\x0fNOT_IMPLEMENTED\x10\x0c\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\x12\n\x0eINTERNAL_ERROR\x10\x0f\x12\r\n\tCANCELLED\x10\x10\x12\x17\n\x13\x43HECKPOINT_REJECTED\x10\x11\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,22 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JUDGEIDENTITY_SETTINGSENTRY']._loaded_options = None
   _globals['_JUDGEIDENTITY_SETTINGSENTRY']._serialized_options = b'8\001'
-  _globals['_SENTENCELABEL']._serialized_start=734
-  _globals['_SENTENCELABEL']._serialized_end=898
-  _globals['_MASKRULE']._serialized_start=900
-  _globals['_MASKRULE']._serialized_end=984
-  _globals['_ERRORREASON']._serialized_start=987
-  _globals['_ERRORREASON']._serialized_end=1365
+  _globals['_SENTENCELABEL']._serialized_start=783
+  _globals['_SENTENCELABEL']._serialized_end=947
+  _globals['_MASKRULE']._serialized_start=949
+  _globals['_MASKRULE']._serialized_end=1033
+  _globals['_ERRORREASON']._serialized_start=1036
+  _globals['_ERRORREASON']._serialized_end=1414
   _globals['_JUDGEIDENTITY']._serialized_start=40
   _globals['_JUDGEIDENTITY']._serialized_end=282
   _globals['_JUDGEIDENTITY_SETTINGSENTRY']._serialized_start=235
   _globals['_JUDGEIDENTITY_SETTINGSENTRY']._serialized_end=282
   _globals['_LABELCOUNTS']._serialized_start=284
   _globals['_LABELCOUNTS']._serialized_end=370
-  _globals['_CHATMESSAGE']._serialized_start=372
-  _globals['_CHATMESSAGE']._serialized_end=416
-  _globals['_SAMPLINGPARAMS']._serialized_start=419
-  _globals['_SAMPLINGPARAMS']._serialized_end=648
-  _globals['_CONFIDENCEINTERVAL']._serialized_start=650
-  _globals['_CONFIDENCEINTERVAL']._serialized_end=731
+  _globals['_COVERAGE']._serialized_start=372
+  _globals['_COVERAGE']._serialized_end=419
+  _globals['_CHATMESSAGE']._serialized_start=421
+  _globals['_CHATMESSAGE']._serialized_end=465
+  _globals['_SAMPLINGPARAMS']._serialized_start=468
+  _globals['_SAMPLINGPARAMS']._serialized_end=697
+  _globals['_CONFIDENCEINTERVAL']._serialized_start=699
+  _globals['_CONFIDENCEINTERVAL']._serialized_end=780
 # @@protoc_insertion_point(module_scope)

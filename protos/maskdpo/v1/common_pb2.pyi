@@ -265,6 +265,34 @@ class LabelCounts(_message.Message):
 Global___LabelCounts: _TypeAlias = LabelCounts  # noqa: Y015
 
 @_typing.final
+class Coverage(_message.Message):
+    """How much of the judged text the judge could check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENTENCES_FIELD_NUMBER: _builtins.int
+    UNPARSED_FIELD_NUMBER: _builtins.int
+    sentences: _builtins.int
+    """Sentences judged."""
+    unparsed: _builtins.int
+    """Sentences the judge reached no verdict for (its answer could not be read, or the question could not be
+    asked): neutral in both masks, counted as unsupported in the metrics, never ok.
+    """
+    def __init__(
+        self,
+        *,
+        sentences: _builtins.int = ...,
+        unparsed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sentences", b"sentences", "unparsed", b"unparsed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Coverage: _TypeAlias = Coverage  # noqa: Y015
+
+@_typing.final
 class ChatMessage(_message.Message):
     """A chat message."""
 

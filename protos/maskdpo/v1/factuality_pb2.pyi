@@ -255,6 +255,7 @@ class ScoredSentence(_message.Message):
     CHOSEN_MASK_FIELD_NUMBER: _builtins.int
     REJECTED_MASK_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    UNPARSED_FIELD_NUMBER: _builtins.int
     start: _builtins.int
     """Start offset in the answer, in Unicode code points (Python string indices)."""
     end: _builtins.int
@@ -273,6 +274,10 @@ class ScoredSentence(_message.Message):
     """True when a Mask-DPO loss counts this sentence if the answer is the REJECTED response of a pair."""
     evidence: _builtins.str
     """The judge's evidence (retrieved passage, rationale), possibly empty."""
+    unparsed: _builtins.bool
+    """True when the judge reached no verdict for this sentence (the label is then only its fallback,
+    unverifiable): neutral in both masks.
+    """
     def __init__(
         self,
         *,
@@ -285,10 +290,11 @@ class ScoredSentence(_message.Message):
         chosen_mask: _builtins.bool = ...,
         rejected_mask: _builtins.bool = ...,
         evidence: _builtins.str = ...,
+        unparsed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen_mask", b"chosen_mask", "end", b"end", "evidence", b"evidence", "label", b"label", "rejected_mask", b"rejected_mask", "start", b"start", "text", b"text", "utf8_end", b"utf8_end", "utf8_start", b"utf8_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen_mask", b"chosen_mask", "end", b"end", "evidence", b"evidence", "label", b"label", "rejected_mask", b"rejected_mask", "start", b"start", "text", b"text", "unparsed", b"unparsed", "utf8_end", b"utf8_end", "utf8_start", b"utf8_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,6 +312,7 @@ class AnswerMetrics(_message.Message):
     ANAH_SCORE_RELEASED_FIELD_NUMBER: _builtins.int
     PRECISION_FIELD_NUMBER: _builtins.int
     FACTS_FIELD_NUMBER: _builtins.int
+    COVERAGE_FIELD_NUMBER: _builtins.int
     abstained: _builtins.bool
     """True when the answer abstains (an explicit refusal, or no checkable fact)."""
     anah_score: _builtins.float
@@ -320,6 +327,10 @@ class AnswerMetrics(_message.Message):
     def counts(self) -> _common_pb2.LabelCounts:
         """Label counts."""
 
+    @_builtins.property
+    def coverage(self) -> _common_pb2.Coverage:
+        """What the judge could check of this answer."""
+
     def __init__(
         self,
         *,
@@ -329,10 +340,11 @@ class AnswerMetrics(_message.Message):
         anah_score_released: _builtins.float | None = ...,
         precision: _builtins.float | None = ...,
         facts: _builtins.int = ...,
+        coverage: _common_pb2.Coverage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "precision", b"precision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "precision", b"precision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "abstained", b"abstained", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "facts", b"facts", "precision", b"precision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "abstained", b"abstained", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "facts", b"facts", "precision", b"precision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__anah_score: _TypeAlias = _typing.Literal["anah_score"]  # noqa: Y015
     _WhichOneofArgType__anah_score: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score"]  # noqa: Y015
@@ -569,6 +581,7 @@ class AggregateMetrics(_message.Message):
     K_RULE_FIELD_NUMBER: _builtins.int
     GAMMA_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
+    COVERAGE_FIELD_NUMBER: _builtins.int
     answers: _builtins.int
     """Answers scored."""
     respond_ratio: _builtins.float
@@ -611,6 +624,10 @@ class AggregateMetrics(_message.Message):
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupMetrics]:
         """Metrics per group key (Answer.groups), sorted by key."""
 
+    @_builtins.property
+    def coverage(self) -> _common_pb2.Coverage:
+        """What the judge could check of all answers."""
+
     def __init__(
         self,
         *,
@@ -628,10 +645,11 @@ class AggregateMetrics(_message.Message):
         k_rule: _builtins.str = ...,
         gamma: _builtins.float = ...,
         groups: _abc.Iterable[Global___GroupMetrics] | None = ...,
+        coverage: _common_pb2.Coverage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "f1_at_k", b"f1_at_k", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "micro_precision", b"micro_precision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "f1_at_k", b"f1_at_k", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "micro_precision", b"micro_precision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "counts", b"counts", "f1_at_k", b"f1_at_k", "facts_per_response", b"facts_per_response", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "gamma", b"gamma", "groups", b"groups", "k", b"k", "k_rule", b"k_rule", "micro_precision", b"micro_precision", "respond_ratio", b"respond_ratio"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "counts", b"counts", "coverage", b"coverage", "f1_at_k", b"f1_at_k", "facts_per_response", b"facts_per_response", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "gamma", b"gamma", "groups", b"groups", "k", b"k", "k_rule", b"k_rule", "micro_precision", b"micro_precision", "respond_ratio", b"respond_ratio"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__micro_precision: _TypeAlias = _typing.Literal["micro_precision"]  # noqa: Y015
     _WhichOneofArgType__micro_precision: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision"]  # noqa: Y015

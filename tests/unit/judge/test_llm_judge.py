@@ -9,9 +9,14 @@ import pytest
 from maskdpo.server.judge import llm_prompts as prompts
 from maskdpo.server.judge.llm import LlmJudge
 from maskdpo.server.judge.llm_prompts import ChoicePrompt
+from maskdpo.server.judge.metrics import compute_metrics
+from maskdpo.server.judge.records import from_judgment
 from maskdpo.server.judge.registry import build_backend
+from maskdpo.server.judge.scoring import sentence_masks
 from maskdpo.server.judge.types import JudgeRequest, Passage
+from maskdpo.server.services.factuality_convert import scored_answer
 from maskdpo.trainer.labels import SentenceLabel
+from maskdpo.trainer.mask_rules import MaskRule
 
 PASSAGES = (
     Passage("Marie Curie was born in Warsaw in 1867.", "Marie Curie"),
@@ -87,7 +92,7 @@ def test_each_step_is_one_batch_across_requests_with_reference_first() -> None:
 
 
 @pytest.mark.parametrize("bad_step", [1, 2, 3])
-def test_unparseable_answer_is_flagged_unverifiable_never_ok(bad_step: int) -> None:
+def test_unparseable_answer_is_reported_as_unparsed_never_ok(bad_step: int) -> None:
     def rule(text: str, prompt: ChoicePrompt) -> str:
         return "I think so!" if step(prompt) == bad_step else {1: "yes", 2: "1", 3: "ok"}[step(prompt)]
 
@@ -96,8 +101,12 @@ def test_unparseable_answer_is_flagged_unverifiable_never_ok(bad_step: int) -> N
         [JudgeRequest(response="Marie Curie was born in Warsaw.", passages=PASSAGES)]
     )
     [verdict] = judgment.verdicts
-    assert verdict.sentence.label is SentenceLabel.UNVERIFIABLE
-    assert verdict.evidence.startswith(f"UNPARSEABLE step {bad_step} answer 'I think so!'")
+    assert verdict.sentence.label is SentenceLabel.UNVERIFIABLE and not verdict.parsed
+    assert verdict.evidence.startswith(f"no verdict: step {bad_step} answer 'I think so!' could not be read")
+    assert sentence_masks(judgment, "chosen") == sentence_masks(judgment, "rejected") == [False]
+    scored = scored_answer(judgment, MaskRule.DEFAULT, compute_metrics([from_judgment(judgment)], resamples=0))
+    assert scored.sentences[0].unparsed and not scored.sentences[0].rejected_mask
+    assert scored.metrics.coverage.unparsed == 1 and scored.metrics.coverage.sentences == 1
 
 
 def test_no_passages_is_unverifiable_without_asking_step_2() -> None:

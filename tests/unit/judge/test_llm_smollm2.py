@@ -46,7 +46,7 @@ def test_three_step_run_on_smollm2() -> None:
         assert judgment.identity.model == "smollm2-135m-instruct"
         for verdict in judgment.verdicts:
             assert isinstance(verdict.sentence.label, SentenceLabel)
-            assert "UNPARSEABLE" not in verdict.evidence, verdict.evidence  # constrained decoding held
+            assert verdict.parsed, verdict.evidence  # constrained decoding held
             assert verdict.evidence.startswith("step ")
     # without passages a fact-stating sentence can never be ok
     assert judgments[1].verdicts[1].sentence.label in (SentenceLabel.UNVERIFIABLE, SentenceLabel.NOFACT)

@@ -116,7 +116,7 @@ def sentence(
     label: SentenceLabel, parsed: bool = True, facts: int = 1, supported: int = 0
 ) -> SentenceVerdict:
     return SentenceVerdict(
-        LabeledSentence(Span(0, 1), label), facts=facts, supported=supported, parsed=parsed
+        LabeledSentence(Span(0, 1), label, parsed=parsed), facts=facts, supported=supported
     )
 
 

@@ -20,7 +20,7 @@ KB = KnowledgeBase([Fact("Ada Rell", "birthplace", "Lyon"), Fact("Ada Rell", "oc
 
 def judgment_of(*labels: SentenceLabel, unparsed: int | None = None) -> Judgment:
     verdicts = tuple(
-        SentenceVerdict(LabeledSentence(Span(i, i + 1), label), parsed=i != unparsed)
+        SentenceVerdict(LabeledSentence(Span(i, i + 1), label, parsed=i != unparsed))
         for i, label in enumerate(labels)
     )
     return Judgment("abcdefgh"[: len(labels)], verdicts, JudgeIdentity(backend="test"))

@@ -66,6 +66,10 @@ class LabeledSentence:
     label: SentenceLabel
     text: str = ""
     """The sentence's text (``response[span.start:span.end]``), kept for reports and debugging."""
+    parsed: bool = True
+    """False when the judge could not reach a verdict for this sentence (its answer could not be read, or
+    the question could not be asked). The label is then only the judge's fallback (never ``ok``): the
+    sentence is neutral in both masks, and metrics report how many there were."""
 
 
 @dataclass(frozen=True, slots=True)

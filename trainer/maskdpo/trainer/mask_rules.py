@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from maskdpo.trainer.labels import SentenceLabel
+from maskdpo.trainer.labels import LabeledSentence, SentenceLabel
 from maskdpo.trainer.token_masks import MaskRule, sentence_is_kept
 from maskdpo.trainer.token_masks import Role as PairRole
 
@@ -39,14 +39,15 @@ def parse_role(value: PairRole | str) -> PairRole:
         raise ValueError(f"unknown pair role {value!r}; expected one of: {allowed}") from None
 
 
-def keeps(label: SentenceLabel, role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT) -> bool:
+def keeps(label: SentenceLabel, role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT,
+          parsed: bool = True) -> bool:
     """True when a sentence with ``label`` counts in the loss for a response in ``role`` under ``rule``."""
-    return sentence_is_kept(label, parse_role(role), parse_rule(rule))
+    return sentence_is_kept(label, parse_role(role), parse_rule(rule), parsed)
 
 
 def sentence_mask(
-    labels: Iterable[SentenceLabel], role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT
+    sentences: Iterable[LabeledSentence], role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT
 ) -> list[bool]:
     """One boolean per sentence: True = its tokens count in the loss."""
     rule, role = parse_rule(rule), parse_role(role)
-    return [sentence_is_kept(label, role, rule) for label in labels]
+    return [sentence_is_kept(s.label, role, rule, s.parsed) for s in sentences]

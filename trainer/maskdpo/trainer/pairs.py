@@ -104,7 +104,11 @@ class PreferencePair:
 
 
 def sentences_to_rows(sentences: Sequence[LabeledSentence]) -> list[dict[str, Any]]:
-    return [{"start": s.span.start, "end": s.span.end, "label": s.label.value} for s in sentences]
+    """JSON rows of labelled sentences (``"parsed": false`` only on sentences without a verdict)."""
+    return [
+        {"start": s.span.start, "end": s.span.end, "label": s.label.value} | ({} if s.parsed else {"parsed": False})
+        for s in sentences
+    ]
 
 
 def sentences_from_rows(
@@ -114,7 +118,8 @@ def sentences_from_rows(
     for row in rows:
         span = Span(int(row["start"]), int(row["end"]))
         out.append(
-            LabeledSentence(span, SentenceLabel.parse(str(row["label"])), span.text_of(text) if text else "")
+            LabeledSentence(span, SentenceLabel.parse(str(row["label"])), span.text_of(text) if text else "",
+                            parsed=bool(row.get("parsed", True)))
         )
     return tuple(out)
 
@@ -173,7 +178,7 @@ class PairStats:
 
 
 def _kept(sentences: Sequence[LabeledSentence], role: Role, rule: MaskRule) -> list[LabeledSentence]:
-    return [s for s in sentences if sentence_is_kept(s.label, role, rule)]
+    return [s for s in sentences if sentence_is_kept(s.label, role, rule, s.parsed)]
 
 
 def pair_for_prompt(

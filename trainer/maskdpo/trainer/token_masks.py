@@ -79,10 +79,14 @@ class MaskConfig:
         return self.rule is MaskRule.ALL
 
 
-def sentence_is_kept(label: SentenceLabel, role: Role, rule: MaskRule) -> bool:
-    """Whether a sentence with ``label`` counts in the loss of a response in ``role`` under ``rule``."""
+def sentence_is_kept(label: SentenceLabel, role: Role, rule: MaskRule, parsed: bool = True) -> bool:
+    """Whether a sentence with ``label`` counts in the loss of a response in ``role`` under ``rule``: the
+    one mask rule of the project (the judge's masks, the token masks and the pair builder all call it).
+    A sentence without a verdict (``parsed`` false) is neutral, except under ``all`` (vanilla DPO)."""
     if rule is MaskRule.ALL:
         return True
+    if not parsed:
+        return False
     if label is SentenceLabel.NOFACT:
         return rule is MaskRule.RELEASED
     if Role(role) is Role.CHOSEN:
@@ -176,7 +180,7 @@ def token_mask(
         i = bisect.bisect_right(starts, rel) - 1
         owner.append(i if rel >= 0 and i >= 0 and rel < sentences[i].span.end else GAP)
 
-    keep_sentence = [sentence_is_kept(s.label, role, config.rule) for s in sentences]
+    keep_sentence = [sentence_is_kept(s.label, role, config.rule, s.parsed) for s in sentences]
     if config.is_vanilla:
         mask = [1] * len(completion)
     else:

