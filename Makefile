@@ -43,7 +43,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
-	$(VENV)/bin/mypy -p maskdpo.client -p maskdpo.server
+	$(VENV)/bin/mypy -p maskdpo.client -p maskdpo.server -p maskdpo.trainer -p maskdpo.toyworld
 
 protos: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) protos/generate.py
