@@ -16,7 +16,8 @@ from maskdpo.toyworld.experiment import (
     parse_args,
     run_experiment,
 )
-from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict, write_report
+from maskdpo.toyworld.experiment_markdown import write_report
+from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
 from maskdpo.toyworld.world_judge import WorldLabeler

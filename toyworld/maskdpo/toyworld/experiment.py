@@ -355,7 +355,8 @@ def run_experiment(
     """The whole experiment; returns the summary (also written with the report into ``out``)."""
     import torch
 
-    from maskdpo.toyworld.experiment_report import EvalRecord, write_report
+    from maskdpo.toyworld.experiment_markdown import write_report
+    from maskdpo.toyworld.experiment_report import EvalRecord
 
     torch.set_num_threads(1)  # on shared cores a second spinning thread makes each step several times slower
     timer = Timer()

@@ -1,12 +1,16 @@
-"""Render the toy-world experiment's summary as Markdown (tables + interpretation) and a PNG plot."""
+"""Render the toy-world experiment's summary as Markdown (tables + interpretation) and a PNG plot, and write
+the report folder. The figures come from ``experiment_report``, which imports nothing from here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN
+import numpy as np
+
+from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN, Records, build_summary
 
 PAIRS = (("maskdpo-dpo", "Mask-DPO − DPO"), ("dpo-base", "DPO − base"), ("maskdpo-base", "Mask-DPO − base"))
 DELTAS = (
@@ -293,3 +297,26 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_report(
+    out: Path,
+    config: dict[str, Any],
+    records: Records,
+    seeds_info: Mapping[int, Any],
+    timing: Mapping[str, Any],
+    n_prompts: int,
+) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.png`` and ``report.md`` into ``out``; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(config, records, seeds_info, timing, n_prompts)
+    (out / "summary.json").write_text(json.dumps(summary, default=_num) + "\n")
+    plot(out / "report.png", summary["analysis"], config["split"])
+    (out / "report.md").write_text(markdown(summary))
+    return summary
+
+
+def _num(value: object) -> object:
+    if isinstance(value, np.floating | np.integer):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
