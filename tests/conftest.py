@@ -1,4 +1,5 @@
-"""Settings every test shares: offline, no Ray dashboard or auth token, few threads."""
+"""Settings every test shares: offline, no Ray dashboard or auth token, few threads; and the tiny model
+that trainer tests, unit and integration, build once per session."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
 def shared_data(name: str) -> Path:
