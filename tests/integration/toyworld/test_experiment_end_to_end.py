@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from maskdpo.toyworld.experiment import ExperimentConfig, run_experiment
 
 
-@pytest.mark.integration
 def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     """vLLM sampling, kb judging, pairs, DPO and Mask-DPO training and greedy evaluation, in small."""
     config = ExperimentConfig(

@@ -11,7 +11,6 @@ from maskdpo.server.workers.trainer_actor import create_trainer_actor
 from tests.helpers.training import cancellable_options, wait_for_step
 
 
-@pytest.mark.integration
 def test_ray_actor_cancel(tiny_model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
