@@ -1,5 +1,5 @@
 """Placement: the Ray options each role declares and the settings that set them (the bounded wait for an
-actor no node can take is tested on a real Ray in test_placement_wait.py)."""
+actor no node can take is tested on a real Ray in tests/integration/server/test_placement_wait.py)."""
 
 from __future__ import annotations
 

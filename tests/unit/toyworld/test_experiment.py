@@ -1,5 +1,5 @@
-"""The toy-world experiment: prompt selection, metrics and verdict rules (test_experiment_end_to_end.py
-runs a small experiment)."""
+"""The toy-world experiment: prompt selection, metrics and verdict rules (a small experiment runs in
+tests/integration/toyworld/test_experiment_end_to_end.py)."""
 
 from __future__ import annotations
 
