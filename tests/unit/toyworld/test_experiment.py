@@ -17,7 +17,7 @@ from maskdpo.toyworld.experiment import (
     parse_args,
 )
 from maskdpo.toyworld.experiment_markdown import write_report
-from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict
+from maskdpo.toyworld.experiment_report import EvalRecord, analyse, build_summary, honest_win, verdict
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
 from maskdpo.toyworld.world_judge import WorldLabeler
@@ -132,7 +132,7 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
         }
     }
     timing = {"wall_s": 60.0, "cpu_s": 50.0, "phases_wall_s": {"train": 30.0}}
-    summary = write_report(tmp_path, config, records, seeds, timing, 3)
+    summary = write_report(tmp_path, build_summary(config, records, seeds, timing, 3))
     report = (tmp_path / "report.md").read_text()
     for row in ("| base |", "| DPO |", "| Mask-DPO |"):
         assert row in report

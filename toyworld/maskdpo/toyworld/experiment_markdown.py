@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN, Records, build_summary
+from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN
 
 PAIRS = (("maskdpo-dpo", "Mask-DPO − DPO"), ("dpo-base", "DPO − base"), ("maskdpo-base", "Mask-DPO − base"))
 DELTAS = (
@@ -299,19 +299,12 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
     plt.close(fig)
 
 
-def write_report(
-    out: Path,
-    config: dict[str, Any],
-    records: Records,
-    seeds_info: Mapping[int, Any],
-    timing: Mapping[str, Any],
-    n_prompts: int,
-) -> dict[str, Any]:
-    """Write ``summary.json``, ``report.png`` and ``report.md`` into ``out``; returns the summary."""
+def write_report(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.png`` and ``report.md`` of ``summary`` (``experiment_report``'s
+    :func:`build_summary`) into ``out``; returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    summary = build_summary(config, records, seeds_info, timing, n_prompts)
     (out / "summary.json").write_text(json.dumps(summary, default=_num) + "\n")
-    plot(out / "report.png", summary["analysis"], config["split"])
+    plot(out / "report.png", summary["analysis"], summary["config"]["split"])
     (out / "report.md").write_text(markdown(summary))
     return summary
 
