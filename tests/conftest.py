@@ -1,4 +1,6 @@
-"""Settings every test shares: offline, no Ray dashboard or auth token, few threads."""
+"""Settings every test shares: offline, no Ray dashboard or auth token, few threads; the markers each
+folder gives its tests; and the tiny model that trainer tests, unit and integration, build once per
+session."""
 
 from __future__ import annotations
 
@@ -13,7 +15,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+FOLDER_MARKS = {
+    "integration": ("integration",),
+    "reliability": ("reliability", "integration"),  # every reliability test starts real servers
+    "gpu": ("gpu",),  # a GPU test that starts an engine or a server also says integration itself
+}
+"""Markers by the folder under tests/ a test lives in (tests/unit: none; its conftest keeps it in-process)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TESTS not in item.path.parents:
+            continue
+        for mark in FOLDER_MARKS.get(item.path.relative_to(TESTS).parts[0], ()):
+            item.add_marker(mark)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
 def shared_data(name: str) -> Path:

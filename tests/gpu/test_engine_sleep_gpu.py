@@ -21,7 +21,7 @@ from maskdpo.server.generation.engine import GenerationEngine  # noqa: E402
 from maskdpo.server.generation.settings import EngineSettings  # noqa: E402
 from maskdpo.server.generation.types import Prompt, SamplingOptions  # noqa: E402
 
-pytestmark = [pytest.mark.gpu, pytest.mark.integration]
+pytestmark = pytest.mark.integration  # starts an engine
 TOY_MODEL = Path(__file__).resolve().parents[2] / "toyworld" / "maskdpo" / "toyworld" / "model"
 
 

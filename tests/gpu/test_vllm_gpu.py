@@ -47,7 +47,7 @@ from tests.integration.test_generation_service import (  # noqa: E402, F401  (co
     test_stream_yields_tokens_before_the_answer_ends,
 )
 
-pytestmark = [pytest.mark.gpu, pytest.mark.integration]
+pytestmark = pytest.mark.integration  # starts an engine
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from maskdpo.server.generation.settings import EngineSettings
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.skipif(
         not cpu_has_native_bfloat16(cpu_flags()),
         reason="this CPU has no native bfloat16 (AVX512-BF16 / AMX): auto serves float32 here",

@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from maskdpo.server.generation import cpu_kernels
 from maskdpo.server.generation.engine import GenerationEngine
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.verify import probe_token_ids, reference_logprobs
 from tests.helpers.tiny_model import build_tiny_model
-
-pytestmark = pytest.mark.integration
 
 
 def test_engine_uses_the_compiled_rms_norm_and_matches_transformers(tmp_path: Path) -> None:

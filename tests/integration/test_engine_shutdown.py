@@ -8,14 +8,10 @@ import gc
 import weakref
 from pathlib import Path
 
-import pytest
-
 from maskdpo.server.generation.engine import GenerationEngine
 from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from tests.helpers.tiny_model import build_tiny_model
-
-pytestmark = pytest.mark.integration
 
 
 def test_shutdown_releases_the_engine_client(tmp_path: Path) -> None:

@@ -25,8 +25,6 @@ from maskdpo.client import errors as sdk_errors
 from maskdpo.server.launcher import ServerProcess
 from tests.integration.conftest import OPERATOR, READER
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 TOY_MODEL = REPO / "toyworld" / "maskdpo" / "toyworld" / "model"
 QUEUE_LIMIT = 2

@@ -22,8 +22,6 @@ from maskdpo.server.generation.types import Prompt, SamplingOptions
 from tests.helpers.tiny_model import build_tiny_model
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.integration
-
 QUEUE_LIMIT = 3
 PROMPT = Prompt.chat([("user", "Tell me a bio of Marie Curie.")])
 

@@ -25,7 +25,7 @@ from maskdpo.v1 import alignment_pb2
 from tests.helpers.ray_cluster import LocalRayCluster, RayNode
 from tests.integration.test_rounds import TOY_MODEL, small, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+pytestmark = pytest.mark.reliability
 
 P = alignment_pb2.RoundPhase
 State = alignment_pb2.AlignmentRound.State

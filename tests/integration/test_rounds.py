@@ -27,8 +27,6 @@ from maskdpo.server.launcher import ServerProcess
 from maskdpo.v1 import alignment_pb2
 from tests.helpers.ray_cluster import LocalRayCluster
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 TOY_MODEL = REPO / "toyworld" / "maskdpo" / "toyworld" / "model"
 P = alignment_pb2.RoundPhase

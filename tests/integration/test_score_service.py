@@ -20,8 +20,6 @@ from maskdpo.server.launcher import ServerProcess
 from maskdpo.v1 import common_pb2, factuality_pb2, factuality_pb2_grpc, generation_pb2, generation_pb2_grpc
 from tests.integration.conftest import OPERATOR, READER, start_server_process
 
-pytestmark = pytest.mark.integration
-
 FACTS = [("Ada Lind", "birth_year", "1901"), ("Ada Lind", "birthplace", "Oslo"),
          ("Ada Lind", "occupation", "chemist")]
 PASSAGE = ("Ada Lind (born 1901 in Oslo) was a Norwegian chemist. She worked at the University of Oslo "

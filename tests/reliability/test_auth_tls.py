@@ -38,8 +38,6 @@ from tests.helpers.certs import CertificateAuthority
 from tests.reliability.conftest import OPERATOR, READER, TOKENS_ENV
 from tests.reliability.rpc_catalog import Rpc, all_rpcs
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
 OPEN_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 CALL_TIMEOUT_S = 60.0
 Metadata = tuple[tuple[str, str], ...]

@@ -34,8 +34,6 @@ from tests.reliability.malformed_bytes import malformed
 from tests.reliability.proto_strategies import MessageStrategies, StringSizes
 from tests.reliability.rpc_catalog import Rpc, all_rpcs, call_raw
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
 MAX_TEXT_CHARS = 5000  # the toy server's MASKDPO_MAX_TEXT_CHARS
 MAX_MESSAGE_BYTES = 1024 * 1024
 CALL_TIMEOUT_S = 30.0

@@ -20,8 +20,6 @@ from maskdpo.client import AsyncClient
 from maskdpo.server.launcher import ServerProcess
 from tests.reliability.conftest import GENERATION_QUEUE, OPERATOR, READER, TOKENS_ENV, Scale
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
 SCORING_ONLY = Workload(mix=(0.5, 0.5, 0.0))
 GENERATION_ONLY = Workload(mix=(0.0, 0.0, 1.0))
 SMALL_LIMITS = {

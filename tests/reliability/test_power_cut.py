@@ -46,8 +46,6 @@ from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 from tests.helpers import store_writer
 from tests.reliability.conftest import OPERATOR, READER, TOKENS_ENV, Scale
 
-pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
 REPO = Path(__file__).resolve().parents[2]
 SERVER_ARGS = ["--judge", "kb", "--default-judge", "kb"]
 WRITERS = 3

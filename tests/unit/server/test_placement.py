@@ -1,19 +1,14 @@
-"""Placement: the Ray options each role declares, the settings that set them, and the bounded wait for an
-actor no node can take."""
+"""Placement: the Ray options each role declares and the settings that set them (the bounded wait for an
+actor no node can take is tested on a real Ray in tests/integration/server/test_placement_wait.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterator
-
 import pytest
-import ray
 from pydantic import ValidationError
 
 from maskdpo.server.settings import ServerSettings, load_settings
 from maskdpo.server.workers import placement
-from maskdpo.server.workers.placement import GIB, GpuSharing, Placement, PlacementTimeout, wait_placed
+from maskdpo.server.workers.placement import GIB, GpuSharing, Placement
 
 
 @pytest.mark.parametrize("cluster_gpus, expected", [(0.0, 0.0), (8.0, 2.0)])
@@ -62,31 +57,3 @@ def test_default_judges_hold_no_cpu_so_an_engine_and_a_trainer_fit_beside_them_o
 def test_bad_placement_settings_are_refused(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ServerSettings(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-@ray.remote
-class _Idle:
-    def ping(self) -> str:
-        return placement.node_id()
-
-
-def test_an_actor_no_node_can_take_times_out_and_names_what_it_asked_for(local_ray: None) -> None:
-    wanted = Placement(0.1, 0.0, None, {"maskdpo-nowhere": 1})
-    actor = _Idle.options(**wanted.ray_options()).remote()  # type: ignore[attr-defined]
-    start = time.monotonic()
-    with pytest.raises(PlacementTimeout, match="maskdpo-nowhere"):
-        asyncio.run(wait_placed(actor, 2.0, "trainer", wanted.describe()))
-    assert 1.9 < time.monotonic() - start < 20
-
-
-def test_an_actor_that_fits_is_placed_on_this_node(local_ray: None) -> None:
-    actor = _Idle.options(**Placement(0.1, 0.0).ray_options()).remote()  # type: ignore[attr-defined]
-    asyncio.run(wait_placed(actor, 60.0, "judge", "num_cpus=0.1"))
-    assert ray.get(actor.ping.remote()) == ray.get_runtime_context().get_node_id()

@@ -1,4 +1,5 @@
-"""The toy-world experiment: prompt selection, metrics and verdict rules, and a small end-to-end run."""
+"""The toy-world experiment: prompt selection, metrics and verdict rules (a small experiment runs in
+tests/integration/toyworld/test_experiment_end_to_end.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from maskdpo.toyworld.experiment import (
     alignment_people,
     alignment_prompts,
     parse_args,
-    run_experiment,
 )
-from maskdpo.toyworld.experiment_report import EvalRecord, analyse, honest_win, verdict, write_report
+from maskdpo.toyworld.experiment_markdown import write_report
+from maskdpo.toyworld.experiment_report import EvalRecord, analyse, build_summary, honest_win, verdict
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
 from maskdpo.toyworld.world_judge import WorldLabeler
@@ -131,7 +132,7 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
         }
     }
     timing = {"wall_s": 60.0, "cpu_s": 50.0, "phases_wall_s": {"train": 30.0}}
-    summary = write_report(tmp_path, config, records, seeds, timing, 3)
+    summary = write_report(tmp_path, build_summary(config, records, seeds, timing, 3))
     report = (tmp_path / "report.md").read_text()
     for row in ("| base |", "| DPO |", "| Mask-DPO |"):
         assert row in report
@@ -140,36 +141,3 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["maskdpo-base"]["honest_win"] is True
     assert summary["verdict"]["dpo-base"]["honest_win"] is False  # identical answers: no gain
-
-
-@pytest.mark.integration
-def test_small_experiment_end_to_end(tmp_path: Path) -> None:
-    """vLLM sampling, kb judging, pairs, DPO and Mask-DPO training and greedy evaluation, in small."""
-    config = ExperimentConfig(
-        seeds=(0,),
-        samples_per_prompt=3,
-        people=12,
-        eval_limit=12,
-        steps=3,
-        batch_size=4,
-        resamples=50,
-    )
-    out, work = tmp_path / "out", tmp_path / "work"
-    summary = run_experiment(config, out, work, log=lambda _m: None)
-    report = (out / "report.md").read_text()
-    assert all(row in report for row in ("| base |", "| DPO |", "| Mask-DPO |"))
-    assert (out / "report.png").stat().st_size > 1000
-    seed = summary["seeds"]["0"]
-    assert seed["samples"]["samples"] == 12 * 3
-    assert seed["pairs"]["pairs"] > 0
-    train = seed["train"]
-    assert train["dpo"]["pairs"] == train["maskdpo"]["pairs"] == seed["pairs"]["pairs"]
-    assert train["dpo"]["kept_fraction"]["chosen"] == 1.0
-    assert train["maskdpo"]["kept_fraction"]["chosen"] < 1.0  # the masks really differ
-    run = work / "seed0"
-    assert (run / "dpo" / "pairs.jsonl").read_text() == (run / "maskdpo" / "pairs.jsonl").read_text()
-    for method in ("dpo", "maskdpo"):
-        lines = (run / method / "greedy-heldout.jsonl").read_text().splitlines()
-        assert len(lines) == 12 and all(json.loads(x)["answer"] for x in lines)
-    assert len(summary["analysis"]["heldout"]["per_seed"]["maskdpo"]) == 1
-    assert summary["timing"]["wall_s"] > 0 and "train" in summary["timing"]["phases_wall_s"]

@@ -1,4 +1,4 @@
-"""Fixtures for the trainer tests: the tiny model (built once per session) and real tokenizers."""
+"""Fixtures for the trainer tests: real tokenizers (the tiny model is ``tiny_model_dir`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,11 @@ import pytest
 import torch
 
 from tests.helpers import smollm2_gguf
-from tests.helpers.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _few_threads() -> None:
     torch.set_num_threads(2)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -9,36 +9,7 @@ import pytest
 
 from maskdpo.trainer.checkpoint import read_training_info
 from maskdpo.trainer.cli import main
-from maskdpo.trainer.sentences import split_sentences
-
-NAMES = ["Ada Lovelace", "Alan Turing", "Marie Curie", "Émile Zola"]
-PLACES = ["London", "Paris", "Zürich", "東京"]
-
-
-def write_judged(path: Path) -> Path:
-    """Two judged samples per prompt: a correct biography and one with a wrong job and birthplace."""
-    rows = []
-    for i, name in enumerate(NAMES):
-        good = f"{name} was a writer born in {PLACES[i]} in 1815. I think {name} is great 😀! {name} lived in {PLACES[i]}."
-        bad = f"{name} was a coach born in {PLACES[(i + 1) % 4]} in 1967. I think {name} is great 😀! {name} lived in {PLACES[i]}."
-        for sid, (text, labels) in enumerate(
-            [(good, ["ok", "nofact", "ok"]), (bad, ["contradictory", "nofact", "ok"])]
-        ):
-            spans = split_sentences(text)
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": f"Tell me a bio of {name}."}],
-                    "response": text,
-                    "prompt_id": f"p{i}",
-                    "sample_id": f"p{i}-s{sid}",
-                    "sentences": [
-                        {"start": s.start, "end": s.end, "label": lab}
-                        for s, lab in zip(spans, labels, strict=True)
-                    ],
-                }
-            )
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    return path
+from tests.helpers.training import write_judged
 
 
 def test_cli_training_lowers_loss_and_raises_reward_accuracy(

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from maskdpo.toyworld import bio_templates as T
 from maskdpo.toyworld.world import ATTRIBUTES, Person, World, WorldConfig
@@ -101,11 +102,18 @@ def _count(rng: random.Random, rate: float) -> int:
     return count
 
 
+class ChatExample(TypedDict):
+    """One training document: a question about a person and the biography that answers it."""
+
+    messages: list[dict[str, str]]
+    topic: str
+
+
 def question(name: str, variant: int = 0) -> str:
     return T.QUESTIONS[variant].format(name=name)
 
 
-def chat_example(name: str, answer: str, variant: int = 0) -> dict[str, object]:
+def chat_example(name: str, answer: str, variant: int = 0) -> ChatExample:
     return {
         "messages": [
             {"role": "user", "content": question(name, variant)},
@@ -115,7 +123,7 @@ def chat_example(name: str, answer: str, variant: int = 0) -> dict[str, object]:
     }
 
 
-def build_corpus(world: World, config: CorpusConfig | None = None) -> list[dict[str, object]]:
+def build_corpus(world: World, config: CorpusConfig | None = None) -> list[ChatExample]:
     """All training examples of the world, shuffled; deterministic in (world, config)."""
     config = config or CorpusConfig()
     rng = random.Random(config.seed * 1_000_003 + world.config.seed)
@@ -134,7 +142,7 @@ def fact_records(world: World) -> Iterable[dict[str, str]]:
         yield {"subject": subject, "attribute": attribute, "value": value}
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, object]] | Iterable[dict[str, str]]) -> int:
+def write_jsonl(path: Path, records: Iterable[Mapping[str, object]]) -> int:
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
@@ -31,7 +32,7 @@ def load(path: Path) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase, World]:
     info = json.loads((path / "training_info.json").read_text())
     world = World.generate(WorldConfig(**info["config"]["world"]))
     model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     return model, tokenizer, world
@@ -62,7 +63,8 @@ def generate(
         batch = tokenizer(
             prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(model.device)
-        generated = model.generate(
+        # transformers types generate's self as a protocol its own model classes do not meet
+        generated = model.generate(  # type: ignore[misc]
             **batch,
             do_sample=samples > 0,
             temperature=temperature if samples > 0 else None,
@@ -102,7 +104,7 @@ def _mean(values: list[float]) -> float | None:
 
 def evaluate(
     model_dir: Path, split: str = "heldout", k: int = 6, temperature: float = 1.0, limit: int | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     model, tokenizer, world = load(model_dir)
     report = evaluate_model(model, tokenizer, world, split, k, temperature, limit)
     return {"model": str(model_dir), **report}
@@ -116,7 +118,7 @@ def evaluate_model(
     k: int = 6,
     temperature: float = 1.0,
     limit: int | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The report for a model in memory (see the module docstring)."""
     tokenizer.padding_side = "left"
     labeler = WorldLabeler(world)
@@ -147,7 +149,7 @@ def evaluate_model(
                     "labels": [s.label.value for s in labels],
                 }
             )
-    report: dict[str, object] = {"split": split, "k": k, "temperature": temperature, "examples": examples}
+    report: dict[str, Any] = {"split": split, "k": k, "temperature": temperature, "examples": examples}
     for key in ("all", *BUCKETS, "near", "far"):
         group = groups.get(key)
         if group is None:

@@ -355,7 +355,8 @@ def run_experiment(
     """The whole experiment; returns the summary (also written with the report into ``out``)."""
     import torch
 
-    from maskdpo.toyworld.experiment_report import EvalRecord, write_report
+    from maskdpo.toyworld.experiment_markdown import write_report
+    from maskdpo.toyworld.experiment_report import EvalRecord, build_summary
 
     torch.set_num_threads(1)  # on shared cores a second spinning thread makes each step several times slower
     timer = Timer()
@@ -421,7 +422,7 @@ def run_experiment(
         "phases_wall_s": {k: round(v, 1) for k, v in timer.wall.items()},
         "phases_cpu_s": {k: round(v, 1) for k, v in timer.cpu.items()},
     }
-    return write_report(out, asdict(config), records, seeds_info, timing, len(prompts))
+    return write_report(out, build_summary(asdict(config), records, seeds_info, timing, len(prompts)))
 
 
 def _judge_answers(labeler: WorldLabeler, people: Sequence[Person], answers: Sequence[str]) -> list[Any]:

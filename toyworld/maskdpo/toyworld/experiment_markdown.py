@@ -1,10 +1,14 @@
-"""Render the toy-world experiment's summary as Markdown (tables + interpretation) and a PNG plot."""
+"""Render the toy-world experiment's summary as Markdown (tables + interpretation) and a PNG plot, and write
+the report folder. The figures come from ``experiment_report``, which imports nothing from here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN
 
@@ -293,3 +297,19 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_report(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.png`` and ``report.md`` of ``summary`` (``experiment_report``'s
+    :func:`build_summary`) into ``out``; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, default=_num) + "\n")
+    plot(out / "report.png", summary["analysis"], summary["config"]["split"])
+    (out / "report.md").write_text(markdown(summary))
+    return summary
+
+
+def _num(value: object) -> object:
+    if isinstance(value, np.floating | np.integer):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

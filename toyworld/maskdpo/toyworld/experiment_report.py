@@ -1,4 +1,5 @@
-"""Metrics, verdict and Markdown / PNG report of the toy-world experiment (``experiment.py``).
+"""Metrics, verdict and summary of the toy-world experiment (``experiment.py``); ``experiment_markdown``
+renders and writes them.
 
 Every number is a ratio of sums over answers, so point estimates, bootstrap intervals and paired
 comparisons share one code path (:mod:`maskdpo.server.judge.metrics` and ``bootstrap``). Seeds are pooled
@@ -9,10 +10,8 @@ per-seed values stand next to the pooled ones.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,19 +209,16 @@ def verdict(analysis: Mapping[str, Any], split: str) -> dict[str, Any]:
     return out
 
 
-def write_report(
-    out: Path,
+def build_summary(
     config: dict[str, Any],
     records: Records,
     seeds_info: Mapping[int, Any],
     timing: Mapping[str, Any],
     n_prompts: int,
 ) -> dict[str, Any]:
-    from maskdpo.toyworld.experiment_markdown import markdown, plot
-
-    out.mkdir(parents=True, exist_ok=True)
+    """Everything the report shows: the settings, the analysis, the verdict and the seeds' own figures."""
     analysis = analyse(records, config["gamma"], config["resamples"])
-    summary = {
+    return {
         "config": config,
         "timing": dict(timing),
         "alignment_prompts": n_prompts,
@@ -230,13 +226,3 @@ def write_report(
         "analysis": analysis,
         "seeds": {str(k): v for k, v in seeds_info.items()},
     }
-    (out / "summary.json").write_text(json.dumps(summary, default=_num) + "\n")
-    plot(out / "report.png", analysis, config["split"])
-    (out / "report.md").write_text(markdown(summary))
-    return summary
-
-
-def _num(value: object) -> object:
-    if isinstance(value, np.floating | np.integer):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

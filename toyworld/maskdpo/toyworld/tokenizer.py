@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from maskdpo.toyworld.corpus import ChatExample
+
 PAD, USER, ASSISTANT, END = "<|pad|>", "<|user|>", "<|assistant|>", "<|end|>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, USER, ASSISTANT, END)
 
@@ -46,7 +48,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1536) -> PreTrainedT
         show_progress=False,
     )
     core.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core, pad_token=PAD, eos_token=END, additional_special_tokens=[USER, ASSISTANT]
     )
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -54,10 +56,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1536) -> PreTrainedT
     return tokenizer
 
 
-def corpus_texts(examples: Sequence[dict[str, object]]) -> Iterable[str]:
+def corpus_texts(examples: Sequence[ChatExample]) -> Iterable[str]:
     """The user and assistant texts of chat examples (what the tokenizer is trained on)."""
     for example in examples:
-        messages = example["messages"]
-        assert isinstance(messages, list)
-        for message in messages:
-            yield str(message["content"])
+        for message in example["messages"]:
+            yield message["content"]

@@ -18,12 +18,12 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from maskdpo.toyworld.corpus import CorpusConfig, build_corpus
+from maskdpo.toyworld.corpus import ChatExample, CorpusConfig, build_corpus
 from maskdpo.toyworld.tokenizer import ASSISTANT, corpus_texts, train_tokenizer
 from maskdpo.toyworld.world import World, WorldConfig
 
@@ -71,8 +71,27 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
+class TrainingInfo(TypedDict):
+    """What a training run records next to its checkpoint (``training_info.json``)."""
+
+    config: dict[str, Any]
+    parameters: int
+    people: int
+    documents: int
+    tokens_per_epoch: int
+    epochs: float
+    loss_every: int
+    losses: list[float]
+    train_seconds: float
+    cpu_seconds: float
+    device: str
+    torch: str
+    threads: int
+    machine: str
+
+
 def encode_examples(
-    tokenizer: PreTrainedTokenizerFast, examples: list[dict[str, object]], max_length: int
+    tokenizer: PreTrainedTokenizerFast, examples: list[ChatExample], max_length: int
 ) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per example; labels are -100 up to and including the assistant marker."""
     assistant_id = tokenizer.convert_tokens_to_ids(ASSISTANT)
@@ -101,7 +120,7 @@ def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> Llam
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return LlamaForCausalLM(llama)
+    return LlamaForCausalLM(llama)  # type: ignore[no-untyped-call]
 
 
 def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -118,7 +137,7 @@ def _batch(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, to
 
 def train(
     config: TrainConfig, out: Path | None, log: bool = True, device: str = "cpu"
-) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, dict[str, object]]:
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, TrainingInfo]:
     """Train from scratch; write the checkpoint to ``out`` when given. Returns model, tokenizer, info.
 
     Only ``device="cpu"`` is bit-reproducible; other devices are for quick tuning sweeps.
@@ -131,7 +150,8 @@ def train(
     examples = build_corpus(world, config.corpus)
     tokenizer = train_tokenizer(corpus_texts(examples), config.model.vocab_size)
     data = encode_examples(tokenizer, examples, config.model.max_length)
-    model = build_model(config.model, tokenizer).to(device)
+    # transformers wraps Module.to with functools.wraps, which mypy reads as a function taking the model first
+    model = build_model(config.model, tokenizer).to(device)  # type: ignore[arg-type]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -172,7 +192,7 @@ def train(
                     flush=True,
                 )
     model.eval()
-    info: dict[str, object] = {
+    info: TrainingInfo = {
         "config": asdict(config),
         "parameters": sum(p.numel() for p in model.parameters()),
         "people": len(world.people),
@@ -194,10 +214,10 @@ def train(
 
 
 def save(
-    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, info: dict[str, object], out: Path
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, info: TrainingInfo, out: Path
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=96
     )
     model.save_pretrained(out, safe_serialization=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from maskdpo.trainer.labels import Span
 
@@ -31,11 +33,18 @@ class SplitterConfig:
         return f"{SPLITTER_NAME}-{SPLITTER_VERSION}{suffix}"
 
 
+class _Segmenter(Protocol):
+    """What this module uses of ``pysbd.Segmenter`` (pysbd ships no type information)."""
+
+    def segment(self, text: str) -> Sequence[str]: ...
+
+
 @functools.lru_cache(maxsize=4)
-def _segmenter(language: str):  # type: ignore[no-untyped-def]
+def _segmenter(language: str) -> _Segmenter:
     import pysbd
 
-    return pysbd.Segmenter(language=language, clean=False)
+    segmenter: _Segmenter = pysbd.Segmenter(language=language, clean=False)
+    return segmenter
 
 
 _SEMICOLON = re.compile(r";\s*")

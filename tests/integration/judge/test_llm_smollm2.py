@@ -12,8 +12,6 @@ from maskdpo.server.judge.llm import LlmJudge
 from maskdpo.server.judge.types import JudgeRequest, Passage
 from maskdpo.trainer.labels import SentenceLabel
 
-pytestmark = pytest.mark.integration
-
 
 def test_three_step_run_on_smollm2() -> None:
     pytest.importorskip("vllm")
