@@ -45,7 +45,7 @@ from maskdpo.server.store.knowledge_sources import KnowledgeStore
 from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.workers.deploys import DeployManager
-from maskdpo.server.workers.generator_pool import GeneratorPool
+from maskdpo.server.workers.generator_pool import GeneratorPool, resolve_folder
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.ray_runtime import start_ray
 from maskdpo.v1 import (
@@ -200,7 +200,12 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     operations = OperationStore(DataDir(settings.data_dir).operations)
     generators, deploys = None, None
     if settings.models:
-        generators = GeneratorPool.create(settings, CheckpointStore(DataDir(settings.data_dir).models))
+        engines = {name: (source, settings.engine_settings(name, resolve_folder(name, source, settings.models_dir)))
+                   for name, source in settings.models.items()}
+        generators = GeneratorPool.create(engines, settings.default_model, settings.data_dir,
+                                          CheckpointStore(DataDir(settings.data_dir).models),
+                                          settings.generator_placement, settings.verify_tolerance,
+                                          settings.generator_start_timeout_s)
         deploys = DeployManager(generators, operations)
         deploys.fail_leftovers()
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)

@@ -31,31 +31,14 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maskdpo.server.edge.auth import Role
 from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
+from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
-from maskdpo.v1 import policy_pb2
-
-
-class Role(enum.StrEnum):
-    """What a bearer token may do (the token table's words for the contract's ``maskdpo.v1.Role``). An
-    operator may do everything a reader may."""
-
-    READER = "reader"
-    OPERATOR = "operator"
-
-    @classmethod
-    def from_proto(cls, role: policy_pb2.Role.ValueType) -> Role:
-        """The role a method's declared ``maskdpo.v1.Role`` names (``ROLE_READER`` -> READER); ValueError
-        for ROLE_UNSPECIFIED or a number the contract does not define."""
-        name = policy_pb2.Role.Name(role) if role in policy_pb2.Role.values() else ""
-        try:
-            return cls[name.removeprefix("ROLE_")]
-        except KeyError:
-            raise ValueError(f"maskdpo.v1.Role {name or role} names no role") from None
 
 
 class ServerSettings(BaseSettings):
@@ -219,6 +202,22 @@ class ServerSettings(BaseSettings):
     @property
     def judge_placement(self) -> Placement:
         return Placement(self.judge_num_cpus, 0.0, self.judge_memory_gib, self.judge_resources)
+
+    def engine_settings(self, name: str, folder: Path) -> EngineSettings:
+        """How to start the engine of the served model ``name`` on ``folder``."""
+        return EngineSettings(
+            model=folder,
+            served_name=name,
+            dtype=self.generator_dtype,
+            max_model_len=self.generator_max_model_len,
+            tensor_parallel_size=self.generator_tensor_parallel_size,
+            gpu_memory_utilization=self.generator_gpu_memory_utilization,
+            cpu_kv_cache_gib=self.generator_cpu_kv_cache_gib,
+            max_num_seqs=self.generator_max_num_seqs,
+            max_queued_requests=self.generator_max_queued_requests,
+            sleep_mode=self.gpu_sharing is GpuSharing.ALTERNATE,
+            enforce_eager=self.generator_enforce_eager,
+        )
 
     def trainer_placement(self, num_cpus: float) -> Placement:
         gpus = self.trainer_num_gpus if self.trainer_num_gpus is not None else self._shared_gpu

@@ -12,6 +12,7 @@ import pytest
 from maskdpo.client import Sampling, deploy_result
 from maskdpo.client import errors as sdk_errors
 from maskdpo.client._generation import generate_request, model_name, sampling_of
+from maskdpo.server.edge.names import parse_checkpoint_name
 from maskdpo.server.errors import (
     Cancelled,
     CheckpointRejected,
@@ -27,7 +28,7 @@ from maskdpo.server.errors import (
 from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.types import GenerationResult, Prompt, Sample, StreamDelta
 from maskdpo.server.services import generation_convert as convert
-from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id, parse_checkpoint_name
+from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id
 from maskdpo.server.workers.generator_actor import engine_is_dead, service_error
 from maskdpo.server.workers.ray_runtime import call_error
 from maskdpo.v1 import common_pb2, generation_pb2

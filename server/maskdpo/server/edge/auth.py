@@ -11,6 +11,7 @@ must work). Token comparison is constant-time. With no tokens configured, auth i
 
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -18,8 +19,26 @@ from typing import Any
 import grpc
 
 from maskdpo.server.errors import PermissionDenied, ServiceError, Unauthenticated
-from maskdpo.server.settings import Role
-from maskdpo.v1 import policies
+from maskdpo.v1 import policies, policy_pb2
+
+
+class Role(enum.StrEnum):
+    """What a bearer token may do (the token table's words for the contract's ``maskdpo.v1.Role``). An
+    operator may do everything a reader may."""
+
+    READER = "reader"
+    OPERATOR = "operator"
+
+    @classmethod
+    def from_proto(cls, role: policy_pb2.Role.ValueType) -> Role:
+        """The role a method's declared ``maskdpo.v1.Role`` names (``ROLE_READER`` -> READER); ValueError
+        for ROLE_UNSPECIFIED or a number the contract does not define."""
+        name = policy_pb2.Role.Name(role) if role in policy_pb2.Role.values() else ""
+        try:
+            return cls[name.removeprefix("ROLE_")]
+        except KeyError:
+            raise ValueError(f"maskdpo.v1.Role {name or role} names no role") from None
+
 
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 STRICTEST = Role.OPERATOR

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from google.longrunning import operations_proto_pb2
 
+from maskdpo.server.edge.names import parse_checkpoint_name
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.services import generation_convert as convert
-from maskdpo.server.store.checkpoints import parse_checkpoint_name
 from maskdpo.server.workers.deploys import DeployManager
 from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel
 from maskdpo.v1 import models_pb2, models_pb2_grpc

@@ -18,8 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskdpo.server.edge.names import CHECKPOINT_NAME
-from maskdpo.server.errors import InvalidArgument, NotFound
+from maskdpo.server.errors import NotFound
 from maskdpo.server.store.sqlite import connect
 
 BASE_ID = "base"
@@ -52,14 +51,6 @@ class CheckpointRecord:
     @property
     def name(self) -> str:
         return f"models/{self.model}/checkpoints/{self.id}"
-
-
-def parse_checkpoint_name(name: str, field: str) -> tuple[str, str]:
-    """(model, checkpoint id) of ``models/{model}/checkpoints/{id}``."""
-    match = CHECKPOINT_NAME.fullmatch(name)
-    if match is None:
-        raise InvalidArgument(field, f"expected 'models/<model>/checkpoints/<id>', got {name[:80]!r}")
-    return match.group(1), match.group(2)
 
 
 def checkpoint_id(path: Path) -> str:

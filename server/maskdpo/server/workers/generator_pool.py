@@ -17,7 +17,7 @@ import importlib.metadata
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,9 @@ from maskdpo.server.generation.types import (
     StreamDelta,
     WeightVersion,
 )
-from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.server.workers.generator_actor import engine_is_dead
-from maskdpo.server.workers.placement import GpuSharing
+from maskdpo.server.workers.placement import Placement
 from maskdpo.server.workers.ray_runtime import actor_lost, await_ray, call_error, remote_error, wait_name_free
 from maskdpo.v1 import models_pb2
 
@@ -129,41 +128,29 @@ class GeneratorPool:
         self._closing = False
 
     @classmethod
-    def create(cls, settings: ServerSettings, checkpoints: CheckpointStore) -> GeneratorPool:
-        """Create one Generator actor per configured model (Ray must be up); engines start in the actors."""
+    def create(cls, engines: Mapping[str, tuple[str, EngineSettings]], default: str, data_dir: Path,
+               checkpoints: CheckpointStore, placement: Placement, tolerance: float | None,
+               start_timeout_s: float) -> GeneratorPool:
+        """Create one Generator actor per model (``engines``: name -> (its ``models`` setting entry, engine
+        settings); Ray must be up), named after ``data_dir`` and the model; engines start in the actors."""
         from maskdpo.server.workers.generator_actor import create_generator_actor, generator_name
 
         models = {}
-        for name, source in settings.models.items():
-            folder = resolve_folder(name, source, settings.models_dir)
-            engine = EngineSettings(
-                model=folder,
-                served_name=name,
-                dtype=settings.generator_dtype,
-                max_model_len=settings.generator_max_model_len,
-                tensor_parallel_size=settings.generator_tensor_parallel_size,
-                gpu_memory_utilization=settings.generator_gpu_memory_utilization,
-                cpu_kv_cache_gib=settings.generator_cpu_kv_cache_gib,
-                max_num_seqs=settings.generator_max_num_seqs,
-                max_queued_requests=settings.generator_max_queued_requests,
-                sleep_mode=settings.gpu_sharing is GpuSharing.ALTERNATE,
-                enforce_eager=settings.generator_enforce_eager,
-            )
-            actor_name = generator_name(settings.data_dir, name)
+        for name, (source, engine) in engines.items():
+            actor_name = generator_name(data_dir, name)
 
             def spawn(engine: EngineSettings = engine, actor_name: str = actor_name) -> Any:
                 last = checkpoints.latest_served(engine.name)
                 return create_generator_actor(
                     engine,
-                    placement=settings.generator_placement,
-                    tolerance=settings.verify_tolerance,
+                    placement=placement,
+                    tolerance=tolerance,
                     name=actor_name,
                     restore=WeightVersion(last.weight_version, last.path) if last else None,
                 )
 
-            models[name] = ServedModel(name, source, folder, spawn(), spawn=spawn, actor_name=actor_name)
-        default = settings.default_model or next(iter(settings.models))
-        return cls(models, default, checkpoints, settings.generator_start_timeout_s)
+            models[name] = ServedModel(name, source, engine.model, spawn(), spawn=spawn, actor_name=actor_name)
+        return cls(models, default or next(iter(engines)), checkpoints, start_timeout_s)
 
     async def start(self) -> int:
         """Wait for every engine; returns how many are READY (the others are FAILED, with ``error``)."""
