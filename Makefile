@@ -26,7 +26,7 @@ $(STAMP): requirements/dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 venv: $(STAMP)
 
 demo: venv
-	$(PY) -m maskdpo.server.demo
+	$(PY) -m maskdpo.toyworld.demo
 
 test: venv lint typecheck
 	$(PY) -m pytest -q

@@ -97,6 +97,18 @@ def served_version(client: Client) -> int:
     return int(client.generate("Tell me a bio of Ada Lind.", model="toy").samples[0].weight_version)
 
 
+def assert_model_serves(client: Client, promoted: alignment_pb2.AlignmentRound) -> None:
+    """ModelService, the checkpoint registry and Generate agree on what a promoted round serves (one deploy
+    path: PROMOTE records the version where DeployCheckpoint does)."""
+    model = client.get_model("toy")
+    assert model.weight_version == promoted.promoted_weight_version == served_version(client)
+    assert model.checkpoint != "models/toy/checkpoints/base"
+    [listed] = [m for m in client.list_models() if m.name == "models/toy"]
+    assert listed.weight_version == model.weight_version
+    served = [c for c in client.list_checkpoints("toy") if c.name == model.checkpoint]
+    assert served and served[0].round == promoted.name and served[0].weight_version == model.weight_version
+
+
 def wait_for(client: Client, name: str, predicate: Any, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     after = 0
@@ -146,6 +158,7 @@ def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client)
     r = client.get_round(name)
     assert r.state == State.SUCCEEDED and list(r.done_phases) == ALL and r.promoted, r.reason
     assert r.promoted_weight_version == before + 1 == served_version(client)
+    assert_model_serves(client, r)
     assert r.judge.backend == "kb" and r.judge.knowledge_source.startswith("toyworld")
     report = Path(r.report_path).read_text()
     assert f"{r.after.anah_score:.4f}" in report and "promoted: **yes**" in report
@@ -209,4 +222,5 @@ def test_sigkill_of_server_and_controller_in_train_then_resume(
         assert any("resumed from checkpoint step" in m for m in messages), messages
         assert [e.phase for e in events if e.kind == "PHASE_STARTED"].count(P.SAMPLE) == 1
         assert (r.promoted_weight_version or 1) == served_version(fresh)
+        assert_model_serves(fresh, r)
     shutil.rmtree(workdir / "unused", ignore_errors=True)

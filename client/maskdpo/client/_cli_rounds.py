@@ -15,20 +15,19 @@ RoundConfig in protobuf JSON; the flags given override its fields.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from google.protobuf import json_format
 
 from maskdpo.client._client import Client
 from maskdpo.client._rounds import round_of, toy_round_config
+from maskdpo.client.display import follow, rounds_table
 from maskdpo.v1 import alignment_pb2
 
 State = alignment_pb2.AlignmentRound.State
 STATES = {name: value for name, value in State.items() if value}
-BAR = 24
 
 
 def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -93,48 +92,6 @@ def _config(args: argparse.Namespace, start_from: str, seed: int) -> alignment_p
     return config
 
 
-def follow(
-    client: Client, name: str, after: int = 0, out: TextIO = sys.stdout
-) -> alignment_pb2.AlignmentRound:
-    """Print a round's events (a progress line that rewrites itself) until it ends; return the round."""
-    live = False
-    for event in client.watch_round(name, after_sequence=after):
-        phase = alignment_pb2.RoundPhase.Name(event.phase) if event.phase else "-"
-        if event.kind == "PROGRESS" and event.progress_total:
-            filled = int(BAR * min(event.progress_done / event.progress_total, 1.0))
-            out.write(
-                f"\r  {phase:<8} [{'#' * filled}{'.' * (BAR - filled)}] "
-                f"{event.progress_done}/{event.progress_total} {event.message[:60]:<60}"
-            )
-            live = True
-        elif event.kind != "METRICS":
-            if live:
-                out.write("\n")
-                live = False
-            out.write(f"#{event.sequence:<4} {phase:<8} {event.kind:<13} {event.message}\n")
-        out.flush()
-    if live:
-        out.write("\n")
-    return client.get_round(name)
-
-
-def _score(e: alignment_pb2.Evaluation) -> str:
-    return f"{e.anah_score:.3f}" if e.HasField("anah_score") else "-"
-
-
-def table(rounds: list[alignment_pb2.AlignmentRound], out: TextIO = sys.stdout) -> None:
-    out.write(
-        f"{'round':<24} {'state':<10} {'ANAH before':>11} {'ANAH after':>10} {'ok/ans b':>8} "
-        f"{'ok/ans a':>8} {'promoted':>8}\n"
-    )
-    for r in rounds:
-        out.write(
-            f"{r.name:<24} {State.Name(r.state):<10} {_score(r.before):>11} {_score(r.after):>10} "
-            f"{r.before.correct_per_answer:>8.2f} {r.after.correct_per_answer:>8.2f} "
-            f"{('v' + str(r.promoted_weight_version)) if r.promoted else 'no':>8}\n"
-        )
-
-
 def _create(client: Client, args: argparse.Namespace) -> int:
     done: list[alignment_pb2.AlignmentRound] = []
     start = args.start_from and _name(args.start_from)
@@ -154,7 +111,7 @@ def _create(client: Client, args: argparse.Namespace) -> int:
         if r.state != State.SUCCEEDED:
             break
         start = name
-    table(done)
+    rounds_table(done)
     return 0 if done and all(r.state == State.SUCCEEDED for r in done) else 1
 
 
@@ -167,7 +124,7 @@ def run(client: Client, args: argparse.Namespace) -> int:
         print(f"{r.name}: {State.Name(r.state)}: {r.reason}")
         return 0
     if command == "list":
-        table(
+        rounds_table(
             client.list_rounds(
                 state=STATES.get(args.state or "", State.STATE_UNSPECIFIED),
                 model=args.model and f"models/{args.model.removeprefix('models/')}",
@@ -179,7 +136,7 @@ def run(client: Client, args: argparse.Namespace) -> int:
         if args.json:
             print(json_format.MessageToJson(r))
         else:
-            table([r])
+            rounds_table([r])
             print(
                 f"phase {alignment_pb2.RoundPhase.Name(r.phase)}; done: "
                 f"{', '.join(alignment_pb2.RoundPhase.Name(p) for p in r.done_phases) or '-'}\nreason: {r.reason}"

@@ -34,12 +34,11 @@ from maskdpo.client import _cli_generation, _cli_rounds
 from maskdpo.client._channel import DEFAULT_TARGET
 from maskdpo.client._client import Client
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
+from maskdpo.client.display import judge_line, print_answer, print_batch
 from maskdpo.client.errors import MaskdpoError
-from maskdpo.v1 import common_pb2, factuality_pb2
 
 _LAZY = {"serve": "maskdpo.server.cli", "train": "maskdpo.trainer.cli"}
-_LABEL = {common_pb2.SENTENCE_LABEL_OK: "ok", common_pb2.SENTENCE_LABEL_CONTRADICTORY: "contradictory",
-          common_pb2.SENTENCE_LABEL_UNVERIFIABLE: "unverifiable", common_pb2.SENTENCE_LABEL_NOFACT: "nofact"}
+
 
 
 def _connection_args(parser: argparse.ArgumentParser) -> None:
@@ -115,53 +114,6 @@ def _items(path: Path) -> list[Item]:
     return items
 
 
-def _fmt(value: float | None, scale: float = 100.0) -> str:
-    return "-" if value is None else f"{value * scale:.1f}"
-
-
-def print_answer(answer: factuality_pb2.ScoredAnswer, out: Any = sys.stdout) -> None:
-    print(f"{'#':>3}  {'label':<13} {'chosen':<6} {'rejected':<8} sentence", file=out)
-    for i, s in enumerate(answer.sentences, start=1):
-        text = s.text if len(s.text) <= 90 else s.text[:87] + "..."
-        print(f"{i:>3}  {_LABEL.get(s.label, '?'):<13} {'keep' if s.chosen_mask else '-':<6} "
-              f"{'keep' if s.rejected_mask else '-':<8} {text}", file=out)
-    m = answer.metrics
-    anah = m.anah_score if m.HasField("anah_score") else None
-    print(f"     ANAH score {_fmt(anah)}  |  ok {m.counts.ok}  contradictory {m.counts.contradictory}  "
-          f"unverifiable {m.counts.unverifiable}  nofact {m.counts.nofact}", file=out)
-
-
-def print_batch(response: factuality_pb2.BatchScoreResponse, out: Any = sys.stdout) -> None:
-    m = response.metrics
-
-    def est(e: factuality_pb2.Estimate) -> str:
-        value = _fmt(e.value if e.HasField("value") else None)
-        if e.HasField("interval"):
-            value += f" [{e.interval.low * 100:.1f}, {e.interval.high * 100:.1f}]"
-        return value
-
-    print(f"{'answer':>6}  {'ok':>3} {'contr':>5} {'unver':>5} {'nofact':>6}  ANAH", file=out)
-    for i, a in enumerate(response.answers, start=1):
-        c = a.metrics.counts
-        anah = a.metrics.anah_score if a.metrics.HasField("anah_score") else None
-        print(f"{i:>6}  {c.ok:>3} {c.contradictory:>5} {c.unverifiable:>5} {c.nofact:>6}  {_fmt(anah)}", file=out)
-    print(f"\nanswers {m.answers}   respond ratio {m.respond_ratio * 100:.1f} %   "
-          f"facts/response {m.facts_per_response:.2f}", file=out)
-    print(f"ANAH score {est(m.anah_score)}   (released convention {est(m.anah_score_released)})", file=out)
-    print(f"FActScore (gamma {m.gamma:g}) {est(m.factscore)}   without penalty {est(m.factscore_no_penalty)}",
-          file=out)
-    print(f"F1@K (K={m.k:g}, {m.k_rule}) {est(m.f1_at_k)}", file=out)
-    for g in m.groups:
-        print(f"  group {g.group}: answers {g.answers}  ANAH {_fmt(g.anah_score if g.HasField('anah_score') else None)}",
-              file=out)
-
-
-def _judge_line(identity: common_pb2.JudgeIdentity) -> str:
-    kind = "heuristic" if identity.heuristic else "verifier"
-    return (f"judge: {identity.backend} ({kind}; model {identity.model or '-'}; splitter {identity.splitter}; "
-            f"knowledge {identity.knowledge_source or '-'})")
-
-
 def _run_score(client: Client, args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
     options = ScoreOptions(mask_rule=args.mask_rule, gamma=args.gamma)
@@ -171,7 +123,7 @@ def _run_score(client: Client, args: argparse.Namespace) -> int:
             print(json_format.MessageToJson(batch))
         else:
             print_batch(batch)
-            print(_judge_line(batch.judge))
+            print(judge_line(batch.judge))
         return 0
     text = args.file.read_text() if args.file else args.text
     if not text:
@@ -183,7 +135,7 @@ def _run_score(client: Client, args: argparse.Namespace) -> int:
         print(json_format.MessageToJson(result))
     else:
         print_answer(result.answer)
-        print(_judge_line(result.judge))
+        print(judge_line(result.judge))
     return 0
 
 
@@ -227,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run_knowledge(client, args)
             if args.command == "judges":
                 for judge in client.list_judges().judges:
-                    print(("* " if judge.is_default else "  ") + _judge_line(judge.identity))
+                    print(("* " if judge.is_default else "  ") + judge_line(judge.identity))
                 return 0
             print(client.health())
             return 0

@@ -56,6 +56,9 @@ def test_round_runs_every_phase_and_promotes(tmp_path: Path, tiny_model: Path) -
             str(tmp_path / "rounds" / round_id(r.name) / "TRAIN" / "final")
         ]
         assert r.before.answers == 6 and r.after.HasField("anah_score") and r.judge.backend == "kb"
+        served = c.checkpoints.current("tiny")  # recorded where DeployCheckpoint records (one deploy path)
+        assert served is not None and (served.weight_version, served.round) == (2, r.name)
+        assert served.path == tmp_path.resolve() / "rounds" / round_id(r.name) / "TRAIN" / "final"
         events = c.store.events(round_id(r.name), 0)
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
         started = [e.phase for e in events if e.kind == "PHASE_STARTED"]

@@ -21,16 +21,15 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
 from maskdpo.toyworld.corpus import question
-from maskdpo.toyworld.train_model import DEFAULT_OUT
-from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.toyworld.train_model import DEFAULT_OUT, world_of
+from maskdpo.toyworld.world import BUCKETS, Person, World
 from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.labels import LabelCounts, LabeledSentence, preference_score
 
 
 def load(path: Path) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase, World]:
     """The model, its tokenizer and the world it was trained on (from ``training_info.json``)."""
-    info = json.loads((path / "training_info.json").read_text())
-    world = World.generate(WorldConfig(**info["config"]["world"]))
+    world = world_of(path)
     model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(path)

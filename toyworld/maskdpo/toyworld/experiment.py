@@ -35,8 +35,8 @@ from typing import Any
 
 from maskdpo.toyworld.bio_templates import QUESTIONS
 from maskdpo.toyworld.corpus import question
-from maskdpo.toyworld.train_model import DEFAULT_OUT
-from maskdpo.toyworld.world import BUCKETS, Person, World, WorldConfig
+from maskdpo.toyworld.train_model import DEFAULT_OUT, world_of
+from maskdpo.toyworld.world import BUCKETS, Person, World
 from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.pairs import PairConfig, PairRule, PairStats, sentences_to_rows
 from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
@@ -362,8 +362,7 @@ def run_experiment(
     timer = Timer()
     started_wall, started_cpu = time.monotonic(), Timer._cpu()
     model = Path(config.model).resolve()
-    info = json.loads((model / "training_info.json").read_text())
-    world = World.generate(WorldConfig(**info["config"]["world"]))
+    world = world_of(model)
     labeler = WorldLabeler(world)
     prompts = alignment_prompts(world, config)
     work.mkdir(parents=True, exist_ok=True)

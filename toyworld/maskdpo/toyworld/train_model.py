@@ -31,11 +31,11 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 
 
 def world_of(model: Path = DEFAULT_OUT) -> World:
-    """The world a model folder was trained on (its ``training_info.json``); the default world for a folder
-    that has none (a model not built yet)."""
+    """The world a toy model folder was trained on (read from its ``training_info.json``)."""
     info_file = Path(model) / "training_info.json"
     if not info_file.is_file():
-        return World.generate(WorldConfig())
+        raise FileNotFoundError(f"{model} is not a toy model folder (no training_info.json); "
+                                "build one with python -m maskdpo.toyworld.train_model")
     return World.generate(WorldConfig(**json.loads(info_file.read_text())["config"]["world"]))
 
 

