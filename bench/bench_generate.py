@@ -136,7 +136,7 @@ async def bare_rate(
 ) -> tuple[float, int, float, float]:
     """(tokens/s, tokens, seconds, engine CPU seconds) of the same requests on an in-process engine."""
     from maskdpo.server.generation.engine import GenerationEngine
-    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generation.engine_settings import EngineSettings
     from maskdpo.server.generation.types import Prompt, SamplingOptions
 
     engine = await GenerationEngine.start(

@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generation.engine_settings import EngineSettings
     from maskdpo.server.workers.generator_actor import create_generator_actor
     from maskdpo.server.workers.generator_pool import resolve_folder
 

@@ -18,7 +18,7 @@ pytest.importorskip("vllm")
 
 from maskdpo.server.generation import errors  # noqa: E402
 from maskdpo.server.generation.engine import GenerationEngine  # noqa: E402
-from maskdpo.server.generation.settings import EngineSettings  # noqa: E402
+from maskdpo.server.generation.engine_settings import EngineSettings  # noqa: E402
 from maskdpo.server.generation.types import Prompt, SamplingOptions  # noqa: E402
 
 pytestmark = pytest.mark.integration  # starts an engine

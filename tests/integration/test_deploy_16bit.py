@@ -18,8 +18,8 @@ import pytest
 from maskdpo.server.generation import errors
 from maskdpo.server.generation.dtype import cpu_flags, cpu_has_native_bfloat16
 from maskdpo.server.generation.engine import GenerationEngine
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.hotswap import Deployer
-from maskdpo.server.generation.settings import EngineSettings
 from tests.helpers.tiny_model import build_tiny_model
 
 pytestmark = [

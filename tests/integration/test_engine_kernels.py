@@ -8,7 +8,7 @@ from pathlib import Path
 
 from maskdpo.server.generation import cpu_kernels
 from maskdpo.server.generation.engine import GenerationEngine
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.verify import probe_token_ids, reference_logprobs
 from tests.helpers.tiny_model import build_tiny_model
 

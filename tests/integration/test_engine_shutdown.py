@@ -9,7 +9,7 @@ import weakref
 from pathlib import Path
 
 from maskdpo.server.generation.engine import GenerationEngine
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from tests.helpers.tiny_model import build_tiny_model
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from maskdpo.server.generation import errors
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from tests.helpers.tiny_model import build_tiny_model
 

@@ -25,15 +25,15 @@ from grpc_reflection.v1alpha import reflection
 
 from maskdpo.server.edge.auth import AuthInterceptor
 from maskdpo.server.edge.decode_guard import DecodeGuard
-from maskdpo.server.edge.metrics import MetricsInterceptor, start_metrics
+from maskdpo.server.edge.prometheus import MetricsInterceptor, start_metrics
 from maskdpo.server.generation.builtin_models import smollm2_path
 from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
 from maskdpo.server.rounds import datasets
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
+from maskdpo.server.services.longrunning import OperationsServicer
 from maskdpo.server.services.models import ModelServicer
-from maskdpo.server.services.operations import OperationsServicer
 from maskdpo.server.services.pending import (
     PendingAlignmentServicer,
     PendingGenerationServicer,

@@ -35,7 +35,7 @@ from maskdpo.server.edge.auth import Role
 from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement

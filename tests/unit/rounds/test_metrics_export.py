@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import generate_latest
 
-from maskdpo.server.edge import metrics as metrics_export
+from maskdpo.server.edge import prometheus as metrics_export
 from maskdpo.server.store.rounds import FAILED, RoundStore
 from maskdpo.v1 import alignment_pb2
 from tests.unit.rounds.conftest import tiny_config

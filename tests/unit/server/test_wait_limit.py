@@ -7,7 +7,7 @@ from google.longrunning import operations_proto_pb2
 from google.protobuf import duration_pb2
 
 from maskdpo.server.errors import InvalidArgument
-from maskdpo.server.services.operations import MAX_WAIT_S, wait_limit
+from maskdpo.server.services.longrunning import MAX_WAIT_S, wait_limit
 
 
 def request(seconds: int, nanos: int = 0) -> operations_proto_pb2.WaitOperationRequest:

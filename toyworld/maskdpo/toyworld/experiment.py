@@ -195,7 +195,7 @@ def _engine_settings(model: Path, prompts: Sequence[tuple[str, int]]) -> Any:
     """
     from transformers import AutoTokenizer
 
-    from maskdpo.server.generation.settings import EngineSettings
+    from maskdpo.server.generation.engine_settings import EngineSettings
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     chat = [[{"role": "user", "content": question(n, v)}] for n, v in prompts]

@@ -21,7 +21,7 @@ from typing import Any
 from maskdpo.server.generation import cpu_kernels, errors
 from maskdpo.server.generation.admission import Admission
 from maskdpo.server.generation.dtype import resolve_here
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import (
     GenerationResult,
     ModelInfo,

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from maskdpo.server.generation.engine import GenerationEngine
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions
 
 T = TypeVar("T")

@@ -45,7 +45,7 @@ class EngineChooser:
     """Constrained choices at temperature 0 from an in-process vLLM engine (started on first use)."""
 
     def __init__(self, model: Path, *, max_model_len: int = 4096, dtype: str = "float32") -> None:
-        from maskdpo.server.generation.settings import EngineSettings
+        from maskdpo.server.generation.engine_settings import EngineSettings
         from maskdpo.server.generation.sync import EngineThread
 
         self.model_name = model.name

@@ -17,9 +17,9 @@ from typing import Any
 
 from google.longrunning import operations_proto_pb2
 
-from maskdpo.server.edge.metrics import register_queue
 from maskdpo.server.edge.names import ROUND_NAME
 from maskdpo.server.edge.paging import page
+from maskdpo.server.edge.prometheus import register_queue
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.rounds import datasets

@@ -26,8 +26,8 @@ import ray
 from maskdpo.server import errors
 from maskdpo.server.generation import errors as gen_errors
 from maskdpo.server.generation.engine import GenerationEngine
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.hotswap import Deployer
-from maskdpo.server.generation.settings import EngineSettings
 from maskdpo.server.generation.types import (
     DeployReport,
     GenerationResult,

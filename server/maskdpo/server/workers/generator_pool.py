@@ -26,7 +26,7 @@ import ray
 
 from maskdpo.server.errors import DeadlineExceeded, NotFound, Unavailable
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
-from maskdpo.server.generation.settings import EngineSettings
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import (
     DeployReport,
     GenerationResult,
