@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from maskdpo.server.generation import errors
+from maskdpo.server.errors import CheckpointRejected, Conflict, PromptTooLong, QueueFull
 from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from tests.helpers.tiny_model import build_tiny_model
@@ -131,9 +131,9 @@ def test_queue_full_gives_retry_advice(actor: Any) -> None:
     try:
         for stream in streams:
             ray.get(next(stream))
-        with pytest.raises(errors.QueueFullError) as info:
+        with pytest.raises(QueueFull) as info:  # the service's own error, raised in the actor
             ray.get(actor.generate.remote(PROMPT, SamplingOptions(max_tokens=4)))
-        assert info.value.retry_after_s > 0
+        assert float(info.value.metadata["retry_after_s"]) > 0
     finally:
         for stream in streams:
             ray.cancel(stream)
@@ -141,10 +141,11 @@ def test_queue_full_gives_retry_advice(actor: Any) -> None:
 
 
 def test_prompt_too_long(actor: Any) -> None:
-    with pytest.raises(errors.PromptTooLongError, match="maximum length is 512"):
+    with pytest.raises(PromptTooLong, match="at most 511") as info:
         ray.get(
             actor.generate.remote(Prompt(text="Marie Curie was born in Paris. " * 200), SamplingOptions())
         )
+    assert info.value.field == "prompt"
 
 
 def test_deploy_bumps_version_and_verifies(actor: Any, models: dict[str, Path]) -> None:
@@ -163,7 +164,7 @@ def test_deploy_bumps_version_and_verifies(actor: Any, models: dict[str, Path]) 
 def test_corrupted_checkpoint_is_rejected_and_previous_keeps_serving(
     actor: Any, models: dict[str, Path]
 ) -> None:
-    with pytest.raises(errors.CheckpointError, match=r"model\.safetensors"):
+    with pytest.raises(CheckpointRejected, match=r"model\.safetensors"):
         ray.get(actor.deploy.remote(str(models["broken"])))
     assert ray.get(actor.current_version.remote()).version == 2
     result = ray.get(actor.generate.remote(PROMPT, SamplingOptions(max_tokens=4)))
@@ -172,7 +173,7 @@ def test_corrupted_checkpoint_is_rejected_and_previous_keeps_serving(
 
 def test_mismatching_probe_rolls_back(actor: Any, models: dict[str, Path]) -> None:
     reference = ray.get(actor.generate.remote(PROMPT, SamplingOptions(max_tokens=6, temperature=0.0)))
-    with pytest.raises(errors.VerificationError, match="rolled back to version 2"):
+    with pytest.raises(CheckpointRejected, match="rolled back to version 2"):
         ray.get(actor.deploy.remote(str(models["drifted"])))
     version = ray.get(actor.current_version.remote())
     assert version.version == 2 and version.checkpoint == models["other"].resolve()
@@ -184,7 +185,7 @@ def test_mismatching_probe_rolls_back(actor: Any, models: dict[str, Path]) -> No
 def test_concurrent_deploy_conflicts(actor: Any, models: dict[str, Path]) -> None:
     first = actor.deploy.remote(str(models["base"]))
     second = actor.deploy.remote(str(models["other"]))
-    with pytest.raises(errors.DeployConflictError):
+    with pytest.raises(Conflict):
         ray.get(second)
     assert ray.get(first).served.version == 3
     assert ray.get(actor.current_version.remote()).checkpoint == models["base"].resolve()
