@@ -75,7 +75,7 @@ def client(server: dict[str, Any]) -> Iterator[Client]:
         yield c
 
 
-def small(*, promote: bool | None, steps: int = 4, seed: int = 0) -> alignment_pb2.RoundConfig:
+def small(*, promote: bool | None, steps: int = 4, seed: int = 0, lora: bool = False) -> alignment_pb2.RoundConfig:
     config = toy_round_config(
         "toy",
         prompts=6,
@@ -90,7 +90,22 @@ def small(*, promote: bool | None, steps: int = 4, seed: int = 0) -> alignment_p
         config.promotion.min_improvement, config.promotion.max_correct_drop = -1.0, 1.0
     elif promote is False:
         config.promotion.min_improvement, config.promotion.max_correct_drop = 1.0, 0.0
+    config.training.lora = lora
+    if lora:
+        config.training.learning_rate = 5e-3  # an adapter learns at a higher rate than full weights
     return config
+
+
+def controller(cluster: str, workdir: Path) -> Any:
+    """The round controller actor of the test server (from a driver of our own on its cluster)."""
+    import ray
+
+    from maskdpo.server.rounds.controller_actor import controller_name
+    from maskdpo.server.workers.ray_runtime import NAMESPACE
+
+    if not ray.is_initialized():
+        ray.init(address=cluster, namespace=NAMESPACE, log_to_driver=False)
+    return ray.get_actor(controller_name((workdir / "data").resolve()), namespace=NAMESPACE)
 
 
 def served_version(client: Client) -> int:
@@ -192,19 +207,48 @@ def test_cancel_during_train(client: Client) -> None:
     assert served_version(client) == before
 
 
+def test_lora_round_evaluates_on_the_engine_and_promotes_an_adapter(
+    client: Client, cluster: str, workdir: Path
+) -> None:
+    """A LoRA round: TRAIN makes an adapter, EVALUATE decodes start and candidate on the serving engine (the
+    controller loads no model), PROMOTE loads the adapter into the running engine; a broken adapter is then
+    refused and the promoted one keeps serving."""
+    import ray
+
+    try:
+        handle = controller(cluster, workdir)
+        loaded = ray.get(handle.models_loaded.remote(), timeout=60)
+        name = round_of(client.create_round(small(promote=True, seed=4, lora=True)))
+        for _ in client.watch_round(name):
+            pass
+        r = client.get_round(name)
+        assert r.state == State.SUCCEEDED and r.promoted, r.reason
+        assert ray.get(handle.models_loaded.remote(), timeout=60) == loaded  # no transformers model, ever
+    finally:
+        ray.shutdown()
+    messages = [e.message for e in client.watch_round(name)]
+    assert any("EVALUATE decodes both sides on the serving engine" in m for m in messages), messages
+    assert_model_serves(client, r)
+    adapter = Path(next(c for c in client.list_checkpoints("toy") if c.round == name).path)
+    assert (adapter / "adapter_config.json").is_file()
+    broken = workdir / "broken-adapter"
+    shutil.copytree(adapter, broken)
+    weights = broken / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    op = client.wait_operation(client.deploy_checkpoint("toy", str(broken)).name, timeout=300)
+    assert op.error.message and "adapter_model.safetensors" in op.error.message
+    assert served_version(client) == r.promoted_weight_version == client.get_model("toy").weight_version
+
+
 def test_sigkill_of_server_and_controller_in_train_then_resume(
     client: Client, server: dict[str, Any], cluster: str, workdir: Path
 ) -> None:
     import ray
 
-    from maskdpo.server.rounds.controller_actor import controller_name
-    from maskdpo.server.workers.ray_runtime import NAMESPACE
-
-    name = round_of(client.create_round(small(promote=True, steps=80, seed=3)))
+    name = round_of(client.create_round(small(promote=True, steps=80, seed=3, lora=True)))
     wait_for(client, name, lambda e: e.kind == "PROGRESS" and e.phase == P.TRAIN and e.progress_done >= 6)
-    ray.init(address=cluster, namespace=NAMESPACE, log_to_driver=False)
     try:
-        controller_pid = ray.get(ray.get_actor(controller_name((workdir / "data").resolve()), namespace=NAMESPACE).pid.remote(), timeout=30)
+        controller_pid = ray.get(controller(cluster, workdir).pid.remote(), timeout=30)
     finally:
         ray.shutdown()
     os.kill(server["server"].process.pid, signal.SIGKILL)

@@ -92,6 +92,10 @@ class ServerSettings(BaseSettings):
     generator_num_cpus: float = Field(1.0, ge=0, description="CPUs each Generator actor reserves in Ray")
     generator_enforce_eager: bool = Field(True, description="no graph compilation: faster start; "
                                           "false = compiled graphs (long-lived servers)")
+    generator_max_lora_rank: int = Field(16, ge=0, description="largest LoRA rank the engines serve adapters of "
+                                         "(LoRA rounds promote adapters); 0 = no adapters")
+    generator_max_loras: int = Field(4, ge=1, description="LoRA adapters resident per engine (served, candidate, "
+                                     "previous)")
     generator_start_timeout_s: float = Field(900.0, gt=0, description="longest engine start before the model is FAILED")
     generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
     verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
@@ -217,6 +221,8 @@ class ServerSettings(BaseSettings):
             max_queued_requests=self.generator_max_queued_requests,
             sleep_mode=self.gpu_sharing is GpuSharing.ALTERNATE,
             enforce_eager=self.generator_enforce_eager,
+            max_lora_rank=self.generator_max_lora_rank,
+            max_loras=self.generator_max_loras,
         )
 
     def trainer_placement(self, num_cpus: float) -> Placement:

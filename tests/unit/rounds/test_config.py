@@ -40,7 +40,6 @@ CASES = [
     (_set("training.learning_rate", float("nan")), "config.training.learning_rate"),
     (_set("training.beta", -0.1), "config.training.beta"),
     (_set("training.max_steps", -3), "config.training.max_steps"),
-    (_set("training.lora", True), "config.training.lora"),
     (_set("pairs.min_margin", 2.0), "config.pairs.min_margin"),
     (_set("promotion.metric", "bleu"), "config.promotion.metric"),
     (_set("promotion.max_correct_drop", 1.5), "config.promotion.max_correct_drop"),

@@ -82,9 +82,9 @@ class SleepyGenerator(LocalGenerator):
         self.calls: list[str] = []
         self.asleep = False
 
-    async def generate(self, prompt: Any, options: Any) -> Any:
+    async def generate(self, prompt: Any, options: Any, weights: Any = None) -> Any:
         assert not self.asleep, "a sleeping engine must not be asked to generate"
-        return await super().generate(prompt, options)
+        return await super().generate(prompt, options, weights)
 
     async def sleep(self) -> bool:
         self.calls.append("sleep")

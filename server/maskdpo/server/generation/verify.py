@@ -49,15 +49,24 @@ def probe_token_ids(tokenizer: Any, max_model_len: int) -> list[int]:
     return ids[: max_model_len - 1]
 
 
-def reference_logprobs(checkpoint: Path, token_ids: list[int]) -> list[float]:
-    """Teacher-forced log-probs of ``token_ids[1:]`` by transformers on ``checkpoint`` in float32."""
+def reference_logprobs(checkpoint: Path, token_ids: list[int], adapter: Path | None = None) -> list[float]:
+    """Teacher-forced log-probs of ``token_ids[1:]`` by transformers on ``checkpoint`` in float32, with the
+    LoRA ``adapter`` applied (peft) when one is given."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    model: Any
     try:
         model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
     except Exception as exc:  # any load failure means the checkpoint is unusable
         raise CheckpointError(f"checkpoint {checkpoint} does not load in transformers: {exc}") from None
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        except Exception as exc:
+            raise CheckpointError(f"adapter {adapter} does not load onto {checkpoint}: {exc}") from None
     with torch.no_grad():
         ids = torch.tensor([token_ids])
         logits = model(input_ids=ids).logits[0, :-1].float()

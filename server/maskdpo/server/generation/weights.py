@@ -97,3 +97,26 @@ def check_compatible(candidate: Path, served: Path) -> None:
             raise CheckpointError(
                 f"checkpoint {candidate}: tensor {name} has shape {list(shape)}, served model {list(old[name])}"
             )
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(folder: Path) -> bool:
+    """True for a LoRA adapter folder (peft layout: ``adapter_config.json`` + adapter weights)."""
+    return (folder / ADAPTER_CONFIG).is_file()
+
+
+def check_adapter(folder: Path, max_rank: int) -> None:
+    """Raise CheckpointError unless ``folder`` is a readable LoRA adapter an engine with ``max_rank`` serves."""
+    if max_rank <= 0:
+        raise CheckpointError(f"{folder} is a LoRA adapter, but this engine serves none: start it with "
+                              "generator_max_lora_rank > 0")
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"adapter {folder}: {ADAPTER_CONFIG} is unreadable: {exc}") from None
+    rank = int(config.get("r", 0)) if isinstance(config, dict) else 0
+    if not 0 < rank <= max_rank:
+        raise CheckpointError(f"adapter {folder}: rank {rank}; the engine serves ranks 1..{max_rank}")
+    tensor_shapes(folder)  # a missing or truncated adapter_model.safetensors is refused here

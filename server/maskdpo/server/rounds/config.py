@@ -54,6 +54,8 @@ class Training:
     max_steps: int = 0
     max_length: int = 1024
     lora: bool = False
+    lora_rank: int = 8
+    """Rank of a LoRA round's adapter (the trainer's default)."""
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,6 @@ def validate_config(
     _check(0 <= t.batch_size <= 1024, f"{c}.training.batch_size", "must be between 0 and 1024")
     _check(t.max_steps >= 0, f"{c}.training.max_steps", "must be >= 0 (0 = no cap)")
     _check(0 <= t.max_length <= 131072, f"{c}.training.max_length", "must be between 0 and 131072")
-    _check(
-        not t.lora,
-        f"{c}.training.lora",
-        "not supported in rounds: promotion hot-swaps full weights (see docs/generation.md)",
-    )
     promotion = _promotion(config.promotion, defaults or Promotion())
     if config.start_from_round:
         _check(

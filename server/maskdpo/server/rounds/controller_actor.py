@@ -67,6 +67,13 @@ class RoundControllerActorImpl:
     async def pid(self) -> int:
         return os.getpid()
 
+    async def models_loaded(self) -> int:
+        """Models this controller loaded with transformers so far (full-parameter rounds decode with them;
+        LoRA rounds decode on the serving engine and load none)."""
+        from maskdpo.server.rounds import local_model
+
+        return local_model.LOADS[0]
+
     async def settings(self) -> tuple[str, ControllerSettings]:
         """The code version and the settings this controller runs with (to tell whether it is stale)."""
         return CODE_VERSION, self._controller.settings

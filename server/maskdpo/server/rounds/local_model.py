@@ -9,12 +9,19 @@ it only when a round starts from a checkpoint that is not the served one. Models
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from maskdpo.server.generation.weights import ADAPTER_CONFIG, is_adapter
+
 _LOCK = threading.Lock()
+
+
+LOADS = [0]
+"""How many models this process has loaded (a LoRA round must load none: both sides run on the engine)."""
 
 
 @functools.lru_cache(maxsize=2)
@@ -23,20 +30,34 @@ def _load(path: str, stamp: float) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     del stamp  # part of the cache key: a rewritten folder is loaded again
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    LOADS[0] += 1
+    base = _base_of(Path(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model.eval()  # type: ignore[no-untyped-call]
+    model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    if base != Path(path):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path)
+    model.eval()
     return model, tokenizer
 
 
+def _base_of(folder: Path) -> Path:
+    """The folder of full weights: ``folder`` itself, or the base a LoRA adapter folder was trained on."""
+    if not is_adapter(folder):
+        return folder
+    return Path(json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"])
+
+
 def load(path: Path) -> tuple[Any, Any]:
-    config = path / "config.json"
-    if not config.is_file():
+    """The model and tokenizer of a model folder, or of a LoRA adapter folder on its base."""
+    marker = path / (ADAPTER_CONFIG if is_adapter(path) else "config.json")
+    if not marker.is_file():
         raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
-    return _load(str(path), config.stat().st_mtime)
+    return _load(str(path), marker.stat().st_mtime)
 
 
 def generate(

@@ -1,7 +1,10 @@
 """EVALUATE: decode the evaluation prompts with the start weights and with the candidate, judge both.
 
-Both sides are decoded greedily by the same transformers code (:mod:`.local_model`), judged with the
-round's judge, and summarised as :class:`Evaluation` messages (docs/metrics.md) that PROMOTE decides on.
+Both sides are decoded greedily by the same code: on the serving engine, each request naming its weights,
+when the engine can run both (a LoRA round: the start and the candidate are adapters, or none, on the base
+the engine holds) -- no model is loaded in the round controller; otherwise (full-parameter candidates)
+with transformers on their folders (:mod:`.local_model`). Both are judged with the round's judge and
+summarised as :class:`Evaluation` messages (docs/metrics.md) that PROMOTE decides on.
 """
 
 
@@ -11,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from maskdpo.server.generation.types import Prompt, SamplingOptions
+from maskdpo.server.generation.weights import is_adapter
 from maskdpo.server.judge.metrics import compute_metrics
 from maskdpo.server.judge.records import from_judgment
 from maskdpo.server.judge.types import Judgment
@@ -22,6 +27,7 @@ from maskdpo.server.rounds.context import (
     write_jsonl,
 )
 from maskdpo.server.rounds.phase_judge import judge_texts
+from maskdpo.server.rounds.phase_sample import Policy, each_with_backpressure
 from maskdpo.server.rounds.phase_train import final_dir
 from maskdpo.trainer.labels import LabelCounts
 from maskdpo.v1 import alignment_pb2
@@ -68,25 +74,46 @@ def as_dict(evaluation: alignment_pb2.Evaluation) -> dict[str, Any]:
     }
 
 
+def candidate_policy(ctx: RoundContext, start: Policy) -> Policy:
+    """The round's candidate: the adapter TRAIN made on the start's base, or full weights."""
+    final = final_dir(ctx)
+    return Policy(start.base, final) if is_adapter(final) else Policy(final)
+
+
+async def _greedy(ctx: RoundContext, policy: Policy, prompts: list[str], on_engine: bool) -> list[str]:
+    """Greedy answers of ``policy`` to ``prompts``: on the serving engine, or with transformers."""
+    max_tokens = ctx.spec.sampling.max_tokens
+    if on_engine:
+        options = SamplingOptions(temperature=0.0, max_tokens=max_tokens, logprobs=False)
+        results = await each_with_backpressure(
+            prompts,
+            lambda _, prompt: ctx.generator.generate(Prompt.chat([("user", prompt)]), options, policy.weights()),
+            ctx.check_cancel,
+            lambda _: None,
+        )
+        return [r.samples[0].text.strip() for r in results]
+    answers = await asyncio.to_thread(local_model.generate, policy.folder, prompts, greedy=True,
+                                      max_tokens=max_tokens)
+    return [a[0] for a in answers]
+
+
 async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.eval_prompts)
     backend = ctx.judge_for(dataset)
-    policy = Path(ctx.store.phase_summary(ctx.rid, P.SAMPLE)["policy"])
-    candidate = final_dir(ctx)
+    start = Policy.of(ctx.store.phase_summary(ctx.rid, P.SAMPLE))
+    candidate = candidate_policy(ctx, start)
+    engine_base = Path((await ctx.generator.current_version()).checkpoint)
+    # a LoRA candidate shares its base with the start: the engine runs both when it holds that base
+    on_engine = candidate.adapter is not None and start.base.resolve() == engine_base.resolve()
+    ctx.log("EVALUATE decodes both sides on the serving engine" if on_engine
+            else "EVALUATE decodes both sides with transformers (full-parameter candidate)")
     rows: list[dict[str, Any]] = []
     results: dict[str, alignment_pb2.Evaluation] = {}
-    for step, (side, path) in enumerate((("before", policy), ("after", candidate))):
+    for step, (side, policy) in enumerate((("before", start), ("after", candidate))):
         ctx.check_cancel()
-        answers = await asyncio.to_thread(
-            local_model.generate,
-            path,
-            [i.prompt for i in items],
-            greedy=True,
-            max_tokens=ctx.spec.sampling.max_tokens,
-        )
-        texts = [a[0] for a in answers]
+        texts = await _greedy(ctx, policy, [i.prompt for i in items], on_engine)
         judged = await judge_texts(ctx, backend, items, texts, dataset, P.EVALUATE)
-        results[side] = evaluation_of(str(path), texts, judged)
+        results[side] = evaluation_of(str(policy.folder), texts, judged)
         rows += [
             {
                 "side": side,

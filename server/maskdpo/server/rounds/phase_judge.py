@@ -61,6 +61,7 @@ async def judge_texts(
 async def judge(ctx: RoundContext, work: Path) -> PhaseOutput:
     items, dataset = ctx.prompts(ctx.spec.prompts)
     backend = ctx.judge_for(dataset)
+    ctx.log(f"judge {backend} runs on node {await ctx.judges.where(backend)}")
     rows = read_jsonl(ctx.phase_dir("SAMPLE") / "samples.jsonl")
     judged = await judge_texts(
         ctx,

@@ -34,7 +34,7 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
     before = alignment_pb2.Evaluation.FromString(row["before"])
     after = alignment_pb2.Evaluation.FromString(row["after"])
     decision = decide(ctx.spec.promotion, before, after)
-    candidate = final_dir(ctx).resolve()
+    candidate = final_dir(ctx).resolve()  # full weights, or a LoRA adapter (deployed as one)
     outcome: dict[str, Any] = {
         "promote": decision.promote,
         "rule": decision.reason,
@@ -44,8 +44,9 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
     round_name = f"rounds/{ctx.rid}"
     if decision.promote:
         served = await ctx.generator.current_version()
-        if Path(served.checkpoint).resolve() == candidate:  # a PROMOTE redone after a crash
-            await asyncio.to_thread(ctx.checkpoints.served, ctx.spec.model_id, candidate, served.version, round_name)
+        if served.folder.resolve() == candidate:  # a PROMOTE redone after a crash
+            await asyncio.to_thread(ctx.checkpoints.served, ctx.spec.model_id, candidate, served.version, round_name,
+                                    served.checkpoint if served.adapter else None)
             outcome |= {"deployed": True, "version": served.version, "note": "already served (resumed)"}
         else:
             sampled = ctx.store.phase_summary(ctx.rid, P.SAMPLE)

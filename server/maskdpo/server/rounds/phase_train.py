@@ -2,11 +2,14 @@
 
 The trainer runs on a Trainer actor (or in the controller), resumes from its last checkpoint after a crash,
 reports steps and metrics as round events and honours a cancel after every optimizer step. With
-``alternate_gpu`` the engine sleeps while the trainer holds its GPU. The candidate is ``TRAIN/final``.
+``alternate_gpu`` the engine sleeps while the trainer holds its GPU. The candidate is ``TRAIN/final``: full
+weights, or with ``training.lora`` a LoRA adapter on the start's base (a chained LoRA round goes on training
+the adapter it starts from; a full-parameter round that starts from an adapter trains the two merged).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +22,10 @@ from maskdpo.server.rounds.context import (
     RoundContext,
 )
 from maskdpo.server.rounds.phase_pair import pair_config
+from maskdpo.server.rounds.phase_sample import Policy
 from maskdpo.server.rounds.workers import run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
+from maskdpo.trainer.merge import merge_adapter
 from maskdpo.trainer.run import TrainOptions
 from maskdpo.v1 import alignment_pb2
 
@@ -33,14 +38,22 @@ def train_steps(ctx: RoundContext, pairs: int) -> int:
 
 
 async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
-    policy = Path(ctx.store.phase_summary(ctx.rid, P.SAMPLE)["policy"])
+    policy = Policy.of(ctx.store.phase_summary(ctx.rid, P.SAMPLE))
     pairs = int(ctx.store.phase_summary(ctx.rid, P.PAIR)["pairs"])
     t, config = ctx.spec.training, pair_config(ctx)
     steps = train_steps(ctx, pairs)
+    model, adapter = policy.base, policy.adapter
+    if adapter is not None and not t.lora:  # full-parameter training starts from the adapter merged in
+        model = await asyncio.to_thread(merge_adapter, policy.base, adapter, work / "start-merged")
+        adapter = None
     options = TrainOptions(
         data=ctx.phase_dir("PAIR") / "pairs.jsonl",
         fmt="pairs",
-        model=policy,
+        model=model,
+        adapter=adapter,
+        lora=t.lora,
+        lora_r=t.lora_rank,
+        lora_alpha=2 * t.lora_rank,
         out=work,
         loss=ctx.spec.loss,
         mask_rule=config.mask_rule,
@@ -80,7 +93,7 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         k: summary[k] for k in ("steps", "seconds", "last_log", "pair_stats", "mask_report") if k in summary
     }
     return PhaseOutput(
-        {**keep, "policy": str(policy), "final_dir": str(final_dir(ctx))},
+        {**keep, **policy.as_dict(), "final_dir": str(final_dir(ctx)), "lora": t.lora},
         {"final": "final", "metrics": "metrics.jsonl"},
         {"checkpoint": f"models/{ctx.spec.model_id}/checkpoints/{ctx.rid}"},
     )

@@ -28,8 +28,10 @@ from maskdpo.server.generation.types import (
     Prompt,
     Sample,
     SamplingOptions,
+    Weights,
     WeightVersion,
 )
+from maskdpo.server.generation.weights import is_adapter
 from maskdpo.server.judge.registry import build_backend
 from maskdpo.server.judge.types import JudgeBackend, JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.rounds import local_model
@@ -61,6 +63,10 @@ class Judges(Protocol):
 
     async def identity(self, backend: str) -> JudgeIdentity: ...
 
+    async def where(self, backend: str) -> str:
+        """Where ``backend`` runs (a Ray node id), for the round's log."""
+        ...
+
 
 class LocalJudges:
     """Judge backends built in this process from the registry (tests, single-process use)."""
@@ -81,9 +87,13 @@ class LocalJudges:
     async def identity(self, backend: str) -> JudgeIdentity:
         return self._backend(backend).identity()
 
+    async def where(self, backend: str) -> str:
+        return "this process"
+
 
 class Generator(Protocol):
-    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult: ...
+    async def generate(self, prompt: Prompt, options: SamplingOptions, weights: Weights | None = None
+                       ) -> GenerationResult: ...
 
     async def current_version(self) -> WeightVersion: ...
 
@@ -128,8 +138,9 @@ class NamedGenerator:
                 self._handle = None
             raise call_error(exc, f"the generator of models/{self.model}") from None
 
-    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:
-        result: GenerationResult = await self._call("generate", prompt, options)
+    async def generate(self, prompt: Prompt, options: SamplingOptions, weights: Weights | None = None
+                       ) -> GenerationResult:
+        result: GenerationResult = await self._call("generate", prompt, options, "", weights)
         return result
 
     async def current_version(self) -> WeightVersion:
@@ -159,12 +170,14 @@ class LocalGenerator:
         self.version = WeightVersion(1, Path(model))
         self.deploys: list[str] = []
 
-    async def generate(self, prompt: Prompt, options: SamplingOptions) -> GenerationResult:
+    async def generate(self, prompt: Prompt, options: SamplingOptions, weights: Weights | None = None
+                       ) -> GenerationResult:
         text = prompt.messages[-1].content if prompt.messages else prompt.text
         version = self.version
+        folder = version.folder if weights is None else weights.adapter or version.checkpoint
         texts = await asyncio.to_thread(
             local_model.generate,
-            version.checkpoint,
+            folder,
             [text],
             n=options.n,
             greedy=options.temperature == 0,
@@ -174,8 +187,9 @@ class LocalGenerator:
             max_tokens=options.max_tokens,
             seed=options.seed or 0,
         )
-        samples = tuple(Sample(i, t, (), (), "stop", version.version) for i, t in enumerate(texts[0]))
-        return GenerationResult("", 0, samples, version.version)
+        stamp = version.version if folder == version.folder else 0
+        samples = tuple(Sample(i, t, (), (), "stop", stamp) for i, t in enumerate(texts[0]))
+        return GenerationResult("", 0, samples, stamp)
 
     async def current_version(self) -> WeightVersion:
         return self.version
@@ -191,7 +205,9 @@ class LocalGenerator:
 
     async def deploy(self, folder: Path, tolerance: float | None) -> DeployReport:
         await asyncio.to_thread(local_model.load, folder)
-        self.version = WeightVersion(self.version.version + 1, folder)
+        adapter = folder if is_adapter(folder) else None
+        self.version = WeightVersion(self.version.version + 1, self.version.checkpoint if adapter else folder,
+                                     adapter)
         self.deploys.append(str(folder))
         return DeployReport(True, self.version, folder, 0.0, 0.0, 0, 0.0, 0.0, 0.0)
 

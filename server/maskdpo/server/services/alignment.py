@@ -46,11 +46,13 @@ def _rid(name: str, field: str = "name") -> str:
 
 
 class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
-    def __init__(self, store: RoundStore, controller: Any, generators: Any, judges: frozenset[str]) -> None:
+    def __init__(self, store: RoundStore, controller: Any, generators: Any, judges: frozenset[str],
+                 max_lora_rank: int = 0) -> None:
         self.store = store
         self.controller = controller
         self.generators = generators
         self.judges = judges
+        self.max_lora_rank = max_lora_rank
 
     @unary
     async def CreateAlignmentRound(
@@ -63,6 +65,10 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
             raise InvalidArgument("request_id", "at most 128 characters")
         if self.generators is not None:
             self.generators.get(spec.model_id)  # NotFound unless the model is served here
+        if spec.training.lora and self.max_lora_rank < spec.training.lora_rank:
+            raise InvalidArgument("config.training.lora", f"this server's engines serve LoRA ranks up to "
+                                  f"{self.max_lora_rank}; a round of rank {spec.training.lora_rank} could not "
+                                  "promote its adapter (raise generator_max_lora_rank)")
         operation: operations_proto_pb2.Operation = await self.controller.create.remote(
             request.config, request.request_id
         )
@@ -145,6 +151,7 @@ async def build_alignment_servicer(settings: ServerSettings, generators: Generat
         return None
     controller = await get_or_create_controller(controller_settings(settings, judges.backends))
     store = RoundStore(DataDir(settings.data_dir.resolve()).rounds_db)
-    servicer = AlignmentServicer(store, controller, generators, frozenset(judges.backends))
+    servicer = AlignmentServicer(store, controller, generators, frozenset(judges.backends),
+                                 settings.generator_max_lora_rank)
     register_queue("rounds_active", lambda: len(servicer.store.active()))
     return servicer

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskdpo.server.errors import NotFound
+from maskdpo.server.generation.types import WeightVersion
 from maskdpo.server.store.sqlite import connect
 
 BASE_ID = "base"
@@ -36,6 +37,8 @@ MIGRATIONS = [
     );
     CREATE UNIQUE INDEX checkpoints_path ON checkpoints(model, path)
     """,
+    # a LoRA adapter is served on top of base weights: the folder of those (empty for full weights)
+    "ALTER TABLE checkpoints ADD COLUMN base TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -47,10 +50,18 @@ class CheckpointRecord:
     weight_version: int
     round: str
     create_time: float
+    base: Path | None = None
+    """For a LoRA adapter: the base weights it is served on (None: ``path`` holds full weights)."""
 
     @property
     def name(self) -> str:
         return f"models/{self.model}/checkpoints/{self.id}"
+
+    def weights(self) -> WeightVersion:
+        """The weights this record serves as (an adapter on its base, or full weights)."""
+        if self.base is not None:
+            return WeightVersion(self.weight_version, self.base, self.path)
+        return WeightVersion(self.weight_version, self.path)
 
 
 def checkpoint_id(path: Path) -> str:
@@ -91,8 +102,10 @@ class CheckpointStore:
                 raise
         return self.get(model, BASE_ID)
 
-    def served(self, model: str, path: Path, version: int, round_name: str = "") -> CheckpointRecord:
-        """Record that ``path`` now serves as ``version`` (registering it if new); returns its record."""
+    def served(self, model: str, path: Path, version: int, round_name: str = "",
+               base: Path | None = None) -> CheckpointRecord:
+        """Record that ``path`` now serves as ``version`` (registering it if new; ``base``: the weights a
+        LoRA adapter at ``path`` is served on); returns its record."""
         now = time.time()
         with self._lock:
             row = self._conn.execute(
@@ -101,15 +114,15 @@ class CheckpointStore:
             if row is None:
                 ident = checkpoint_id(path)
                 self._conn.execute(
-                    "INSERT INTO checkpoints (model, id, path, weight_version, round, create_time, update_time) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (model, ident, str(path), version, round_name, now, now),
+                    "INSERT INTO checkpoints (model, id, path, weight_version, round, create_time, update_time, "
+                    "base) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (model, ident, str(path), version, round_name, now, now, str(base or "")),
                 )
             else:
                 ident = row["id"]
                 self._conn.execute(
-                    "UPDATE checkpoints SET weight_version = ?, update_time = ? WHERE model = ? AND id = ?",
-                    (version, now, model, ident),
+                    "UPDATE checkpoints SET weight_version = ?, update_time = ?, base = ? WHERE model = ? AND id = ?",
+                    (version, now, str(base or ""), model, ident),
                 )
         return self.get(model, ident)
 
@@ -159,4 +172,5 @@ class CheckpointStore:
             weight_version=int(row["weight_version"]),
             round=row["round"],
             create_time=float(row["create_time"]),
+            base=Path(row["base"]) if row["base"] else None,
         )

@@ -50,9 +50,9 @@ async def deploy(call: ActorDeploy, checkpoints: CheckpointStore, model: str, fo
     """Deploy ``folder`` into ``model`` and record the version it serves now; raises the actor's
     ServiceError (CHECKPOINT_REJECTED, CONFLICT, UNAVAILABLE) with nothing recorded when it refuses."""
     report = await call(model, folder, tolerance)
-    record = await asyncio.to_thread(
-        checkpoints.served, model, report.served.checkpoint, report.served.version, round_name
-    )
+    served = report.served
+    record = await asyncio.to_thread(checkpoints.served, model, served.folder, served.version, round_name,
+                                     served.checkpoint if served.adapter else None)
     return report, record
 
 

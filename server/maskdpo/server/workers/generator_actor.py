@@ -35,6 +35,7 @@ from maskdpo.server.generation.types import (
     Prompt,
     SamplingOptions,
     StreamDelta,
+    Weights,
     WeightVersion,
 )
 from maskdpo.server.workers.placement import Placement, node_id
@@ -121,15 +122,20 @@ class GeneratorActorImpl:
 
     async def _restored(self, deployer: Deployer, restore: WeightVersion) -> None:
         """Bring back the weights served before (verified like any deploy, same version) before anyone is
-        served; when they are gone or do not verify, the base weights stay (the server says so)."""
-        if not restore.checkpoint.is_dir():
-            log.warning("%s: last served checkpoint %s is gone; serving the base", self.settings.name,
-                        restore.checkpoint)
-            return
-        try:
-            await deployer.deploy(restore.checkpoint, None, restore.version)
-        except gen_errors.GenerationError as exc:
-            log.warning("%s: could not restore %s: %s; serving the base", self.settings.name, restore.checkpoint, exc)
+        served -- an adapter's base weights first when they are not the engine's own; when they are gone or
+        do not verify, the base weights stay (the server says so)."""
+        steps = [restore.folder]
+        if restore.adapter is not None and restore.checkpoint != deployer.engine.version.checkpoint:
+            steps.insert(0, restore.checkpoint)
+        for folder in steps:
+            if not folder.is_dir():
+                log.warning("%s: last served weights %s are gone; serving the base", self.settings.name, folder)
+                return
+            try:
+                await deployer.deploy(folder, None, restore.version)
+            except gen_errors.GenerationError as exc:
+                log.warning("%s: could not restore %s: %s; serving the base", self.settings.name, folder, exc)
+                return
 
     @_mapped
     async def ready(self) -> ModelInfo:
@@ -148,17 +154,17 @@ class GeneratorActorImpl:
 
     @_mapped
     async def generate(
-        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = "", weights: Weights | None = None
     ) -> GenerationResult:
         engine, _ = await self._ready()
-        return await engine.generate(prompt, options, request_id)
+        return await engine.generate(prompt, options, request_id, weights)
 
     async def generate_stream(
-        self, prompt: Prompt, options: SamplingOptions, request_id: str = ""
+        self, prompt: Prompt, options: SamplingOptions, request_id: str = "", weights: Weights | None = None
     ) -> AsyncGenerator[StreamDelta, None]:
         try:
             engine, _ = await self._ready()
-            async with aclosing(engine.generate_stream(prompt, options, request_id)) as deltas:
+            async with aclosing(engine.generate_stream(prompt, options, request_id, weights)) as deltas:
                 async for delta in deltas:
                     yield delta
         except gen_errors.GenerationError as exc:

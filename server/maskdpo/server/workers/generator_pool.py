@@ -33,7 +33,6 @@ from maskdpo.server.generation.types import (
     Prompt,
     SamplingOptions,
     StreamDelta,
-    WeightVersion,
 )
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.server.workers.generator_actor import engine_is_dead
@@ -146,7 +145,7 @@ class GeneratorPool:
                     placement=placement,
                     tolerance=tolerance,
                     name=actor_name,
-                    restore=WeightVersion(last.weight_version, last.path) if last else None,
+                    restore=last.weights() if last else None,
                 )
 
             models[name] = ServedModel(name, source, engine.model, spawn(), spawn=spawn, actor_name=actor_name)
@@ -171,8 +170,9 @@ class GeneratorPool:
             await asyncio.to_thread(self.checkpoints.reset, model.name, model.folder.resolve())
             served = info.version
             if served.version > 1:
-                await asyncio.to_thread(self.checkpoints.served, model.name, served.checkpoint, served.version,
-                                        last.round if last and last.path == served.checkpoint else "")
+                await asyncio.to_thread(self.checkpoints.served, model.name, served.folder, served.version,
+                                        last.round if last and last.path == served.folder else "",
+                                        served.checkpoint if served.adapter else None)
             elif last is not None:
                 log.warning("model %s: could not restore %s (weight version %d); serving the base",
                             model.name, last.path, last.weight_version)
@@ -182,7 +182,7 @@ class GeneratorPool:
             return
         model.max_model_len = info.max_model_len
         model.state = State.READY
-        log.info("model %s ready (%s as weight version %d, max_model_len %d)", model.name, served.checkpoint,
+        log.info("model %s ready (%s as weight version %d, max_model_len %d)", model.name, served.folder,
                  served.version, model.max_model_len)
 
     async def describe(self, model: ServedModel) -> models_pb2.Model:

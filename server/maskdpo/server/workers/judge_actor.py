@@ -131,3 +131,9 @@ class JudgeActor:
 
     async def ready(self) -> bool:
         return True
+
+    def node_id(self) -> str:
+        """The Ray node the backend runs on."""
+        from maskdpo.server.workers.placement import node_id
+
+        return node_id()

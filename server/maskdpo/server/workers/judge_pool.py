@@ -121,6 +121,12 @@ class JudgePool:
             raise call_error(exc, f"the judge {backend!r}") from None
         return result
 
+    async def where(self, backend: str) -> str:
+        """The Ray node of (a replica of) ``backend``."""
+        actor = await self._actor(backend)
+        node: str = await await_ray(actor.node_id.remote(), 60.0, f"judge {backend!r}")
+        return node
+
     async def identity(self, backend: str) -> JudgeIdentity:
         if backend not in self.identities:
             actor = await self._actor(backend)
