@@ -14,7 +14,6 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,7 +25,6 @@ from grpc_reflection.v1alpha import reflection
 from maskdpo.server.edge.auth import AuthInterceptor
 from maskdpo.server.edge.decode_guard import DecodeGuard
 from maskdpo.server.edge.prometheus import MetricsInterceptor, start_metrics
-from maskdpo.server.generation.builtin_models import smollm2_path
 from maskdpo.server.ownership import NO_REUSEPORT, DataDirLock, StartupError, bind, probe_port
 from maskdpo.server.rounds import datasets
 from maskdpo.server.services.alignment import build_alignment_servicer
@@ -141,16 +139,6 @@ def _bind(server: grpc.aio.Server, settings: ServerSettings) -> int:
     return bind(server, address, credentials)
 
 
-def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
-    """Backend options from the settings; the llm judge gets its model folder resolved here (the builtin
-    SmolLM2 under ``models_dir`` unless ``llm_judge_model`` names one), never relative to an actor's cwd."""
-    options: dict[str, dict[str, Any]] = {}
-    if "llm" in settings.judges:
-        model = settings.llm_judge_model or smollm2_path(models_dir=settings.models_dir)
-        options["llm"] = {"model": str(Path(model).resolve())}
-    return options
-
-
 def hosted_judges(settings: ServerSettings) -> list[str]:
     """The configured judges, plus those the registered round datasets label with when rounds are served."""
     extra = sorted(datasets.judges() - set(settings.judges)) if settings.models and settings.rounds_enabled else []
@@ -172,8 +160,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
     # the local Ray node timed out at start
     start_ray(settings.ray_address, settings.ray_num_cpus)
     judges = await JudgePool.start(settings.data_dir, hosted_judges(settings), settings.default_judge,
-                                   settings.judge_replicas,
-                                   _judge_options(settings), settings.judge_batch_window_ms,
+                                   settings.judge_replicas, settings.judge_options, settings.judge_batch_window_ms,
                                    settings.judge_max_batch, settings.judge_queue_limit,
                                    settings.judge_placement, settings.placement_timeout_s)
     interceptors: list[Any] = [AuthInterceptor(settings.tokens)] if settings.auth_enabled else []

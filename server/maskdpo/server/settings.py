@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from maskdpo.server.edge.auth import Role
 from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
-from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
+from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR, smollm2_path
 from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
@@ -75,7 +75,17 @@ class ServerSettings(BaseSettings):
     judge_batch_window_ms: float = Field(0.0, ge=0, description="extra wait to grow a batch; 0 = batch what queued while the judge was busy")
     judge_max_batch: int = Field(64, ge=1, description="answers per backend call")
     judge_queue_limit: int = Field(1024, ge=1, description="answers waiting per Judge actor; more = QUEUE_FULL")
-    llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")
+    llm_judge_model: Path | None = Field(None, description="model folder for the llm judge (unset = the builtin "
+                                         "SmolLM2-135M-Instruct: a plumbing check, not a useful judge)")
+    llm_judge_num_gpus: float | None = Field(None, ge=0, description="GPUs of the llm judge's actor; unset = "
+                                             "llm_judge_tensor_parallel_size on GPU clusters, else 0")
+    llm_judge_tensor_parallel_size: int = Field(1, ge=1, description="GPU only: GPUs the judge model is sharded over")
+    llm_judge_dtype: str = Field("auto", description="the judge engine's dtype: auto (the model's, where the "
+                                 "hardware computes it natively), float32, bfloat16, float16")
+    llm_judge_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only: share of its GPUs' "
+                                                    "memory the judge engine takes")
+    llm_judge_max_model_len: int = Field(4096, ge=256, description="the judge engine's longest prompt + answer; "
+                                         "each sentence's evidence is cut to fit it")
 
     # Generation (see docs/generation.md). No models = no engines: Generation/ModelService answer UNIMPLEMENTED.
     models: dict[str, str] = Field(default_factory=dict,
@@ -147,7 +157,7 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
         return value
 
-    @field_validator("generator_dtype")
+    @field_validator("generator_dtype", "llm_judge_dtype")
     @classmethod
     def _known_dtype(cls, value: str) -> str:
         return dtypes.normalise(value)
@@ -203,9 +213,23 @@ class ServerSettings(BaseSettings):
         gpus = self.generator_num_gpus if self.generator_num_gpus is not None else self._shared_gpu
         return Placement(self.generator_num_cpus, gpus, self.generator_memory_gib, self.generator_resources)
 
-    @property
-    def judge_placement(self) -> Placement:
-        return Placement(self.judge_num_cpus, 0.0, self.judge_memory_gib, self.judge_resources)
+    def judge_placement(self, backend: str) -> tuple[Placement, float]:
+        """Where a Judge actor of ``backend`` runs, and the GPUs it takes when its own count is unset: the
+        llm judge takes GPUs on GPU clusters, the others none."""
+        if backend == "llm":
+            return (Placement(self.judge_num_cpus, self.llm_judge_num_gpus, self.judge_memory_gib,
+                              self.judge_resources), float(self.llm_judge_tensor_parallel_size))
+        return Placement(self.judge_num_cpus, 0.0, self.judge_memory_gib, self.judge_resources), 0.0
+
+    def judge_options(self, backend: str) -> dict[str, Any]:
+        """Keyword arguments of a backend built from these settings (the llm judge's engine; its model
+        folder resolved here, never relative to an actor's working directory)."""
+        if backend != "llm":
+            return {}
+        model = self.llm_judge_model or smollm2_path(models_dir=self.models_dir)
+        return {"model": str(Path(model).resolve()), "max_model_len": self.llm_judge_max_model_len,
+                "dtype": self.llm_judge_dtype, "tensor_parallel_size": self.llm_judge_tensor_parallel_size,
+                "gpu_memory_utilization": self.llm_judge_gpu_memory_utilization}
 
     def engine_settings(self, name: str, folder: Path) -> EngineSettings:
         """How to start the engine of the served model ``name`` on ``folder``."""

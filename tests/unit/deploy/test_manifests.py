@@ -223,7 +223,7 @@ def placements(settings: ServerSettings) -> dict[str, dict[str, Any]]:
     """The Ray options the server gives each role's actors (GPUs must be set, so no cluster is asked)."""
     return {"generator": settings.generator_placement.ray_options(),
             "trainer": settings.trainer_placement(1.0).ray_options(),
-            "judge": settings.judge_placement.ray_options()}
+            "judge": settings.judge_placement("kb")[0].ray_options()}
 
 
 def test_placement_settings_match_the_groups(

@@ -25,13 +25,17 @@ PASSAGES = (
 
 
 class Scripted:
-    """Answers by rules on the prompt text; records every batch it is asked."""
+    """Answers by rules on the prompt text; records every batch it is asked. A token is a word here."""
 
     model_name = "scripted"
 
-    def __init__(self, rule: Callable[[str, ChoicePrompt], str]) -> None:
+    def __init__(self, rule: Callable[[str, ChoicePrompt], str], max_prompt_tokens: int = 100_000) -> None:
         self.rule = rule
+        self.max_prompt_tokens = max_prompt_tokens
         self.batches: list[list[ChoicePrompt]] = []
+
+    def prompt_tokens(self, prompt: ChoicePrompt) -> int:
+        return sum(len(content.split()) for _, content in prompt.messages)
 
     def choose(self, batch: Sequence[ChoicePrompt]) -> list[str]:
         self.batches.append(list(batch))
@@ -136,3 +140,32 @@ def test_parse_choice_tolerates_case_and_punctuation_only() -> None:
 def test_registry_builds_the_llm_backend() -> None:
     judge = build_backend("llm", chooser=Scripted(sensible))
     assert isinstance(judge, LlmJudge)
+
+
+LONG_PAGE = tuple(
+    Passage(" ".join(f"filler{i}x{j}" for j in range(300)), title=f"page {i}") for i in range(10)
+) + (Passage("Marie Curie was born in Warsaw in 1867.", title="Curie"),)
+
+
+def test_every_prompt_fits_the_model_on_long_passages_and_keeps_the_relevant_one() -> None:
+    chooser = Scripted(lambda text, prompt: {1: "yes", 2: "1", 3: "ok"}[step(prompt)], max_prompt_tokens=900)
+    [judgment] = LlmJudge(chooser=chooser).judge_batch(
+        [JudgeRequest(response="Marie Curie was born in Warsaw.", topic="Marie Curie", passages=LONG_PAGE)]
+    )
+    asked = [p for batch in chooser.batches for p in batch]
+    assert asked and all(chooser.prompt_tokens(p) <= 900 for p in asked)
+    assert all("Warsaw in 1867" in p.messages[-1][1] for p in asked)  # the passage that matters survives
+    [verdict] = judgment.verdicts
+    assert verdict.parsed and verdict.sentence.label is SentenceLabel.OK
+    assert "passages shown (most words shared with the sentence)" in verdict.evidence
+
+
+def test_a_prompt_that_cannot_fit_is_an_error_in_the_result_not_a_label() -> None:
+    chooser = Scripted(lambda text, prompt: "yes", max_prompt_tokens=20)
+    [judgment] = LlmJudge(chooser=chooser).judge_batch(
+        [JudgeRequest(response="Marie Curie was born in Warsaw in the year 1867 to a family of teachers.",
+                      passages=PASSAGES)]
+    )
+    [verdict] = judgment.verdicts
+    assert not verdict.parsed and verdict.evidence.startswith("no verdict: the shortest prompt")
+    assert chooser.batches == []  # nothing was asked of the model

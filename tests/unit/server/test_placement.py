@@ -15,7 +15,8 @@ from maskdpo.server.workers.placement import GIB, GpuSharing, Placement
 def test_unset_gpus_follow_the_cluster(monkeypatch: pytest.MonkeyPatch, cluster_gpus: float,
                                        expected: float) -> None:
     monkeypatch.setattr(placement, "cluster_gpus", lambda: cluster_gpus)
-    assert Placement(num_cpus=2).ray_options(auto_gpus=2) == {"num_cpus": 2, "num_gpus": expected}
+    no_gpu = {"runtime_env": placement.NO_GPU} if not expected else {}  # an actor without a GPU sees none
+    assert Placement(num_cpus=2).ray_options(auto_gpus=2) == {"num_cpus": 2, "num_gpus": expected, **no_gpu}
 
 
 def test_explicit_placement_becomes_ray_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +31,8 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MASKDPO_GENERATOR_MEMORY_GIB", "24")
     s = load_settings()
     assert s.trainer_placement(2).resources == {"maskdpo-trainer": 1} and s.trainer_placement(2).num_cpus == 2
-    assert s.judge_placement == Placement(0.0, 0.0, None, {"maskdpo-judge": 0.25})
+    assert s.judge_placement("kb") == (Placement(0.0, 0.0, None, {"maskdpo-judge": 0.25}), 0.0)
+    assert s.judge_placement("llm") == (Placement(0.0, None, None, {"maskdpo-judge": 0.25}), 1.0)
     assert s.generator_placement.memory_gib == 24 and s.generator_placement.num_gpus is None
 
 
@@ -44,7 +46,7 @@ def test_alternate_sharing_puts_generator_and_trainer_on_half_a_gpu_each() -> No
 
 def test_default_judges_hold_no_cpu_so_an_engine_and_a_trainer_fit_beside_them_on_two() -> None:
     s = ServerSettings()
-    held = len(s.judges) * s.judge_placement.num_cpus + s.generator_placement.num_cpus + s.trainer_placement(1).num_cpus
+    held = len(s.judges) * s.judge_placement("kb")[0].num_cpus + s.generator_placement.num_cpus + s.trainer_placement(1).num_cpus
     assert held <= 2
 
 

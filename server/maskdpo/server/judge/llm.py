@@ -8,8 +8,11 @@ For every sentence of every response in a batch:
 3. verdict   -- "given that passage: ok / contradictory / unverifiable".
 
 All answers are constrained choices at temperature 0 (vLLM structured outputs ``choice``); each step is one
-batch over all sentences of all requests, and the prompts share a per-response prefix (reference, then the
-response) for the prefix cache. An answer outside the allowed choices (or a failed request, e.g. a prompt
+batch over all sentences of all requests. Each sentence sees the passages that can matter to it: ranked by
+the words they share with the sentence (and the topic), at most ``max_passages``, dropped from the least
+relevant until its longest prompt fits the judge model's length (then the response block is clipped); a
+sentence whose prompt cannot fit at all gets no verdict and says so -- never a label made up from a prompt
+the model could not read. An answer outside the allowed choices (or a failed request, e.g. a prompt
 longer than the model takes) gives the sentence no verdict: it is marked unparsed (neutral in both masks,
 counted apart in the metrics, never ok), its fallback label is ``unverifiable`` and its evidence starts
 with ``no verdict:`` and the reason.
@@ -37,21 +40,41 @@ class Chooser(Protocol):
     """Answers a batch of constrained questions (one answer string per prompt, in order)."""
 
     model_name: str
+    max_prompt_tokens: int
+    """The longest prompt (in the model's tokens, chat template applied) that leaves room for the answer."""
+
+    def prompt_tokens(self, prompt: ChoicePrompt) -> int: ...
 
     def choose(self, batch: Sequence[ChoicePrompt]) -> list[str]: ...
 
 
-class EngineChooser:
-    """Constrained choices at temperature 0 from an in-process vLLM engine (started on first use)."""
+ANSWER_TOKENS = 16
+"""Room left for the constrained answer (the longest choice, a passage number, is a few tokens)."""
 
-    def __init__(self, model: Path, *, max_model_len: int = 4096, dtype: str = "float32") -> None:
+
+class EngineChooser:
+    """Constrained choices at temperature 0 from an in-process vLLM engine (started on first use; on GPUs it
+    takes the devices Ray gave the judge's actor: ``tensor_parallel_size`` of them)."""
+
+    def __init__(self, model: Path, *, max_model_len: int = 4096, dtype: str = "float32",
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85) -> None:
+        from transformers import AutoTokenizer
+
         from maskdpo.server.generation.engine_settings import EngineSettings
         from maskdpo.server.generation.sync import EngineThread
 
         self.model_name = model.name
+        self.max_prompt_tokens = max_model_len - ANSWER_TOKENS
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model))
         self._engine = EngineThread(
-            EngineSettings(model=model, dtype=dtype, max_model_len=max_model_len, max_queued_requests=100_000)
+            EngineSettings(model=model, dtype=dtype, max_model_len=max_model_len, max_queued_requests=100_000,
+                           tensor_parallel_size=tensor_parallel_size,
+                           gpu_memory_utilization=gpu_memory_utilization)
         )
+
+    def prompt_tokens(self, prompt: ChoicePrompt) -> int:
+        chat = [{"role": role, "content": content} for role, content in prompt.messages]
+        return len(self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True))
 
     def choose(self, batch: Sequence[ChoicePrompt]) -> list[str]:
         from maskdpo.server.generation.types import Prompt, SamplingOptions
@@ -108,6 +131,9 @@ class LlmJudge:
         max_passages: int = 8,
         passage_chars: int = 1200,
         max_model_len: int = 4096,
+        dtype: str = "float32",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.85,
         splitter: SplitterConfig | None = None,
     ) -> None:
         if chooser is None:
@@ -115,7 +141,9 @@ class LlmJudge:
                 from maskdpo.server.generation.builtin_models import smollm2_path
 
                 model = smollm2_path()
-            chooser = EngineChooser(Path(model), max_model_len=max_model_len)
+            chooser = EngineChooser(Path(model), max_model_len=max_model_len, dtype=dtype,
+                                    tensor_parallel_size=tensor_parallel_size,
+                                    gpu_memory_utilization=gpu_memory_utilization)
         if max_passages < 1 or passage_chars < 100:
             raise ValueError("max_passages must be >= 1 and passage_chars >= 100")
         self._chooser = chooser
@@ -142,28 +170,48 @@ class LlmJudge:
         if close is not None:
             close()
 
-    def _passages(self, request: JudgeRequest) -> tuple[tuple[Passage, ...], str]:
-        """The passages shown to the model: all, or the ``max_passages`` sharing most words with the response."""
-        if len(request.passages) <= self.max_passages:
-            return request.passages, ""
-        words = _words(request.response)
+    def _fitted(self, request: JudgeRequest, sentence: str) -> tuple[str, tuple[Passage, ...], str]:
+        """(the prompt context, its passages, a note) for one sentence: the passages sharing most words with
+        the sentence and the topic, at most ``max_passages``, the least relevant dropped (then the response
+        clipped) until the longest of its prompts fits the model; ("", (), reason) when nothing fits."""
+        words = _words(sentence + " " + request.topic)
         ranked = sorted(request.passages, key=lambda p: -len(words & _words(p.title + " " + p.text)))
-        note = f"{self.max_passages} of {len(request.passages)} passages shown (most word overlap)"
-        return tuple(ranked[: self.max_passages]), note
+        shown = ranked[: self.max_passages]
+        response_chars = 4 * self.passage_chars
+        while True:
+            context = prompts.context_block(shown, request.response, self.passage_chars, response_chars)
+            longest = prompts.evidence_prompt(context, sentence, max(len(shown), 1))
+            tokens = self._chooser.prompt_tokens(longest)
+            if tokens <= self._chooser.max_prompt_tokens:
+                break
+            if shown:
+                shown = shown[:-1]
+            elif response_chars > 200:
+                response_chars //= 2
+            else:
+                return "", (), (f"no verdict: the shortest prompt for this sentence is {tokens} tokens; the judge "
+                                f"model takes {self._chooser.max_prompt_tokens}")
+        note = ""
+        if len(shown) < len(request.passages):
+            note = f"{len(shown)} of {len(request.passages)} passages shown (most words shared with the sentence)"
+        return context, tuple(shown), note
 
     def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
         items: list[_Item] = []
         for index, request in enumerate(requests):
-            passages, note = self._passages(request)
-            context = prompts.context_block(passages, request.response, self.passage_chars)
             for span in split_sentences(request.response, self.splitter):
-                item = _Item(index, span, span.text_of(request.response), context, passages)
+                text = span.text_of(request.response)
+                context, passages, note = self._fitted(request, text)
+                item = _Item(index, span, text, context, passages)
+                if not context:  # cannot be asked: no verdict, and the reason
+                    item.label, item.parsed = SentenceLabel.UNVERIFIABLE, False
                 if note:
                     item.notes.append(note)
                 items.append(item)
-        self._step_facts(items)
-        self._step_evidence([i for i in items if i.label is None])
-        self._step_verdict([i for i in items if i.label is None])
+        asked = [i for i in items if i.parsed]
+        self._step_facts(asked)
+        self._step_evidence([i for i in asked if i.label is None])
+        self._step_verdict([i for i in asked if i.label is None])
         identity = self.identity()
         judgments = []
         for index, request in enumerate(requests):

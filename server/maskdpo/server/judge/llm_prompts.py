@@ -1,8 +1,8 @@
 """Prompts and answer parsing of the ``llm`` judge's three steps (ANAH-v2 style).
 
-Every prompt starts with the same block (the reference passages, then the whole response), so all the
-sentences and all three steps of one response share one long prefix that vLLM's prefix cache reuses; only
-the sentence and the question at the end differ. Answers are constrained to the listed choices; a reply
+Every prompt starts with a block of reference passages and the response under review; the three steps of
+one sentence share it (vLLM's prefix cache reuses it), and sentences that are shown the same passages
+share it too; only the sentence and the question at the end differ. Answers are constrained to the listed choices; a reply
 outside them is reported as unparseable by :func:`parse_choice` (the judge then labels the sentence
 unverifiable and says so in the evidence, never ok).
 
@@ -38,8 +38,9 @@ def clip(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 3].rstrip() + "..."
 
 
-def context_block(passages: Sequence[Passage], response: str, max_chars: int) -> str:
-    """The shared prefix: numbered reference passages, then the response under review."""
+def context_block(passages: Sequence[Passage], response: str, max_chars: int, response_chars: int = 0) -> str:
+    """The prefix of a sentence's prompts: numbered reference passages (each clipped to ``max_chars``), then
+    the response under review (clipped to ``response_chars``, default 4 x ``max_chars``)."""
     lines = ["Reference passages:"]
     if passages:
         for number, passage in enumerate(passages, start=1):
@@ -47,7 +48,7 @@ def context_block(passages: Sequence[Passage], response: str, max_chars: int) ->
             lines.append(f"[{number}] {title}{clip(passage.text, max_chars)}")
     else:
         lines.append("(none)")
-    lines += ["", "Response under review:", clip(response, 4 * max_chars), ""]
+    lines += ["", "Response under review:", clip(response, response_chars or 4 * max_chars), ""]
     return "\n".join(lines)
 
 

@@ -212,7 +212,7 @@ def validate_config(
         min_margin=margin,
         keep_degenerate=config.pairs.keep_degenerate,
         training=Training(
-            beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, False
+            beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, t.lora
         ),
         promotion=promotion,
         start_from_round=config.start_from_round,

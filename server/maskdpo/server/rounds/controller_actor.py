@@ -23,7 +23,7 @@ import ray
 from google.longrunning import operations_proto_pb2
 
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
-from maskdpo.server.workers.placement import pinned_here
+from maskdpo.server.workers.placement import NO_GPU, pinned_here
 from maskdpo.server.workers.ray_runtime import NAMESPACE, actor_name, await_ray, wait_name_free
 from maskdpo.v1 import alignment_pb2
 
@@ -98,6 +98,7 @@ def _create(settings: ControllerSettings) -> Any:
         max_task_retries=0,
         num_cpus=0,
         max_concurrency=64,
+        runtime_env=NO_GPU,  # it holds no GPU: it must not see the generator's
         # the controller shares the server's data folder (store, round artifacts): keep it on this node
         **pinned_here(),
     ).remote(settings)

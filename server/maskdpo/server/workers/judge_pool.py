@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,11 @@ from maskdpo.server.workers.ray_runtime import (
     find_actor,
     wait_name_free,
 )
+
+
+def NO_PLACEMENT(backend: str) -> tuple[Placement, float]:
+    """No GPU and the default CPUs, for every backend."""
+    return Placement(), 0.0
 
 
 def judge_name(data_dir: Path, backend: str, replica: int) -> str:
@@ -51,26 +56,26 @@ class JudgePool:
 
     @classmethod
     async def start(cls, data_dir: Path, backends: Sequence[str], default: str, replicas: int,
-                    options: dict[str, dict[str, Any]], batch_window_ms: float, max_batch: int,
-                    queue_limit: int, placement: Placement | None = None,
+                    options: Callable[[str], dict[str, Any]], batch_window_ms: float, max_batch: int,
+                    queue_limit: int, placement: Callable[[str], tuple[Placement, float]] = NO_PLACEMENT,
                     placement_timeout_s: float = 600.0) -> JudgePool:
-        """Start ``replicas`` actors per backend, placed by ``placement``; PlacementTimeout when no node
-        takes one within ``placement_timeout_s``."""
+        """Start ``replicas`` actors per backend, built with ``options(backend)`` and placed by
+        ``placement(backend)`` (its Placement, and the GPUs it takes when its count is unset);
+        PlacementTimeout when no node takes one within ``placement_timeout_s``."""
         from maskdpo.server.workers.judge_actor import JudgeActor
 
-        placement = placement or Placement()
-        ray_options = {**placement.ray_options(auto_gpus=0.0), "max_concurrency": 1000, "namespace": NAMESPACE}
         names = {backend: [judge_name(data_dir, backend, i) for i in range(replicas)] for backend in backends}
         actors: dict[str, list[Any]] = {}
         for backend, replica_names in names.items():
+            where, auto_gpus = placement(backend)
+            ray_options = {**where.ray_options(auto_gpus), "max_concurrency": 1000, "namespace": NAMESPACE}
             actors[backend] = []
             for name in replica_names:
                 await wait_name_free(name, 30.0)  # an actor of a server that just stopped
                 actors[backend].append(JudgeActor.options(name=name, **ray_options).remote(  # type: ignore[attr-defined]
-                    backend, options.get(backend, {}), batch_window_ms, max_batch, queue_limit))
-        for backend, replicas_of in actors.items():
-            for actor in replicas_of:
-                await wait_placed(actor, placement_timeout_s, f"judge {backend!r}", placement.describe(0.0))
+                    backend, options(backend), batch_window_ms, max_batch, queue_limit))
+            for actor in actors[backend]:
+                await wait_placed(actor, placement_timeout_s, f"judge {backend!r}", where.describe(auto_gpus))
         identities = {}
         for backend, replicas_of in actors.items():
             identities[backend] = await asyncio.wrap_future(replicas_of[0].identity.remote().future())

@@ -22,6 +22,8 @@ from typing import Any
 import ray
 
 GIB = 1024**3
+NO_GPU: dict[str, Any] = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}
+"""The runtime environment of an actor that holds no GPU: it sees none."""
 
 
 class GpuSharing(enum.StrEnum):
@@ -50,11 +52,15 @@ class Placement:
     """Custom Ray resources, e.g. ``{"maskdpo-trainer": 1}`` to pin the actor to a node group."""
 
     def ray_options(self, auto_gpus: float = 1.0) -> dict[str, Any]:
-        """Keyword arguments for ``ActorClass.options(...)``."""
+        """Keyword arguments for ``ActorClass.options(...)``. An actor with no GPU sees none: Ray leaves
+        CUDA_VISIBLE_DEVICES unset for it, so on a GPU node it would see -- and could allocate on -- the GPUs
+        other actors hold (a judge's or the controller's stray CUDA context on the generator's device)."""
         gpus = self.num_gpus
         if gpus is None:
             gpus = auto_gpus if cluster_gpus() > 0 else 0.0
         options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": gpus}
+        if not gpus:
+            options["runtime_env"] = NO_GPU
         if self.memory_gib:
             options["memory"] = int(self.memory_gib * GIB)
         if self.resources:
@@ -62,7 +68,7 @@ class Placement:
         return options
 
     def describe(self, auto_gpus: float = 1.0) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.ray_options(auto_gpus).items())
+        return ", ".join(f"{k}={v}" for k, v in self.ray_options(auto_gpus).items() if k != "runtime_env")
 
 
 def cluster_gpus() -> float:
