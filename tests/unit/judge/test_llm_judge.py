@@ -142,9 +142,8 @@ def test_registry_builds_the_llm_backend() -> None:
     assert isinstance(judge, LlmJudge)
 
 
-LONG_PAGE = tuple(
-    Passage(" ".join(f"filler{i}x{j}" for j in range(300)), title=f"page {i}") for i in range(10)
-) + (Passage("Marie Curie was born in Warsaw in 1867.", title="Curie"),)
+FILLER = [Passage(" ".join(f"filler{i}x{j}" for j in range(300)), title=f"page {i}") for i in range(10)]
+LONG_PAGE = (*FILLER, Passage("Marie Curie was born in Warsaw in 1867.", title="Curie"))
 
 
 def test_every_prompt_fits_the_model_on_long_passages_and_keeps_the_relevant_one() -> None:
