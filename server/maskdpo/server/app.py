@@ -142,9 +142,10 @@ def _bind(server: grpc.aio.Server, settings: ServerSettings) -> int:
 
 
 def _judge_options(settings: ServerSettings) -> dict[str, dict[str, Any]]:
-    """Backend options from the settings; the llm judge gets its model folder resolved here (the builtin
-    SmolLM2 under ``models_dir`` unless ``llm_judge_model`` names one), never relative to an actor's cwd."""
-    options: dict[str, dict[str, Any]] = {}
+    """Backend options from the settings: the kb judge's extractor; the llm judge's model folder, resolved here
+    (the builtin SmolLM2 under ``models_dir`` unless ``llm_judge_model`` names one), never relative to an
+    actor's cwd."""
+    options: dict[str, dict[str, Any]] = {"kb": {"extractor": settings.kb_extractor}}
     if "llm" in settings.judges:
         model = settings.llm_judge_model or smollm2_path(models_dir=settings.models_dir)
         options["llm"] = {"model": str(Path(model).resolve())}

@@ -36,6 +36,7 @@ from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR
 from maskdpo.server.generation.engine_settings import EngineSettings
+from maskdpo.server.judge.kb import DEFAULT_EXTRACTOR, EXTRACTORS
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
@@ -76,6 +77,8 @@ class ServerSettings(BaseSettings):
     judge_max_batch: int = Field(64, ge=1, description="answers per backend call")
     judge_queue_limit: int = Field(1024, ge=1, description="answers waiting per Judge actor; more = QUEUE_FULL")
     llm_judge_model: Path | None = Field(None, description="model folder for the llm judge")
+    kb_extractor: str = Field(DEFAULT_EXTRACTOR, description="how the kb judge reads claims: natural (ordinary "
+                              "sentences) or template (attribute statements only, for precise domains)")
 
     # Generation (see docs/generation.md). No models = no engines: Generation/ModelService answer UNIMPLEMENTED.
     models: dict[str, str] = Field(default_factory=dict,
@@ -135,6 +138,13 @@ class ServerSettings(BaseSettings):
         if not value:
             raise ValueError("at least one judge backend is needed")
         return list(dict.fromkeys(value))
+
+    @field_validator("kb_extractor")
+    @classmethod
+    def _known_extractor(cls, value: str) -> str:
+        if value not in EXTRACTORS:
+            raise ValueError(f"unknown kb extractor {value!r}; known: {', '.join(EXTRACTORS)}")
+        return value
 
     @field_validator("rounds_promotion_metric")
     @classmethod
