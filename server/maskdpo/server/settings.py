@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maskdpo.server.edge.auth import Role
@@ -139,18 +139,13 @@ class ServerSettings(BaseSettings):
             raise ValueError("at least one judge backend is needed")
         return list(dict.fromkeys(value))
 
-    @field_validator("kb_extractor")
+    @field_validator("kb_extractor", "rounds_promotion_metric")
     @classmethod
-    def _known_extractor(cls, value: str) -> str:
-        if value not in EXTRACTORS:
-            raise ValueError(f"unknown kb extractor {value!r}; known: {', '.join(EXTRACTORS)}")
-        return value
-
-    @field_validator("rounds_promotion_metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
+    def _known_name(cls, value: str, info: ValidationInfo) -> str:
+        what, known = {"kb_extractor": ("kb extractor", EXTRACTORS),
+                       "rounds_promotion_metric": ("promotion metric", METRICS)}[str(info.field_name)]
+        if value not in known:
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
         return value
 
     @field_validator("generator_dtype")
