@@ -185,6 +185,8 @@ class AttributeKind:
     families: frozenset[str]
     cues: frozenset[str]
     """Words of the attribute's name that cue it (generic and stop words left out)."""
+    family_words: frozenset[str]
+    """Words of the attribute's families ("born" for ``birth_year``)."""
 
     @classmethod
     def of(cls, attribute: str, values: Sequence[str]) -> AttributeKind:
@@ -196,7 +198,9 @@ class AttributeKind:
         words = [w for w, _, _ in word_spans(fold(attribute))]
         families = frozenset(f for f in CUE_FAMILIES for w in words if w.startswith(f))
         cues = frozenset(w for w in words if w not in GENERIC_WORDS and w not in STOP_WORDS)
-        return cls(attribute, frozenset(normalize(v) for v in values), lexicon_of(values), pattern, families, cues)
+        family_words = frozenset(word for family in families for word in CUE_FAMILIES[family])
+        known = frozenset(normalize(v) for v in values)
+        return cls(attribute, known, lexicon_of(values), pattern, families, cues, family_words)
 
     def takes(self, mention: Mention) -> bool:
         """Is ``mention`` a value of this attribute's kind?"""
@@ -213,9 +217,10 @@ class AttributeKind:
     def matches(self, mention: Mention, value: str) -> bool:
         """Does ``mention`` state the KB value ``value`` of this attribute?"""
         if mention.kind in ("known", "lexicon"):
-            words = word_spans(normalize(value))
-            head = words[-1][0] if words else ""
-            return mention.key == normalize(value) or (mention.kind == "lexicon" and mention.key == stem(head))
+            if mention.key == normalize(value):
+                return True
+            words = word_spans(normalize(value)) if mention.kind == "lexicon" else []
+            return bool(words) and mention.key == stem(words[-1][0])
         parsed = pattern_key(value)
         if parsed is None:
             return False
@@ -225,11 +230,10 @@ class AttributeKind:
 
     def cue_positions(self, words: Sequence[tuple[str, int, int]]) -> list[int]:
         """Offsets of the sentence words that cue this attribute."""
-        family_words = frozenset().union(*(CUE_FAMILIES[f] for f in self.families))
         return [
             start
             for word, start, _ in words
-            if word in family_words or any(near_words(stem(word), cue) for cue in self.cues)
+            if word in self.family_words or any(near_words(stem(word), cue) for cue in self.cues)
         ]
 
     def vetoed(self, words: Sequence[tuple[str, int, int]]) -> bool:
