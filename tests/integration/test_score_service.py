@@ -55,6 +55,39 @@ def test_kb_scoring_through_the_sdk(server: ServerProcess) -> None:
     assert result.answer.metrics.anah_score == pytest.approx(0.5)
 
 
+def test_kb_on_natural_text_from_a_plain_grpc_client_reports_its_coverage(server: ServerProcess) -> None:
+    """A service with its own facts and text: sentences read as natural text, names with "Å", and coverage
+    counts per answer and per batch; an answer the judge matches nothing of is uncheckable, not abstained."""
+    knowledge = factuality_pb2.Knowledge()
+    for subject, attribute, value in [("Åsa Lind", "birthplace", "Malmö"), ("Åsa Lind", "birth year", "1961"),
+                                      ("Åsa Lind", "occupation", "painter")]:
+        knowledge.facts.facts.add(subject=subject, attribute=attribute, value=value)
+    text = "Åsa Lind was born in Malmö in 1961. She was a chemist. Åsa Lind won the Nobel Prize."
+    metadata = (("authorization", f"Bearer {READER}"),)
+    with grpc.insecure_channel(server.target) as channel:
+        stub = factuality_pb2_grpc.FactualityServiceStub(channel)
+        one = stub.Score(factuality_pb2.ScoreRequest(judge="kb", answer=factuality_pb2.Answer(response=text),
+                                                     knowledge=knowledge), metadata=metadata, timeout=120)
+        batch = stub.BatchScore(factuality_pb2.BatchScoreRequest(judge="kb", knowledge=knowledge, items=[
+            factuality_pb2.ScoreItem(answer=factuality_pb2.Answer(response=text, topic="Åsa Lind")),
+            factuality_pb2.ScoreItem(answer=factuality_pb2.Answer(response="Åsa Lind won the Nobel Prize.")),
+        ]), metadata=metadata, timeout=120)
+    assert [s.label for s in one.answer.sentences] == [
+        common_pb2.SENTENCE_LABEL_OK, common_pb2.SENTENCE_LABEL_CONTRADICTORY, common_pb2.SENTENCE_LABEL_UNVERIFIABLE]
+    assert [s.unmatched for s in one.answer.sentences] == [False, False, True]
+    m = one.answer.metrics
+    assert (m.coverage.sentences, m.coverage.checked, m.coverage.unmatched) == (3, 2, 1)
+    assert not m.abstained and not m.uncheckable and one.judge.settings["extractor"] == "natural"
+    first, second = batch.answers
+    assert (first.metrics.coverage.checked, first.metrics.coverage.unmatched) == (2, 1)
+    assert second.metrics.uncheckable and not second.metrics.abstained
+    assert (second.metrics.coverage.checked, second.metrics.coverage.unmatched) == (0, 1)
+    totals = batch.metrics
+    assert totals.uncheckable == 1 and totals.respond_ratio == pytest.approx(1.0)
+    assert (totals.coverage.sentences, totals.coverage.checked, totals.coverage.unmatched) == (4, 2, 2)
+    assert totals.factscore_no_penalty.value == pytest.approx(1 / 3)  # the first answer only
+
+
 def test_heuristic_batch_with_groups_and_intervals(server: ServerProcess) -> None:
     items = [Item("Ada Lind was born in 1901 in Oslo. She was a chemist.", groups=["rare"]),
              Item("Ada Lind was born in 1955 in Oslo.", groups=["rare"]),

@@ -25,16 +25,35 @@ def _fmt(value: float | None, scale: float = 100.0) -> str:
     return "-" if value is None else f"{value * scale:.1f}"
 
 
+def coverage_line(coverage: common_pb2.Coverage) -> str:
+    """What the judge could check: "checked 2 of 4 sentences, unmatched 1, unparsed 0"."""
+    return (f"checked {coverage.checked} of {coverage.sentences} sentences, unmatched {coverage.unmatched}, "
+            f"unparsed {coverage.unparsed}")
+
+
+def answer_state(metrics: factuality_pb2.AnswerMetrics) -> str:
+    """"abstained", "not checkable by this judge", or "" for an answer with scores."""
+    if metrics.abstained:
+        return "abstained"
+    return "not checkable by this judge" if metrics.uncheckable else ""
+
+
 def print_answer(answer: factuality_pb2.ScoredAnswer, out: Any = sys.stdout) -> None:
-    print(f"{'#':>3}  {'label':<13} {'chosen':<6} {'rejected':<8} sentence", file=out)
+    """One row per sentence (a label ending in "*" is unmatched: the judge's fallback), then the scores."""
+    print(f"{'#':>3}  {'label':<14} {'chosen':<6} {'rejected':<8} sentence", file=out)
     for i, s in enumerate(answer.sentences, start=1):
         text = s.text if len(s.text) <= 90 else s.text[:87] + "..."
-        print(f"{i:>3}  {_LABEL.get(s.label, '?'):<13} {'keep' if s.chosen_mask else '-':<6} "
+        label = _LABEL.get(s.label, "?") + ("*" if s.unmatched else "")
+        print(f"{i:>3}  {label:<14} {'keep' if s.chosen_mask else '-':<6} "
               f"{'keep' if s.rejected_mask else '-':<8} {text}", file=out)
     m = answer.metrics
     anah = m.anah_score if m.HasField("anah_score") else None
     print(f"     ANAH score {_fmt(anah)}  |  ok {m.counts.ok}  contradictory {m.counts.contradictory}  "
           f"unverifiable {m.counts.unverifiable}  nofact {m.counts.nofact}", file=out)
+    state = answer_state(m)
+    print(f"     {coverage_line(m.coverage)}{'  |  ' + state if state else ''}", file=out)
+    if any(s.unmatched for s in answer.sentences):
+        print("     * unmatched: states something the judge could not match to its knowledge", file=out)
 
 
 def print_batch(response: factuality_pb2.BatchScoreResponse, out: Any = sys.stdout) -> None:
@@ -46,13 +65,17 @@ def print_batch(response: factuality_pb2.BatchScoreResponse, out: Any = sys.stdo
             value += f" [{e.interval.low * 100:.1f}, {e.interval.high * 100:.1f}]"
         return value
 
-    print(f"{'answer':>6}  {'ok':>3} {'contr':>5} {'unver':>5} {'nofact':>6}  ANAH", file=out)
+    print(f"{'answer':>6}  {'ok':>3} {'contr':>5} {'unver':>5} {'nofact':>6} {'unmat':>5}  ANAH", file=out)
     for i, a in enumerate(response.answers, start=1):
         c = a.metrics.counts
         anah = a.metrics.anah_score if a.metrics.HasField("anah_score") else None
-        print(f"{i:>6}  {c.ok:>3} {c.contradictory:>5} {c.unverifiable:>5} {c.nofact:>6}  {_fmt(anah)}", file=out)
+        state = answer_state(a.metrics)
+        print(f"{i:>6}  {c.ok:>3} {c.contradictory:>5} {c.unverifiable:>5} {c.nofact:>6} "
+              f"{a.metrics.coverage.unmatched:>5}  {_fmt(anah)}{'  ' + state if state else ''}", file=out)
     print(f"\nanswers {m.answers}   respond ratio {m.respond_ratio * 100:.1f} %   "
           f"facts/response {m.facts_per_response:.2f}", file=out)
+    print(f"coverage: {coverage_line(m.coverage)}; not checkable by this judge: {m.uncheckable} answer(s) "
+          "(responding, left out of every score)", file=out)
     print(f"ANAH score {est(m.anah_score)}   (released convention {est(m.anah_score_released)})", file=out)
     print(f"FActScore (gamma {m.gamma:g}) {est(m.factscore)}   without penalty {est(m.factscore_no_penalty)}",
           file=out)

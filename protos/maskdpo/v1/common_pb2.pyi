@@ -272,21 +272,35 @@ class Coverage(_message.Message):
 
     SENTENCES_FIELD_NUMBER: _builtins.int
     UNPARSED_FIELD_NUMBER: _builtins.int
+    CHECKED_FIELD_NUMBER: _builtins.int
+    UNMATCHED_FIELD_NUMBER: _builtins.int
     sentences: _builtins.int
     """Sentences judged."""
     unparsed: _builtins.int
     """Sentences the judge reached no verdict for (its answer could not be read, or the question could not be
     asked): neutral in both masks, counted as unsupported in the metrics, never ok.
     """
+    checked: _builtins.int
+    """Sentences checked against the knowledge: fact-stating (ok, contradictory, unverifiable), with a verdict,
+    and matched to the knowledge or the judge's claim patterns.
+    """
+    unmatched: _builtins.int
+    """Sentences that state something the judge could not match to its knowledge or its claim patterns (the kb
+    judge found no claim about any attribute it holds; no reference text was given). Their label is the
+    judge's fallback (kb: unverifiable; kb with the template extractor: nofact). sentences = checked +
+    unmatched + unparsed + the nofact sentences that state nothing.
+    """
     def __init__(
         self,
         *,
         sentences: _builtins.int = ...,
         unparsed: _builtins.int = ...,
+        checked: _builtins.int = ...,
+        unmatched: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sentences", b"sentences", "unparsed", b"unparsed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "sentences", b"sentences", "unmatched", b"unmatched", "unparsed", b"unparsed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

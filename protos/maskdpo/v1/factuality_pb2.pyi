@@ -256,6 +256,7 @@ class ScoredSentence(_message.Message):
     REJECTED_MASK_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     UNPARSED_FIELD_NUMBER: _builtins.int
+    UNMATCHED_FIELD_NUMBER: _builtins.int
     start: _builtins.int
     """Start offset in the answer, in Unicode code points (Python string indices)."""
     end: _builtins.int
@@ -278,6 +279,10 @@ class ScoredSentence(_message.Message):
     """True when the judge reached no verdict for this sentence (the label is then only its fallback,
     unverifiable): neutral in both masks.
     """
+    unmatched: _builtins.bool
+    """True when the sentence states something the judge could not match to its knowledge or its claim
+    patterns; the label is then the judge's fallback (see Coverage.unmatched).
+    """
     def __init__(
         self,
         *,
@@ -291,10 +296,11 @@ class ScoredSentence(_message.Message):
         rejected_mask: _builtins.bool = ...,
         evidence: _builtins.str = ...,
         unparsed: _builtins.bool = ...,
+        unmatched: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen_mask", b"chosen_mask", "end", b"end", "evidence", b"evidence", "label", b"label", "rejected_mask", b"rejected_mask", "start", b"start", "text", b"text", "unparsed", b"unparsed", "utf8_end", b"utf8_end", "utf8_start", b"utf8_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen_mask", b"chosen_mask", "end", b"end", "evidence", b"evidence", "label", b"label", "rejected_mask", b"rejected_mask", "start", b"start", "text", b"text", "unmatched", b"unmatched", "unparsed", b"unparsed", "utf8_end", b"utf8_end", "utf8_start", b"utf8_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -313,16 +319,24 @@ class AnswerMetrics(_message.Message):
     PRECISION_FIELD_NUMBER: _builtins.int
     FACTS_FIELD_NUMBER: _builtins.int
     COVERAGE_FIELD_NUMBER: _builtins.int
+    UNCHECKABLE_FIELD_NUMBER: _builtins.int
     abstained: _builtins.bool
-    """True when the answer abstains (an explicit refusal, or no checkable fact)."""
+    """True when the answer abstains (an explicit refusal, or no checkable fact). An uncheckable answer does
+    not abstain.
+    """
     anah_score: _builtins.float
     """ok / (ok + incorrect) sentences; unset when the answer states no fact."""
     anah_score_released: _builtins.float
     """1 - incorrect / all sentences (the released evaluation script's convention); unset for no sentences."""
     precision: _builtins.float
-    """Supported / checkable facts (FActScore's P_i without penalty); unset when abstained."""
+    """Supported / checkable facts (FActScore's P_i without penalty); unset when abstained or uncheckable."""
     facts: _builtins.int
     """Checkable facts in the answer (FActScore's n_i)."""
+    uncheckable: _builtins.bool
+    """True when the answer is not checkable by this judge: it is no refusal and states something, but none of
+    its sentences could be matched (coverage.unmatched > 0, coverage.checked = 0). It is not an abstention
+    (it counts as responding) and has no scores: anah_score, precision and facts stay unset or 0.
+    """
     @_builtins.property
     def counts(self) -> _common_pb2.LabelCounts:
         """Label counts."""
@@ -341,10 +355,11 @@ class AnswerMetrics(_message.Message):
         precision: _builtins.float | None = ...,
         facts: _builtins.int = ...,
         coverage: _common_pb2.Coverage | None = ...,
+        uncheckable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "precision", b"precision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "abstained", b"abstained", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "facts", b"facts", "precision", b"precision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_precision", b"_precision", "abstained", b"abstained", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "facts", b"facts", "precision", b"precision", "uncheckable", b"uncheckable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__anah_score: _TypeAlias = _typing.Literal["anah_score"]  # noqa: Y015
     _WhichOneofArgType__anah_score: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score"]  # noqa: Y015
@@ -582,10 +597,11 @@ class AggregateMetrics(_message.Message):
     GAMMA_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
     COVERAGE_FIELD_NUMBER: _builtins.int
+    UNCHECKABLE_FIELD_NUMBER: _builtins.int
     answers: _builtins.int
     """Answers scored."""
     respond_ratio: _builtins.float
-    """Responding answers / all answers."""
+    """Responding answers / all answers (uncheckable answers are responding)."""
     facts_per_response: _builtins.float
     """Mean checkable facts per responding answer."""
     micro_precision: _builtins.float
@@ -596,9 +612,15 @@ class AggregateMetrics(_message.Message):
     """How K was chosen: "given" or "median_facts"."""
     gamma: _builtins.float
     """The gamma used by FActScore."""
+    uncheckable: _builtins.int
+    """Answers not checkable by this judge (AnswerMetrics.uncheckable): responding, but left out of every
+    score (FActScore, precision, ANAH, F1@K).
+    """
     @_builtins.property
     def factscore(self) -> Global___Estimate:
-        """FActScore: mean over responding answers of precision x length penalty exp(1 - gamma / n) for n < gamma."""
+        """FActScore: mean over scored answers (responding, judged and checkable) of precision x length penalty
+        exp(1 - gamma / n) for n < gamma. Uncheckable answers are left out (counted in `uncheckable`).
+        """
 
     @_builtins.property
     def factscore_no_penalty(self) -> Global___Estimate:
@@ -646,10 +668,11 @@ class AggregateMetrics(_message.Message):
         gamma: _builtins.float = ...,
         groups: _abc.Iterable[Global___GroupMetrics] | None = ...,
         coverage: _common_pb2.Coverage | None = ...,
+        uncheckable: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "counts", b"counts", "coverage", b"coverage", "f1_at_k", b"f1_at_k", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "micro_precision", b"micro_precision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "counts", b"counts", "coverage", b"coverage", "f1_at_k", b"f1_at_k", "facts_per_response", b"facts_per_response", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "gamma", b"gamma", "groups", b"groups", "k", b"k", "k_rule", b"k_rule", "micro_precision", b"micro_precision", "respond_ratio", b"respond_ratio"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "counts", b"counts", "coverage", b"coverage", "f1_at_k", b"f1_at_k", "facts_per_response", b"facts_per_response", "factscore", b"factscore", "factscore_no_penalty", b"factscore_no_penalty", "gamma", b"gamma", "groups", b"groups", "k", b"k", "k_rule", b"k_rule", "micro_precision", b"micro_precision", "respond_ratio", b"respond_ratio", "uncheckable", b"uncheckable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__micro_precision: _TypeAlias = _typing.Literal["micro_precision"]  # noqa: Y015
     _WhichOneofArgType__micro_precision: _TypeAlias = _typing.Literal["_micro_precision", b"_micro_precision"]  # noqa: Y015

@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maskdpo.server.edge.auth import Role
@@ -36,6 +36,7 @@ from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR, smollm2_path
 from maskdpo.server.generation.engine_settings import EngineSettings
+from maskdpo.server.judge.kb import DEFAULT_EXTRACTOR, EXTRACTORS
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
@@ -86,6 +87,8 @@ class ServerSettings(BaseSettings):
                                                     "memory the judge engine takes")
     llm_judge_max_model_len: int = Field(4096, ge=256, description="the judge engine's longest prompt + answer; "
                                          "each sentence's evidence is cut to fit it")
+    kb_extractor: str = Field(DEFAULT_EXTRACTOR, description="how the kb judge reads claims: natural (ordinary "
+                              "sentences) or template (attribute statements only, for precise domains)")
 
     # Generation (see docs/generation.md). No models = no engines: Generation/ModelService answer UNIMPLEMENTED.
     models: dict[str, str] = Field(default_factory=dict,
@@ -150,11 +153,13 @@ class ServerSettings(BaseSettings):
             raise ValueError("at least one judge backend is needed")
         return list(dict.fromkeys(value))
 
-    @field_validator("rounds_promotion_metric")
+    @field_validator("kb_extractor", "rounds_promotion_metric")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
+    def _known_name(cls, value: str, info: ValidationInfo) -> str:
+        what, known = {"kb_extractor": ("kb extractor", EXTRACTORS),
+                       "rounds_promotion_metric": ("promotion metric", METRICS)}[str(info.field_name)]
+        if value not in known:
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
         return value
 
     @field_validator("generator_dtype", "llm_judge_dtype")
@@ -222,8 +227,10 @@ class ServerSettings(BaseSettings):
         return Placement(self.judge_num_cpus, 0.0, self.judge_memory_gib, self.judge_resources), 0.0
 
     def judge_options(self, backend: str) -> dict[str, Any]:
-        """Keyword arguments of a backend built from these settings (the llm judge's engine; its model
-        folder resolved here, never relative to an actor's working directory)."""
+        """Keyword arguments of a backend built from these settings: the kb judge's extractor; the llm
+        judge's engine (its model folder resolved here, never relative to an actor's working directory)."""
+        if backend == "kb":
+            return {"extractor": self.kb_extractor}
         if backend != "llm":
             return {}
         model = self.llm_judge_model or smollm2_path(models_dir=self.models_dir)

@@ -113,10 +113,10 @@ def test_breakdown_by_topic_and_bucket_with_missing_group() -> None:
 
 
 def sentence(
-    label: SentenceLabel, parsed: bool = True, facts: int = 1, supported: int = 0
+    label: SentenceLabel, parsed: bool = True, facts: int = 1, supported: int = 0, matched: bool = True
 ) -> SentenceVerdict:
     return SentenceVerdict(
-        LabeledSentence(Span(0, 1), label, parsed=parsed), facts=facts, supported=supported
+        LabeledSentence(Span(0, 1), label, parsed=parsed), facts=facts, supported=supported, matched=matched
     )
 
 
@@ -160,3 +160,26 @@ def test_empty_response_and_refusal_judgments_abstain() -> None:
     m = compute_metrics([empty, refusal], judge=IDENTITY, resamples=0)
     assert m.respond_ratio == 0.0 and m.judge == IDENTITY
     assert m.anah_score is None and m.anah_score_released == 1.0
+
+
+def test_coverage_counts_and_uncheckable_answers() -> None:
+    """checked = matched, parsed, fact-stating sentences; unmatched = matched=False (whatever the fallback
+    label); an answer with unmatched sentences and none checked is responding but never scored."""
+    mixed = from_judgment(Judgment("x", (
+        sentence(L.OK), sentence(L.UNVERIFIABLE, matched=False), sentence(L.NOFACT),
+        sentence(L.UNVERIFIABLE, parsed=False),
+    ), IDENTITY))
+    assert (mixed.checked, mixed.unmatched, mixed.unparsed, mixed.uncheckable, mixed.scored) == (1, 1, 1, False, True)
+    unverifiable = from_judgment(Judgment("x", (sentence(L.UNVERIFIABLE, matched=False),), IDENTITY))
+    nofact = from_judgment(Judgment("x", (sentence(L.NOFACT, facts=0, matched=False),), IDENTITY))
+    for record in (unverifiable, nofact):  # the natural extractor's fallback and the template extractor's
+        assert record.uncheckable and record.responding and not record.scored and not record.abstained
+    refused = from_judgment(Judgment("x", (sentence(L.UNVERIFIABLE, matched=False),), IDENTITY, abstained=True))
+    assert not refused.uncheckable and not refused.responding
+    m = compute_metrics([mixed, unverifiable, nofact, refused], resamples=200)
+    assert (m.n_responses, m.n_responding, m.n_scored, m.n_refused) == (4, 3, 1, 1)
+    assert (m.n_uncheckable, m.n_zero_facts, m.n_checked, m.n_unmatched, m.n_unparsed) == (2, 0, 1, 4, 1)
+    assert m.respond_ratio == pytest.approx(3 / 4)
+    assert m.factscore_no_penalty == pytest.approx(1 / 3)  # the mixed answer only: 1 ok of 3 facts
+    assert m.anah_score == pytest.approx(1 / 4) and m.facts == 3  # ANAH counts the refusal's sentence too
+    assert m.f1_at_k is not None and m.intervals["factscore"].resamples == 200

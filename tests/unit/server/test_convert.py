@@ -50,3 +50,25 @@ def test_request_validation() -> None:
     knowledge.facts.facts.add(subject="A", attribute="", value="1")
     with pytest.raises(InvalidArgument, match=r"knowledge.facts.facts\[0\].attribute"):
         convert.inline_knowledge(knowledge, "knowledge", 1000)
+
+
+def test_coverage_and_uncheckable_answers_on_the_wire() -> None:
+    """Coverage per answer and per batch; an answer whose sentences all went unmatched is uncheckable, not
+    abstained, and the batch counts it."""
+    text = "Åsa Lind won the Nobel Prize. Hello there!"
+    spans = [Span(0, 28), Span(29, len(text))]
+    unmatched = Judgment(text, (
+        SentenceVerdict(LabeledSentence(spans[0], SentenceLabel.UNVERIFIABLE, spans[0].text_of(text)), matched=False),
+        SentenceVerdict(LabeledSentence(spans[1], SentenceLabel.NOFACT, spans[1].text_of(text)), facts=0),
+    ), JudgeIdentity(backend="kb"))
+    records = [from_judgment(unmatched), from_judgment(_judgment())]
+    answer = convert.scored_answer(unmatched, MaskRule.DEFAULT, compute_metrics(records[:1], resamples=0))
+    assert [s.unmatched for s in answer.sentences] == [True, False]
+    m = answer.metrics
+    assert m.uncheckable and not m.abstained and not m.HasField("precision") and not m.HasField("anah_score")
+    assert (m.coverage.sentences, m.coverage.checked, m.coverage.unmatched, m.coverage.unparsed) == (2, 0, 1, 0)
+    checked = convert.scored_answer(_judgment(), MaskRule.DEFAULT, compute_metrics(records[1:], resamples=0))
+    assert not checked.metrics.uncheckable and checked.metrics.coverage.checked == 2
+    batch = convert.aggregate_metrics(compute_metrics(records, resamples=0), [])
+    assert batch.uncheckable == 1 and batch.respond_ratio == 1.0
+    assert (batch.coverage.sentences, batch.coverage.checked, batch.coverage.unmatched) == (5, 2, 1)

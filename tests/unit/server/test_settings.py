@@ -45,6 +45,25 @@ def test_one_judge_is_the_default_and_a_wrong_default_names_the_fix() -> None:
         load_settings(None, judges=["kb"], default_judge="heuristic")
 
 
+def test_serve_with_the_kb_judge_alone_starts_with_it_as_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``maskdpo serve --judge kb``: the command line gives settings hosting kb alone, kb the default, with
+    the natural-text extractor (the server itself is replaced: no Ray here)."""
+    import maskdpo.server.app
+    from maskdpo.server.cli import main
+
+    started: list[ServerSettings] = []
+
+    async def serve_forever(settings: ServerSettings, ready_file: str | None) -> None:
+        started.append(settings)
+
+    monkeypatch.setattr(maskdpo.server.app, "serve_forever", serve_forever)
+    assert main(["--judge", "kb"]) == 0
+    [settings] = started
+    assert (settings.judges, settings.default_judge, settings.kb_extractor) == (["kb"], "kb", "natural")
+    with pytest.raises(ValidationError, match="unknown kb extractor 'regex'; known: natural, template"):
+        load_settings(None, kb_extractor="regex")
+
+
 def test_every_setting_has_an_environment_variable_and_the_docs_table_is_generated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

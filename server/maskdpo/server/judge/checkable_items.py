@@ -98,7 +98,8 @@ def is_nationality(word: str) -> bool:
 
 
 _ENTITY_JOINERS = frozenset({"of", "the", "de", "von", "van", "da", "del", "la", "le"})
-_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[A-Za-z][A-Za-z'’]*|[^\sA-Za-z\d]")
+_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[^\W\d_](?:[^\W\d_]|['’])*|\S")
+"""Numbers, words (letters of any script: "Åsa", "Ødegaard", "王芳"), and any other character alone."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,14 @@ to control flags yourself.
 - "The A of <Subject> is|was <value>";
 - "A: <value>" (a whole sentence in key-value form).
 
-The value runs to the next ",", ";", "." or the end of the sentence.
+The value runs to the next ",", ";", "." (or "，", "；", "。") or the end of the sentence. A subject is a
+run of capitalised words in any alphabet ("Åsa Lind", "Şebnem Ferah", "Émile Zola"; see
+:data:`~maskdpo.server.judge.scripts.UPPER`), joined by "of", "de", "van", ... , or a run of characters of
+an unspaced script ("王芳").
+
+A sentence no pattern matches is ``nofact`` for this extractor (in a precise domain the patterns say what a
+fact is); :meth:`TemplateClaimExtractor.unmatched_label` still reports the ones that state something
+(:func:`~maskdpo.server.judge.claim_detection.states_claim`), so coverage counts them as unmatched.
 """
 
 from __future__ import annotations
@@ -26,12 +33,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from maskdpo.server.judge.claim_detection import states_claim
 from maskdpo.server.judge.knowledge_base import normalize, normalize_attribute
+from maskdpo.server.judge.scripts import UNSPACED, UPPER
 from maskdpo.server.judge.types import Fact
+from maskdpo.trainer.labels import SentenceLabel
 
 PRONOUNS = frozenset({"he", "she", "it", "they", "him", "her", "his", "hers", "its", "their", "theirs"})
-_NAME = r"[A-Z][\w.'-]*(?:\s+(?:(?:of|de|da|van|von|der|la|le)\s+)?[A-Z][\w.'-]*)*"
-_VALUE = r"(?P<value>[^,;.]+?)\s*(?:[,;.]|$)"
+_WORD = rf"(?:[{UPPER}][\w.'’-]*|[{UNSPACED}]+)"
+_NAME = rf"{_WORD}(?:\s+(?:(?:of|de|da|van|von|der|la|le)\s+)?{_WORD})*"
+_VALUE = r"(?P<value>[^,;.，；。]+?)\s*(?:[,;.，；。]|$)"
 _BE = r"(?i:is|was|are|were)"
 
 
@@ -70,12 +81,16 @@ class TemplateClaimExtractor:
             phrase = f"(?i:{words})"
             patterns[attribute] = [
                 re.compile(
-                    rf"(?:\b(?P<subject>{_NAME})'s|\b(?i:his|her|its|their|the))\s+{phrase}\s+{_BE}\s+{_VALUE}"
+                    rf"(?:\b(?P<subject>{_NAME})['’]s|\b(?i:his|her|its|their|the))\s+{phrase}\s+{_BE}\s+{_VALUE}"
                 ),
                 re.compile(rf"\b(?i:the)\s+{phrase}\s+(?i:of)\s+(?P<subject>{_NAME})\s+{_BE}\s+{_VALUE}"),
                 re.compile(rf"^\s*{phrase}\s*:\s*{_VALUE}"),
             ]
         return cls(patterns, name=name)
+
+    def unmatched_label(self, sentence: str, topic: str) -> SentenceLabel | None:
+        """``nofact`` (counted as unmatched) for a sentence without claims that states something, else None."""
+        return SentenceLabel.NOFACT if states_claim(sentence, topic) else None
 
     def extract(self, sentence: str, topic: str) -> list[Fact]:
         claims: list[Fact] = []

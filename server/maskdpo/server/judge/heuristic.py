@@ -165,10 +165,11 @@ class HeuristicJudge:
         for i, request in enumerate(requests):
             verdicts = []
             for j, span in enumerate(spans[i]):
+                matched = True
                 if filler[i][j]:
                     label, evidence = SentenceLabel.NOFACT, ""
                 elif (i, j) not in row:
-                    label, evidence = SentenceLabel.UNVERIFIABLE, "no reference text"
+                    label, evidence, matched = SentenceLabel.UNVERIFIABLE, "no reference text: unmatched", False
                 else:
                     label, evidence = self._label(analyses[i][j], references[i], vectors[row[(i, j)]])
                 verdicts.append(
@@ -177,6 +178,7 @@ class HeuristicJudge:
                         evidence=evidence,
                         facts=int(label is not SentenceLabel.NOFACT),
                         supported=int(label is SentenceLabel.OK),
+                        matched=matched,
                     )
                 )
             # is_refusal re-splits the text: ask it only when some sentence matched a refusal pattern.

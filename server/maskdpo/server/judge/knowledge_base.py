@@ -1,7 +1,7 @@
 """A structured knowledge base of (subject, attribute, value) facts, and exact claim checking against it.
 
 Index: subject -> attribute -> set of values (an attribute may have several true values). Matching is
-exact after normalisation (:func:`normalize`: case-folded, whitespace collapsed, surrounding punctuation
+exact after normalisation (:func:`normalize`: Unicode NFC, case-folded, whitespace collapsed, surrounding punctuation
 and a leading "the" removed; attribute names also treat spaces and hyphens as underscores).
 
 Aliases: a fact whose attribute is ``alias`` (:data:`ALIAS_ATTRIBUTE`) declares another name of its
@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from maskdpo.server.judge.scripts import fold
 from maskdpo.server.judge.types import Fact
 
 ALIAS_ATTRIBUTE = "alias"
@@ -30,7 +31,7 @@ _EDGE_PUNCTUATION = " \t\n\"'`.,;:!?()[]{}"
 
 def normalize(text: str) -> str:
     """The matching form of a subject or value."""
-    out = _SPACES.sub(" ", text.casefold()).strip(_EDGE_PUNCTUATION)
+    out = _SPACES.sub(" ", fold(text)).strip(_EDGE_PUNCTUATION)
     if out.startswith("the "):
         out = out[4:]
     return out
@@ -38,7 +39,7 @@ def normalize(text: str) -> str:
 
 def normalize_attribute(name: str) -> str:
     """The matching form of an attribute name: ``"Birth place"`` -> ``birth_place``."""
-    return re.sub(r"[\s\-]+", "_", name.strip().casefold())
+    return re.sub(r"[\s\-]+", "_", fold(name.strip()))
 
 
 class ClaimCheck(enum.StrEnum):
@@ -56,6 +57,7 @@ class KnowledgeBase:
     def __init__(self, facts: Iterable[Fact]) -> None:
         self._values: dict[str, dict[str, dict[str, str]]] = {}  # subject -> attribute -> norm value -> value
         self._aliases: dict[str, str] = {}
+        self._written: dict[str, str] = {}  # subject -> the subject as first written
         self._count = 0
         for index, fact in enumerate(facts):
             for name in ("subject", "attribute", "value"):
@@ -63,6 +65,7 @@ class KnowledgeBase:
                 if not isinstance(value, str) or not normalize(value):
                     raise ValueError(f"fact {index}: {name} must be a non-empty string, got {value!r}")
             subject, attribute = normalize(fact.subject), normalize_attribute(fact.attribute)
+            self._written.setdefault(subject, fact.subject.strip())
             if attribute == ALIAS_ATTRIBUTE:
                 self._aliases[normalize(fact.value)] = subject
                 self._values.setdefault(subject, {})
@@ -110,6 +113,22 @@ class KnowledgeBase:
     def attributes(self) -> frozenset[str]:
         """Every (normalised) attribute name the KB holds, aliases excluded."""
         return frozenset(attribute for by_attribute in self._values.values() for attribute in by_attribute)
+
+    def names(self) -> dict[str, str]:
+        """Every (normalised) name of a subject, aliases included -> the canonical subject it names."""
+        return {**{subject: subject for subject in self._values}, **self._aliases}
+
+    def written(self, subject: str) -> str:
+        """A known subject (or alias) as first written in the KB ("åsa lind" -> "Åsa Lind"); else as given."""
+        canonical = self.resolve(subject)
+        return self._written.get(canonical, subject) if canonical else subject
+
+    def attribute_values(self, attribute: str) -> frozenset[str]:
+        """The values of an attribute across all subjects (as written in the KB)."""
+        key = normalize_attribute(attribute)
+        return frozenset(
+            value for by_attribute in self._values.values() for value in by_attribute.get(key, {}).values()
+        )
 
     def values(self, subject: str, attribute: str) -> frozenset[str] | None:
         """The stored values of an attribute of a subject (as written in the KB), or None if not held."""

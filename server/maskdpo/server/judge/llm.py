@@ -255,7 +255,7 @@ class LlmJudge:
         for item in items:
             if not item.passages:
                 item.label = SentenceLabel.UNVERIFIABLE
-                item.notes.append("step 2: no reference passages given")
+                item.notes.append("step 2: no reference passages given: unmatched")
         asked = [i for i in items if i.label is None]
         batch = [prompts.evidence_prompt(i.context, i.text, len(i.passages)) for i in asked]
         for item, answer in zip(asked, self._ask(asked, batch, 2), strict=True):
@@ -281,4 +281,5 @@ class LlmJudge:
             evidence="; ".join(item.notes),
             facts=0 if label is SentenceLabel.NOFACT else 1,
             supported=1 if label is SentenceLabel.OK else 0,
+            matched=bool(item.passages) or label is SentenceLabel.NOFACT or not item.parsed,
         )

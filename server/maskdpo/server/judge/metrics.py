@@ -91,7 +91,7 @@ def ratio_terms(
         terms["respond_ratio"][1][i] = 1.0
         if r.responding:
             terms["respond_ratio"][0][i] = 1.0
-        if not r.judged:
+        if not r.judged or r.uncheckable:
             continue
         ok, incorrect, total = r.counts.ok, r.counts.incorrect, r.counts.total
         terms["anah_score"][0][i], terms["anah_score"][1][i] = ok, ok + incorrect
@@ -131,6 +131,12 @@ class FactualityMetrics:
     n_unjudged: int
     n_unparsed: int
     """Sentences whose judge answer could not be parsed (counted unsupported, never correct)."""
+    n_uncheckable: int
+    """Responses not checkable by this judge: responding, but no sentence matched (excluded from scores)."""
+    n_checked: int
+    """Fact-stating sentences with a verdict against the knowledge."""
+    n_unmatched: int
+    """Sentences that state something the judge could not match to its knowledge or claim patterns."""
     supported: int
     facts: int
     counts: LabelCounts
@@ -191,9 +197,12 @@ def compute_metrics(
         n_responding=sum(r.responding for r in records),
         n_scored=sum(r.scored for r in records),
         n_refused=sum(r.abstained for r in records),
-        n_zero_facts=sum(not r.abstained and r.judged and r.facts == 0 for r in records),
+        n_zero_facts=sum(not r.abstained and r.judged and r.facts == 0 and not r.uncheckable for r in records),
         n_unjudged=sum(not r.judged for r in records),
         n_unparsed=sum(r.unparsed for r in records),
+        n_uncheckable=sum(r.uncheckable for r in records),
+        n_checked=sum(r.checked for r in records),
+        n_unmatched=sum(r.unmatched for r in records),
         supported=sum(r.supported for r in records if r.scored),
         facts=sum(r.facts for r in records if r.scored),
         counts=total,

@@ -72,6 +72,11 @@ class SentenceVerdict:
     """Number of checkable facts the sentence states (1 for sentence-level judges; 0 for nofact)."""
     supported: int = 0
     """How many of those facts the knowledge supports."""
+    matched: bool = True
+    """False when the sentence states something the judge could not match to its knowledge or its claim
+    patterns (e.g. the ``kb`` judge found no claim about any attribute it holds, or there was no reference
+    text): its label is then the judge's fallback. Coverage counts such sentences as *unmatched*, and an
+    answer with unmatched sentences and none checked is not checkable by this judge (docs/metrics.md)."""
 
     @property
     def parsed(self) -> bool:

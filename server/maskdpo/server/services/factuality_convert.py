@@ -95,11 +95,12 @@ def scored_answer(judgment: Judgment, rule: MaskRule, metrics: FactualityMetrics
             start=s.span.start, end=s.span.end, utf8_start=byte_at[s.span.start], utf8_end=byte_at[s.span.end],
             text=s.span.text_of(judgment.response), label=LABEL_TO_PROTO[s.label],
             chosen_mask=chosen_mask, rejected_mask=rejected_mask, evidence=verdict.evidence,
-            unparsed=not s.parsed,
+            unparsed=not s.parsed, unmatched=not verdict.matched,
         )
     m = out.metrics
     m.counts.CopyFrom(label_counts(judgment.counts))
     m.abstained = metrics.n_responding == 0
+    m.uncheckable = metrics.n_uncheckable > 0
     m.facts = metrics.facts
     m.coverage.CopyFrom(coverage(metrics))
     for name in ("anah_score", "anah_score_released"):
@@ -112,7 +113,8 @@ def scored_answer(judgment: Judgment, rule: MaskRule, metrics: FactualityMetrics
 
 
 def coverage(metrics: FactualityMetrics) -> common_pb2.Coverage:
-    return common_pb2.Coverage(sentences=metrics.counts.total, unparsed=metrics.n_unparsed)
+    return common_pb2.Coverage(sentences=metrics.counts.total, unparsed=metrics.n_unparsed,
+                               checked=metrics.n_checked, unmatched=metrics.n_unmatched)
 
 
 def _interval(ci: ConfidenceInterval | None) -> common_pb2.ConfidenceInterval | None:
@@ -143,6 +145,7 @@ def aggregate_metrics(metrics: FactualityMetrics,
         k_rule=metrics.k_source,
         gamma=metrics.gamma,
         coverage=coverage(metrics),
+        uncheckable=metrics.n_uncheckable,
     )
     for name in ("factscore", "factscore_no_penalty", "anah_score", "anah_score_released", "f1_at_k"):
         getattr(out, name).CopyFrom(_estimate(metrics, name))
