@@ -44,6 +44,8 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     create.add_argument("--steps", type=int, default=24, help="training steps (cap)")
     create.add_argument("--lr", type=float, default=5e-5)
     create.add_argument("--loss", choices=["maskdpo", "dpo"], default="maskdpo")
+    create.add_argument("--lora", action="store_true",
+                        help="train a LoRA adapter, evaluated on and promoted into the serving engine")
     create.add_argument("--min-improvement", type=float)
     create.add_argument("--max-correct-drop", type=float)
     create.add_argument("--seed", type=int, default=0)
@@ -88,6 +90,8 @@ def _config(args: argparse.Namespace, start_from: str, seed: int) -> alignment_p
         config.promotion.min_improvement = args.min_improvement
     if args.max_correct_drop is not None:
         config.promotion.max_correct_drop = args.max_correct_drop
+    if args.lora:
+        config.training.lora = True
     config.start_from_round = start_from
     return config
 

@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from maskdpo.client import display
+from maskdpo.client import _cli_rounds, display
 from maskdpo.client._rounds import toy_round_config
 from maskdpo.v1 import alignment_pb2
 
@@ -61,3 +61,14 @@ def test_table_and_toy_config() -> None:
         and config.eval_prompts.dataset == "toyworld/validation"
     )
     assert config.start_from_round == "rounds/ab"
+
+
+def test_round_create_lora_flag_asks_for_an_adapter() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    _cli_rounds.add_parsers(parser.add_subparsers(dest="command"), lambda p: None)
+    plain = parser.parse_args(["round", "create"])
+    lora = parser.parse_args(["round", "create", "--lora"])
+    assert not _cli_rounds._config(plain, "", 0).training.lora
+    assert _cli_rounds._config(lora, "", 0).training.lora
