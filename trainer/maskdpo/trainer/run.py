@@ -21,6 +21,7 @@ from maskdpo.trainer.checkpoint import STAGING_PREFIXES
 from maskdpo.trainer.data import load_training_data, write_pairs
 from maskdpo.trainer.durable import remove_leftovers
 from maskdpo.trainer.pairs import Degenerate, PairConfig
+from maskdpo.trainer.probe import write_probe
 from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule
 
 Event = dict[str, Any]
@@ -48,6 +49,9 @@ class TrainOptions:
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
+    probe_text: str = ""
+    """A text whose log-probs under the final model are saved beside it (:mod:`maskdpo.trainer.probe`), for
+    the server's deploy verification; "" = none."""
     adapter: Path | None = None
     """A LoRA adapter (folder) of ``model`` to go on training (``lora`` implied): a chained round's start.
     Its reference is ``model`` with the adapter disabled, as for a new adapter."""
@@ -227,6 +231,8 @@ def run_training(
             with metrics_file.open("a") as fh:
                 fh.write(json.dumps({"phase": "after", **result.eval_after}) + "\n")
         result.final_dir = trainer.save_final(out / "final")  # model/adapter + tokenizer + training_info
+        if opts.probe_text:
+            write_probe(trainer.model, tokenizer, opts.probe_text, result.final_dir)
     result.seconds = time.monotonic() - started
     emit(
         {

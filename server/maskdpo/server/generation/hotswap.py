@@ -34,6 +34,7 @@ from maskdpo.server.generation.verify import (
     is_full_precision,
     probe_token_ids,
     reference_logprobs,
+    trained_reference,
 )
 from maskdpo.server.generation.weights import check_adapter, check_compatible, is_adapter
 
@@ -55,9 +56,13 @@ class Deployer:
         return self._lock.locked()
 
     async def _reference(self, checkpoint: Path, adapter: Path | None = None) -> list[float]:
+        """The probe's reference log-probs of these weights: the ones their trainer saved beside them when
+        they fit this probe and this engine's precision, else computed with transformers here."""
         key = (checkpoint, adapter)
         if key not in self._references:
-            self._references[key] = await asyncio.to_thread(reference_logprobs, checkpoint, self.probe, adapter)
+            saved = trained_reference(adapter or checkpoint, self.probe, self.statistic == "max")
+            self._references[key] = saved if saved is not None else await asyncio.to_thread(
+                reference_logprobs, checkpoint, self.probe, adapter)
         return self._references[key]
 
     async def verify_served(self) -> ProbeCheck:

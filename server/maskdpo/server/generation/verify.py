@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.generation.errors import CheckpointError
+from maskdpo.trainer.probe import read_probe
 
 PROBE_TEXT = (
     "Question: Where was Marie Curie born, and what did she discover?\n"
@@ -75,6 +76,18 @@ def reference_logprobs(checkpoint: Path, token_ids: list[int], adapter: Path | N
     if not all(math.isfinite(v) for v in values):
         raise CheckpointError(f"checkpoint {checkpoint} gives non-finite log-probs on the probe")
     return values
+
+
+def trained_reference(folder: Path, token_ids: list[int], full_precision: bool) -> list[float] | None:
+    """The reference the trainer saved beside ``folder`` (:mod:`maskdpo.trainer.probe`) when it covers
+    ``token_ids`` -- and was computed in float32 where the engine is held to float32's tolerance -- else None."""
+    record = read_probe(folder)
+    if record is None or record["token_ids"][: len(token_ids)] != token_ids:
+        return None
+    if full_precision and record["dtype"] != "float32":
+        return None
+    values = [float(v) for v in record["logprobs"][: len(token_ids) - 1]]
+    return values if len(values) == len(token_ids) - 1 and all(math.isfinite(v) for v in values) else None
 
 
 @dataclass(frozen=True, slots=True)

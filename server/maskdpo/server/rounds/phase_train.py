@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from maskdpo.server.generation.verify import PROBE_TEXT
 from maskdpo.server.rounds.context import (
     PhaseFailed,
     PhaseOutput,
@@ -52,6 +53,7 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         model=model,
         adapter=adapter,
         lora=t.lora,
+        probe_text=PROBE_TEXT,  # the deploy's verification reference, computed where the candidate is
         lora_r=t.lora_rank,
         lora_alpha=2 * t.lora_rank,
         out=work,
