@@ -38,6 +38,7 @@ ENV = {
     "MASKDPO_GENERATOR_MAX_NUM_SEQS": "16",
     "MASKDPO_DRAIN_SECONDS": "2",
     "MASKDPO_ROUNDS_SAVE_STEPS": "4",
+    "MASKDPO_GENERATOR_REPLICAS": "2",  # rounds sample over both and promote into both
 }
 
 

@@ -192,7 +192,7 @@ async def start_server(settings: ServerSettings) -> RunningServer:
         generators = GeneratorPool.create(engines, settings.default_model, settings.data_dir,
                                           CheckpointStore(DataDir(settings.data_dir).models),
                                           settings.generator_placement, settings.verify_tolerance,
-                                          settings.generator_start_timeout_s)
+                                          settings.generator_start_timeout_s, settings.generator_replicas)
         deploys = DeployManager(generators, operations)
         deploys.fail_leftovers()
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)

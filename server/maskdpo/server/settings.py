@@ -105,6 +105,8 @@ class ServerSettings(BaseSettings):
     generator_num_cpus: float = Field(1.0, ge=0, description="CPUs each Generator actor reserves in Ray")
     generator_enforce_eager: bool = Field(True, description="no graph compilation: faster start; "
                                           "false = compiled graphs (long-lived servers)")
+    generator_replicas: int = Field(1, ge=1, description="engines per model (data-parallel: one per GPU or "
+                                    "tensor-parallel group); requests go to them in turn, deploys to all")
     generator_max_lora_rank: int = Field(16, ge=0, description="largest LoRA rank the engines serve adapters of "
                                          "(LoRA rounds promote adapters); 0 = no adapters")
     generator_max_loras: int = Field(4, ge=1, description="LoRA adapters resident per engine (served, candidate, "

@@ -19,7 +19,7 @@ import ray
 from maskdpo.server.errors import Unavailable
 from maskdpo.server.generation.types import ModelInfo, Prompt, SamplingOptions, WeightVersion
 from maskdpo.server.store.checkpoints import CheckpointStore
-from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
+from maskdpo.server.workers.generator_pool import GeneratorPool, Replica, ServedModel, State
 
 TOY = Path(__file__).resolve().parents[3] / "toyworld" / "maskdpo" / "toyworld" / "model"
 
@@ -60,7 +60,7 @@ def spawner(plan: list[bool]) -> tuple[Callable[[], Any], list[float]]:
 
 
 def pool_of(spawn: Callable[[], Any], tmp_path: Path) -> GeneratorPool:
-    pool = GeneratorPool({"toy": ServedModel("toy", str(TOY), TOY, spawn(), spawn=spawn)}, "toy",
+    pool = GeneratorPool({"toy": ServedModel("toy", str(TOY), TOY, [Replica(spawn(), spawn=spawn)])}, "toy",
                          CheckpointStore(tmp_path / "models.sqlite"), start_timeout_s=30)
     pool.retry_delays_s = (0.2, 0.4)
     return pool
@@ -69,7 +69,7 @@ def pool_of(spawn: Callable[[], Any], tmp_path: Path) -> GeneratorPool:
 async def lose_the_engine(pool: GeneratorPool) -> ServedModel:
     model = pool.models["toy"]
     assert await pool.start() == 1 and model.state == State.READY
-    ray.kill(model.actor)
+    ray.kill(model.replicas[0].actor)
     await asyncio.sleep(0.5)
     with pytest.raises(Unavailable, match="not reachable"):
         await pool.generate(model, Prompt(text="x"), SamplingOptions(), timeout=10)

@@ -54,7 +54,7 @@ from maskdpo.server.store.rounds import (
     round_id,
     state_name,
 )
-from maskdpo.server.workers.generator_actor import generator_name
+from maskdpo.server.workers.generator_actor import generator_names
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.ray_runtime import remote_error, worker_lost
 from maskdpo.trainer import durable
@@ -88,6 +88,8 @@ class ControllerSettings:
     save_steps: int = 0
     """Trainer checkpoint interval in steps; 0 = a quarter of the round's steps."""
     max_attempts: int = 3
+    generator_replicas: int = 1
+    """Generator actors per model (the server's ``generator_replicas``)."""
     generator_wait_s: float = 900.0
     """How long a round waits for the server's generator or judges to exist (a server still starting)."""
     report: bool = True
@@ -210,8 +212,8 @@ class RoundController:
     def _generator(self, model_id: str) -> Generator:
         """The model's Generator actor, found by its name (given ones first: tests, in-process use)."""
         if model_id not in self._generators:
-            name = generator_name(self.settings.data_dir, model_id)
-            self._generators[model_id] = NamedGenerator(name, model_id, self.settings.generator_wait_s)
+            names = generator_names(self.settings.data_dir, model_id, self.settings.generator_replicas)
+            self._generators[model_id] = NamedGenerator(names, model_id, self.settings.generator_wait_s)
         return self._generators[model_id]
 
     async def _run(self, rid: str) -> None:

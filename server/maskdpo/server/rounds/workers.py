@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from maskdpo.server.generation.weights import is_adapter
 from maskdpo.server.judge.registry import build_backend
 from maskdpo.server.judge.types import JudgeBackend, JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.rounds import local_model
+from maskdpo.server.workers.generator_actor import deploy_everywhere
 from maskdpo.server.workers.placement import Placement, wait_placed
 from maskdpo.server.workers.ray_runtime import actor_lost, call_error, find_actor
 from maskdpo.trainer.run import TrainOptions
@@ -107,36 +108,44 @@ class Generator(Protocol):
 
 
 class NamedGenerator:
-    """The Generator actor of a model, found by its name in Ray: the server that started it may restart and
-    start another under the same name, so a lost handle is looked up again at the next call. Waits up to
-    ``wait_s`` for the actor to exist (a server still starting); then the phase fails."""
+    """The Generator actors (replicas) of a model, found by their names in Ray: the server that started them
+    may restart and start others under the same names, so a lost handle is looked up again at the next
+    call. Generation goes to the replicas in turn; a deploy goes to all (:func:`deploy_everywhere`). Waits
+    up to ``wait_s`` for the actors to exist (a server still starting); then the phase fails."""
 
-    def __init__(self, name: str, model: str, wait_s: float = 900.0) -> None:
-        self.name = name
+    def __init__(self, names: Sequence[str], model: str, wait_s: float = 900.0) -> None:
+        self.names = list(names)
         self.model = model
         self.wait_s = wait_s
-        self._handle: Any = None
+        self._handles: list[Any] = []
+        self._turn = 0
 
-    async def _actor(self) -> Any:
-        if self._handle is None:
+    async def _actors(self) -> list[Any]:
+        if not self._handles:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.wait_s
-            while (handle := find_actor(self.name)) is None:
+            while True:
+                found = [find_actor(name) for name in self.names]
+                if all(handle is not None for handle in found):
+                    break
                 if loop.time() > deadline:
-                    raise Unavailable(f"no generator serves models/{self.model} (actor {self.name} not found "
-                                      f"within {self.wait_s:g} s)")
+                    raise Unavailable(f"no generator serves models/{self.model} (actors {self.names} not all "
+                                      f"found within {self.wait_s:g} s)")
                 await asyncio.sleep(1.0)
-            self._handle = handle
-        return self._handle
+            self._handles = found
+        return self._handles
 
-    async def _call(self, method: str, *args: Any) -> Any:
-        actor = await self._actor()
+    async def _call(self, method: str, *args: Any, everywhere: bool = False) -> Any:
+        actors = await self._actors()
+        self._turn += 1
+        chosen = actors if everywhere else [actors[self._turn % len(actors)]]
         try:
-            return await getattr(actor, method).remote(*args)
+            results = [await getattr(actor, method).remote(*args) for actor in chosen]
         except Exception as exc:
-            if actor_lost(exc):  # the next call looks the replacement up (the controller runs the phase again)
-                self._handle = None
+            if actor_lost(exc):  # the next call looks the replacements up (the controller runs the phase again)
+                self._handles = []
             raise call_error(exc, f"the generator of models/{self.model}") from None
+        return results[0]
 
     async def generate(self, prompt: Prompt, options: SamplingOptions, weights: Weights | None = None
                        ) -> GenerationResult:
@@ -144,23 +153,23 @@ class NamedGenerator:
         return result
 
     async def current_version(self) -> WeightVersion:
-        version: WeightVersion = await self._call("current_version")
+        version: WeightVersion = await (await self._actors())[0].current_version.remote()
         return version
 
     async def deploy(self, folder: Path, tolerance: float | None) -> DeployReport:
-        report: DeployReport = await self._call("deploy", str(folder), tolerance)
-        return report
+        actors = await self._actors()
+        return await deploy_everywhere(actors, folder, tolerance, f"the generator of models/{self.model}")
 
     async def sleep(self) -> bool:
-        asleep: bool = await self._call("sleep")
+        asleep: bool = await self._call("sleep", everywhere=True)
         return asleep
 
     async def wake_up(self) -> None:
-        await self._call("wake_up")
+        await self._call("wake_up", everywhere=True)
 
     async def node_id(self) -> str:
-        node: str = await self._call("node_id")
-        return node
+        nodes = [await actor.node_id.remote() for actor in await self._actors()]
+        return ", ".join(dict.fromkeys(nodes))
 
 
 class LocalGenerator:

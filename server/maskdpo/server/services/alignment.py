@@ -140,6 +140,7 @@ def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> Cont
         ),
         save_steps=settings.rounds_save_steps,
         max_attempts=settings.rounds_max_attempts,
+        generator_replicas=settings.generator_replicas,
         generator_wait_s=settings.generator_start_timeout_s,
     )
 

@@ -36,7 +36,7 @@ from maskdpo.server.generation.types import DeployReport
 from maskdpo.server.store.checkpoints import CheckpointRecord, CheckpointStore
 from maskdpo.server.store.operations import OperationStore
 from maskdpo.server.wire import timestamp
-from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel, State
+from maskdpo.server.workers.generator_pool import GeneratorPool, ServedModel
 from maskdpo.v1 import models_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -117,11 +117,11 @@ class DeployManager:
         tolerance: float | None,
     ) -> None:
         metadata.stage = "LOADING"
-        model.state = State.SWAPPING
+        model.swapping = True
         try:
             await asyncio.to_thread(self.operations.update_metadata, name, metadata)
             report, record = await deploy(self.pool.deploy, self.pool.checkpoints, model.name, folder, tolerance)
-            model.state = State.READY
+            model.swapping = False
             response = models_pb2.DeployCheckpointResponse(
                 model=await self.pool.describe(model),
                 verify_max_abs_diff=report.max_abs_diff,
@@ -135,8 +135,7 @@ class DeployManager:
             error = to_service_error(exc)
             log.warning("deploy %s of %s into models/%s rejected: %s", name, folder, model.name, error.message)
         finally:
-            if model.state == State.SWAPPING:
-                model.state = State.READY
+            model.swapping = False
             del self._running[model.name]
         metadata.stage = "DONE"
         try:

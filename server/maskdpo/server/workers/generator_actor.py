@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -39,7 +39,7 @@ from maskdpo.server.generation.types import (
     WeightVersion,
 )
 from maskdpo.server.workers.placement import Placement, node_id
-from maskdpo.server.workers.ray_runtime import NAMESPACE, actor_name
+from maskdpo.server.workers.ray_runtime import NAMESPACE, actor_name, call_error
 
 log = logging.getLogger("maskdpo.server")
 
@@ -122,20 +122,19 @@ class GeneratorActorImpl:
 
     async def _restored(self, deployer: Deployer, restore: WeightVersion) -> None:
         """Bring back the weights served before (verified like any deploy, same version) before anyone is
-        served -- an adapter's base weights first when they are not the engine's own; when they are gone or
-        do not verify, the base weights stay (the server says so)."""
-        steps = [restore.folder]
-        if restore.adapter is not None and restore.checkpoint != deployer.engine.version.checkpoint:
-            steps.insert(0, restore.checkpoint)
-        for folder in steps:
-            if not folder.is_dir():
-                log.warning("%s: last served weights %s are gone; serving the base", self.settings.name, folder)
-                return
-            try:
-                await deployer.deploy(folder, None, restore.version)
-            except gen_errors.GenerationError as exc:
-                log.warning("%s: could not restore %s: %s; serving the base", self.settings.name, folder, exc)
-                return
+        served; when they are gone or do not verify, the base weights stay (the server says so)."""
+        try:
+            await _bring_back(deployer, restore)
+        except gen_errors.GenerationError as exc:
+            log.warning("%s: could not restore %s: %s; serving the base", self.settings.name, restore.folder, exc)
+
+    @_mapped
+    async def restore(self, weights: WeightVersion) -> WeightVersion:
+        """Serve ``weights`` again under their own version (a deploy into other replicas failed: this one
+        goes back to what they all served)."""
+        _, deployer = await self._ready()
+        await _bring_back(deployer, weights)
+        return deployer.engine.version
 
     @_mapped
     async def ready(self) -> ModelInfo:
@@ -217,9 +216,45 @@ class GeneratorActorImpl:
 GeneratorActor = ray.remote(GeneratorActorImpl)
 
 
-def generator_name(data_dir: Path, model: str) -> str:
-    """The Ray name of the Generator actor of ``model`` on the server of ``data_dir``."""
-    return actor_name(data_dir, f"generator-{model}")
+async def _bring_back(deployer: Deployer, weights: WeightVersion) -> None:
+    """Deploy ``weights`` under their recorded version: an adapter's base weights first when they are not the
+    ones the engine holds. CheckpointError when a folder is gone."""
+    steps = [weights.folder]
+    if weights.adapter is not None and weights.checkpoint != deployer.engine.version.checkpoint:
+        steps.insert(0, weights.checkpoint)
+    for folder in steps:
+        if not folder.is_dir():
+            raise gen_errors.CheckpointError(f"{folder} is gone")
+        await deployer.deploy(folder, None, weights.version)
+
+
+async def deploy_everywhere(actors: Sequence[Any], folder: Path, tolerance: float | None, what: str,
+                            on_failure: Callable[[int, BaseException], None] = lambda i, exc: None) -> DeployReport:
+    """Deploy ``folder`` into every replica of a model, one after the other, under the same next version.
+    When one refuses (or fails), the replicas that already switched go back to the weights served before
+    under their own version, so replicas never serve different versions; then the error is raised
+    (:func:`call_error`; ``on_failure`` hears which replica failed and how). Returns the first replica's
+    report."""
+    before: WeightVersion = await actors[0].current_version.remote()
+    reports: list[DeployReport] = []
+    for index, actor in enumerate(actors):
+        try:
+            reports.append(await actor.deploy.remote(str(folder), tolerance, before.version + 1))
+        except Exception as exc:
+            on_failure(index, exc)
+            for done in actors[:index]:
+                try:
+                    await done.restore.remote(before)
+                except Exception as undo:  # that replica now serves other weights: it must not serve on
+                    log.error("%s: a replica could not go back to version %d: %s", what, before.version, undo)
+                    on_failure(actors.index(done), undo)
+            raise call_error(exc, what) from None
+    return reports[0]
+
+
+def generator_names(data_dir: Path, model: str, replicas: int) -> list[str]:
+    """The Ray names of the Generator actors (one per replica) of ``model`` on the server of ``data_dir``."""
+    return [actor_name(data_dir, f"generator-{model}-{i}") for i in range(replicas)]
 
 
 def create_generator_actor(
