@@ -39,6 +39,7 @@ ENV = {
     "MASKDPO_DRAIN_SECONDS": "2",
     "MASKDPO_ROUNDS_SAVE_STEPS": "4",
     "MASKDPO_GENERATOR_REPLICAS": "2",  # rounds sample over both and promote into both
+    "MASKDPO_GENERATOR_NUM_CPUS": "0.5",  # two engines and the trainer on the head's 2 CPUs
 }
 
 
