@@ -231,13 +231,13 @@ def _activations(shape: ModelShape, recipe: Recipe) -> Component:
 
 def _workspace(shape: ModelShape, recipe: Recipe) -> Component:
     t, h, v, c = recipe.tokens, shape.hidden_size, shape.vocab_size, recipe.precision.compute_bytes
-    tile = min(t, HEAD_TOKENS) * HEAD_VOCAB * c
-    total, parts = t * h * 6 + tile, [f"{t:,} x {h} x 6 B", f"tile {gib(tile)}"]
+    tile = min(t, HEAD_TOKENS)
+    total = t * h * 6 + tile * HEAD_VOCAB * c
+    parts = [f"{t:,} x {h} x 6 B", f"logits tile {tile:,} x {HEAD_VOCAB} x {c} B"]
     if not recipe.lora:
         total += v * h * 4
         parts.append(f"head gradient {v:,} x {h} x 4 B")
     if recipe.fsdp:
-        gathered = 2 * shape.layer_parameters * c + v * h * c
-        total += gathered
-        parts.append(f"FSDP gathers {gib(gathered)}")
+        total += 2 * shape.layer_parameters * c + v * h * c
+        parts.append(f"FSDP gathers 2 x {shape.layer_parameters:,} x {c} B + {v:,} x {h} x {c} B")
     return Component("workspace", total, " + ".join(parts))
