@@ -9,6 +9,7 @@ from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.judge.metrics import FactualityMetrics, compute_metrics
 from maskdpo.server.judge.records import ResponseFacts, from_judgment
+from maskdpo.server.judge.registry import READS_FACTS_ONLY
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.services import factuality_convert as convert
 from maskdpo.server.settings import ServerSettings
@@ -20,8 +21,6 @@ from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 DEFAULT_GAMMA = 10.0
 DEFAULT_RESAMPLES = 1000
 MAX_RESAMPLES = 20_000
-JUDGES_THAT_READ_FACTS = frozenset({"kb"})
-"""Backends that judge against structured facts only (passages alone give them nothing to check)."""
 
 
 class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
@@ -45,7 +44,7 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
     async def _request(self, judge: str, answer: factuality_pb2.Answer, knowledge: factuality_pb2.Knowledge,
                        field: str, knowledge_field: str) -> JudgeRequest:
         passages, facts, source = await self._knowledge(knowledge, answer.topic, knowledge_field)
-        if judge in JUDGES_THAT_READ_FACTS and not facts:
+        if judge in READS_FACTS_ONLY and not facts:
             raise InvalidArgument(knowledge_field, f"the {judge} judge reads facts: give inline facts or a "
                                   "knowledge source with facts (about the answer's topic)")
         return convert.judge_request(answer, passages, facts, source, field, self.settings.max_text_chars)
