@@ -171,3 +171,36 @@ def test_accuracy_floor_on_the_labelled_set(judge: HeuristicJudge) -> None:
     for label in SentenceLabel:
         judged = run.agreement.verdicts_of(label.value)
         assert judged[label] / sum(judged.values()) >= 0.75, f"{label}: {judged}"
+
+
+@pytest.mark.parametrize(
+    ("passage", "sentence", "label"),
+    [
+        # a year is no rival of an ordinal or a count: no contradiction, just not found
+        ("The Riverside cadets won their seventh trophy at the 35th annual parade in Atlanta.",
+         "The Riverside cadets won their seventh trophy in 2016.", "unverifiable"),
+        # numbers ten times apart count different things (goals vs fans)
+        ("More than 63,000 fans watched United play Arsenal at Highbury.",
+         "United beat Arsenal by 5 goals at Highbury.", "unverifiable"),
+        ("Renfrew designed 40 libraries across the South.", "Renfrew designed 90 libraries across the South.",
+         "contradictory"),
+        # a weekday names no one a sentence could get wrong
+        ("On Wednesday 24 July, Theresa May took her final questions as prime minister.",
+         "James Marshall replaced Theresa May as prime minister on 24 July.", "unverifiable"),
+        # a closing quote is no part of a name
+        ("We replaced the 'Coming Soon' lettering with 'The Director's Cut'.",
+         'They replaced the "Coming Soon" lettering with "The Director\'s Cut".', "ok"),
+    ],
+)
+def test_rules_on_web_text(judge: HeuristicJudge, passage: str, sentence: str, label: str) -> None:
+    assert labels_of(judge, sentence, passages=(Passage(passage),)) == [label]
+
+
+def test_items_may_be_found_in_the_chunks_around_the_retrieved_ones(encoder: CountingEncoder) -> None:
+    page = Passage("Tom Perez announced the schedule of the debates at a press call. "
+                   "The first one is set for June 2019 in Miami.")
+    sentence = "Tom Perez announced the schedule of the debates, the first in June 2019."
+    narrow = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder, top_k=1, support_chunks=1)
+    wide = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder, top_k=1, support_chunks=2)
+    assert labels_of(narrow, sentence, passages=(page,)) == ["unverifiable"]
+    assert labels_of(wide, sentence, passages=(page,)) == ["ok"]
