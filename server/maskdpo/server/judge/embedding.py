@@ -82,21 +82,27 @@ class MiniLMEncoder:
         self._load()
         import torch
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ids = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         with torch.inference_mode():
-            for lo in range(0, len(order), self.batch_size):
-                batch = order[lo : lo + self.batch_size]
-                encoded = self._tokenizer(
-                    [texts[i] for i in batch],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+            for batch in _similar_lengths([len(x) for x in ids], self.batch_size):
+                encoded = self._tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
                 hidden = self._model(**encoded).last_hidden_state.float()
                 mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[batch] = pooled.numpy()
         return out
+
+
+def _similar_lengths(lengths: Sequence[int], most: int) -> list[list[int]]:
+    """Indices grouped into batches of at most ``most`` whose lengths differ little, so that padding
+    (to the longest of a batch) wastes little: one long page sentence no longer pads eight short ones."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= most or lengths[i] > 1.25 * lengths[last[0]] + 8:
+            batches.append([i])
+        else:
+            last.append(i)
+    return batches

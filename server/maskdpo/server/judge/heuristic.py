@@ -79,7 +79,7 @@ class HeuristicSettings:
     """Weight of the cosine in the hybrid ranking score (the rest is min-max scaled BM25)."""
     top_k: int = 3
     """Evidence chunks considered per sentence."""
-    candidates: int = 8
+    candidates: int = 4
     """Chunks per sentence that BM25 lets through to be embedded and ranked (every chunk of a shorter
     reference): a long reference costs a few embeddings per sentence, not one per chunk."""
     support_similarity: float = 0.5
