@@ -52,7 +52,7 @@ def test_table_and_toy_config() -> None:
     )
     r.before.anah_score, r.after.anah_score = 0.5, 0.625
     out = io.StringIO()
-    _cli_rounds.table([r], out)
+    _cli_rounds.rounds_table([r], out)
     assert "0.500" in out.getvalue() and "0.625" in out.getvalue() and "v3" in out.getvalue()
     config = toy_round_config("toy", prompts=5, steps=7, start_from_round="rounds/ab")
     assert config.model == "models/toy" and config.prompts.limit == 5 and config.training.max_steps == 7
