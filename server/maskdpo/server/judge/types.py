@@ -47,7 +47,9 @@ class ChunkVectors:
     """One unit vector per chunk, all passages' chunks in order."""
 
     def select(self, indices: Sequence[int]) -> ChunkVectors:
-        """The chunks and vectors of the passages at ``indices``, in that order."""
+        """The chunks and vectors of the passages at ``indices``, in that order (itself for all of them)."""
+        if list(indices) == list(range(len(self.chunks))):
+            return self
         starts = np.cumsum([0, *(len(c) for c in self.chunks)])
         rows = [r for i in indices for r in range(int(starts[i]), int(starts[i + 1]))]
         return ChunkVectors(self.model, tuple(self.chunks[i] for i in indices),
