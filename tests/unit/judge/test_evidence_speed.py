@@ -90,7 +90,7 @@ def test_a_registered_source_is_embedded_once_and_kept_across_restarts(
     inline = judge_of(encoder).judge_batch([JudgeRequest(response, topic="Tobias Renfrew", passages=found)])
     assert judgment.sentences == inline[0].sentences
     assert [v.sentence.label.value for v in judgment.verdicts] == ["contradictory", "ok"]
-    assert np.allclose(vectors.vectors, index.select([0]).vectors)
+    assert np.allclose(vectors.vectors, index.select([0]).vectors) and index.select([0, 1]) is index
 
 
 def test_vectors_of_another_model_are_ignored(encoder: CountingEncoder) -> None:
