@@ -157,7 +157,7 @@ class HeuristicJudge:
         return self.judge_batch([request])[0]
 
     def judge_batch(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
-        s = self.settings
+        settings = self.settings
         references, fresh = self._references(requests)
         spans = [split_sentences(r.response, self.splitter) for r in requests]
         texts = [[s.text_of(r.response) for s in ss] for r, ss in zip(requests, spans, strict=True)]
@@ -177,7 +177,7 @@ class HeuristicJudge:
         ]
         # BM25 first: only the chunks that can matter to some sentence get embedded.
         lexical = {(i, j): references[i].lexical(bm25_terms(texts[i][j])) for i, j in checked}
-        among = {key: candidates(lexical[key], s.candidates) for key in checked}
+        among = {key: candidates(lexical[key], settings.candidates) for key in checked}
         wanted: dict[int, tuple[Reference, set[int]]] = {}
         for (i, _), rows in among.items():
             reference = references[i]
@@ -205,8 +205,8 @@ class HeuristicJudge:
                     label, evidence = SentenceLabel.UNVERIFIABLE, "no reference text"
                 else:
                     hits = rank(references[i], lexical[(i, j)], among[(i, j)], vectors[row[(i, j)]],
-                                alpha=s.alpha, top_k=s.top_k)
-                    support = candidates(lexical[(i, j)], s.support_chunks)
+                                alpha=settings.alpha, top_k=settings.top_k)
+                    support = candidates(lexical[(i, j)], settings.support_chunks)
                     label, evidence = self._label(analyses[i][j], references[i], hits, support)
                 verdicts.append(
                     SentenceVerdict(
