@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         items = items[: args.limit]
     if not items:
         parser.error("no texts to judge (check --split / --limit)")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout carries the report alone
     backend = build_backend(args.judge, **options)
     try:
         run = evaluate(backend, items, kind, batch=args.batch, resamples=args.resamples, seed=args.seed)
