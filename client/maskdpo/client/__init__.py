@@ -11,8 +11,9 @@ from maskdpo.client._async_client import AsyncClient
 from maskdpo.client._client import Client, GenerationStream
 from maskdpo.client._generation import Sampling, deploy_metadata, deploy_result
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
-from maskdpo.client._rounds import round_metadata, round_of, toy_round_config
+from maskdpo.client._rounds import planned_round, round_metadata, round_of, toy_round_config
 from maskdpo.client.errors import MaskdpoError
 
 __all__ = ["AsyncClient", "Client", "GenerationStream", "Item", "Knowledge", "MaskdpoError", "Sampling",
-           "ScoreOptions", "deploy_metadata", "deploy_result", "round_metadata", "round_of", "toy_round_config"]
+           "ScoreOptions", "deploy_metadata", "deploy_result", "planned_round", "round_metadata", "round_of",
+           "toy_round_config"]

@@ -209,8 +209,10 @@ class AsyncClient(Connection):
     # --- alignment rounds --------------------------------------------------------------------------------
 
     async def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "",
+                           validate_only: bool = False,
                            timeout: float | None = None) -> operations_proto_pb2.Operation:
-        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id)
+        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id,
+                                                            validate_only=validate_only)
         return await self._call(self.alignment.CreateAlignmentRound, request, timeout)
 
     async def get_round(self, name: str, timeout: float | None = None) -> alignment_pb2.AlignmentRound:

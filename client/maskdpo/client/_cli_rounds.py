@@ -2,6 +2,9 @@
 
 maskdpo round create --model toy [--prompts 24] [--eval-prompts 24] [--steps 24] [--rounds K] [--no-watch]
                      [--dataset toyworld/alignment] [--eval-dataset toyworld/validation] [--config FILE.json]
+                     [--validate-only] [--precision bf16] [--precompute-ref] [--lora [--lora-r 16]]
+                     [--gpus 8 [--fsdp]] [--batch-size 8] [--grad-accum 1] [--max-length 1024]
+                     [--no-gradient-checkpointing]
 maskdpo round watch ROUND [--after N]
 maskdpo round list [--state RUNNING] [--model toy]
 maskdpo round get ROUND [--json]
@@ -9,7 +12,9 @@ maskdpo round cancel ROUND
 
 ``--rounds K`` chains K rounds: each starts from the previous one's candidate (its reference model is its
 starting policy); the chain stops at the first round that does not succeed. ``--config`` reads a
-RoundConfig in protobuf JSON; the flags given override its fields.
+RoundConfig in protobuf JSON; the flags given override its fields. ``--validate-only`` creates nothing and
+prints the round's memory plan (what TRAIN needs on each device) as a table; a round refused because its
+plan does not fit prints the table too, and exits 1.
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from google.longrunning import operations_proto_pb2
 from google.protobuf import json_format
 
 from maskdpo.client._client import Client
-from maskdpo.client._rounds import round_of, toy_round_config
-from maskdpo.client.display import follow, rounds_table
-from maskdpo.v1 import alignment_pb2
+from maskdpo.client._rounds import planned_round, round_of, toy_round_config
+from maskdpo.client.display import follow, print_memory_plan, rounds_table
+from maskdpo.client.errors import FailedPreconditionError
+from maskdpo.v1 import alignment_pb2, memory_plan_pb2
 
 State = alignment_pb2.AlignmentRound.State
 STATES = {name: value for name, value in State.items() if value}
+PRECISIONS = {name.removeprefix("PRECISION_").lower(): value
+              for name, value in memory_plan_pb2.Precision.items() if value}
 
 
 def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -44,8 +53,6 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     create.add_argument("--steps", type=int, default=24, help="training steps (cap)")
     create.add_argument("--lr", type=float, default=5e-5)
     create.add_argument("--loss", choices=["maskdpo", "dpo"], default="maskdpo")
-    create.add_argument("--lora", action="store_true",
-                        help="train a LoRA adapter, evaluated on and promoted into the serving engine")
     create.add_argument("--min-improvement", type=float)
     create.add_argument("--max-correct-drop", type=float)
     create.add_argument("--seed", type=int, default=0)
@@ -53,6 +60,19 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     create.add_argument("--rounds", type=int, default=1, help="chain this many rounds")
     create.add_argument("--request-id", default="", help="idempotency key (first round only)")
     create.add_argument("--no-watch", action="store_true", help="print the operation and return")
+    create.add_argument("--validate-only", action="store_true", help="print the memory plan; create nothing")
+    recipe = create.add_argument_group("training recipe (what the memory plan reads)")
+    recipe.add_argument("--precision", choices=sorted(PRECISIONS), help="default float32")
+    recipe.add_argument("--precompute-ref", action="store_true", help="reference log-probs computed once")
+    recipe.add_argument("--lora", action="store_true",
+                        help="train a LoRA adapter, evaluated on and promoted into the serving engine")
+    recipe.add_argument("--lora-r", type=int, help="LoRA rank (default 8)")
+    recipe.add_argument("--gpus", type=int, help="GPUs training runs on (default 1)")
+    recipe.add_argument("--fsdp", action="store_true", help="shard the training state over the GPUs")
+    recipe.add_argument("--batch-size", type=int, help="pairs per optimiser step (default 4 here)")
+    recipe.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step (default 1)")
+    recipe.add_argument("--max-length", type=int, help="prompt + response tokens (default 1024)")
+    recipe.add_argument("--no-gradient-checkpointing", action="store_true", help="keep all activations")
     watch = rsub.add_parser("watch", help="follow a round's events with a progress line")
     watch.add_argument("round")
     watch.add_argument("--after", type=int, default=0, help="start after this sequence number")
@@ -90,19 +110,46 @@ def _config(args: argparse.Namespace, start_from: str, seed: int) -> alignment_p
         config.promotion.min_improvement = args.min_improvement
     if args.max_correct_drop is not None:
         config.promotion.max_correct_drop = args.max_correct_drop
-    if args.lora:
-        config.training.lora = True
     config.start_from_round = start_from
+    _recipe(args, config.training)
     return config
+
+
+def _recipe(args: argparse.Namespace, t: alignment_pb2.TrainingConfig) -> None:
+    """The recipe flags given, onto ``t``."""
+    if args.precision:
+        t.precision = PRECISIONS[args.precision]
+    for flag in ("precompute_ref", "lora", "fsdp"):
+        if getattr(args, flag):
+            setattr(t, flag, True)
+    for flag in ("lora_r", "gpus", "batch_size", "grad_accum", "max_length"):
+        if getattr(args, flag) is not None:
+            setattr(t, flag, getattr(args, flag))
+    if args.no_gradient_checkpointing:
+        t.gradient_checkpointing = False
+
+
+def _submit(client: Client, config: alignment_pb2.RoundConfig, request_id: str = "",
+            validate_only: bool = False) -> operations_proto_pb2.Operation:
+    """CreateAlignmentRound; a round refused for memory prints its plan before the error is raised on."""
+    try:
+        return client.create_round(config, request_id=request_id, validate_only=validate_only)
+    except FailedPreconditionError as exc:
+        plan = exc.detail(memory_plan_pb2.MemoryPlan)
+        if plan is not None:
+            print_memory_plan(plan)
+        raise
 
 
 def _create(client: Client, args: argparse.Namespace) -> int:
     done: list[alignment_pb2.AlignmentRound] = []
     start = args.start_from and _name(args.start_from)
+    if args.validate_only:
+        print_memory_plan(planned_round(_submit(client, _config(args, start, args.seed), validate_only=True))
+                          .memory_plan)
+        return 0
     for k in range(args.rounds):
-        op = client.create_round(
-            _config(args, start, args.seed + k), request_id=args.request_id if k == 0 else ""
-        )
+        op = _submit(client, _config(args, start, args.seed + k), args.request_id if k == 0 else "")
         name = round_of(op)
         print(f"round {k + 1}/{args.rounds}: {name} (operation {op.name})")
         if args.no_watch:

@@ -225,11 +225,13 @@ class Client(Connection):
 
     # --- alignment rounds --------------------------------------------------------------------------------
 
-    def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "",
+    def create_round(self, config: alignment_pb2.RoundConfig, *, request_id: str = "", validate_only: bool = False,
                      timeout: float | None = None) -> operations_proto_pb2.Operation:
         """Start a round (operator role); returns its operation at once (``round_of(op)`` names the round).
-        A retry with the same ``request_id`` returns the same operation."""
-        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id)
+        A retry with the same ``request_id`` returns the same operation. ``validate_only`` creates nothing and
+        returns a done operation whose response (``planned_round(op)``) holds the round's memory plan."""
+        request = alignment_pb2.CreateAlignmentRoundRequest(config=config, request_id=request_id,
+                                                            validate_only=validate_only)
         result: operations_proto_pb2.Operation = self._call(self.alignment.CreateAlignmentRound, request, timeout)
         return result
 

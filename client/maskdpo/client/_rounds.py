@@ -59,6 +59,14 @@ def round_of(op: operations_proto_pb2.Operation) -> str:
     return meta.round
 
 
+def planned_round(op: operations_proto_pb2.Operation) -> alignment_pb2.AlignmentRound:
+    """The round a ``validate_only`` create answered with: its config and ``memory_plan``."""
+    planned = alignment_pb2.AlignmentRound()
+    if not op.done or not op.response.Unpack(planned):
+        raise ValueError("not the answer to a validate_only CreateAlignmentRound")
+    return planned
+
+
 def round_metadata(op: operations_proto_pb2.Operation) -> alignment_pb2.AlignmentRoundMetadata:
     meta = alignment_pb2.AlignmentRoundMetadata()
     op.metadata.Unpack(meta)

@@ -11,6 +11,7 @@
     maskdpo round create|watch|list|get|cancel   # alignment rounds, see _cli_rounds.py
     maskdpo serve ...                            # needs the 'server' extra
     maskdpo train ...                            # needs the 'server' extra
+    maskdpo judge-eval [SET] [--judge heuristic]  # a judge's agreement with human labels ('server' extra)
 
 Connection: ``--target host:port`` (or MASKDPO_TARGET), ``--token`` (or MASKDPO_TOKEN), ``--tls``;
 ``--root-ca ca.pem`` trusts a private CA (implies TLS); ``--client-cert`` and ``--client-key`` present a
@@ -37,7 +38,8 @@ from maskdpo.client._requests import Item, Knowledge, ScoreOptions
 from maskdpo.client.display import judge_line, print_answer, print_batch
 from maskdpo.client.errors import MaskdpoError
 
-_LAZY = {"serve": "maskdpo.server.cli", "train": "maskdpo.trainer.cli"}
+_LAZY = {"serve": "maskdpo.server.cli", "train": "maskdpo.trainer.cli",
+         "judge-eval": "maskdpo.server.judge.judge_eval"}
 
 
 

@@ -1,5 +1,5 @@
 """Plain-text views of results for terminals: scored answers, batch metrics, judge identities, a round's
-live progress and a table of rounds. The ``maskdpo`` command prints with these; scripts may too.
+live progress, a table of rounds and a round's memory plan. The ``maskdpo`` command prints with these; scripts may too.
 
     from maskdpo.client import Client
     from maskdpo.client.display import print_answer
@@ -13,10 +13,11 @@ import sys
 from typing import Any, TextIO
 
 from maskdpo.client._client import Client
-from maskdpo.v1 import alignment_pb2, common_pb2, factuality_pb2
+from maskdpo.v1 import alignment_pb2, common_pb2, factuality_pb2, memory_plan_pb2
 
 State = alignment_pb2.AlignmentRound.State
 BAR = 24
+GIB = 2**30
 _LABEL = {common_pb2.SENTENCE_LABEL_OK: "ok", common_pb2.SENTENCE_LABEL_CONTRADICTORY: "contradictory",
           common_pb2.SENTENCE_LABEL_UNVERIFIABLE: "unverifiable", common_pb2.SENTENCE_LABEL_NOFACT: "nofact"}
 
@@ -131,3 +132,24 @@ def rounds_table(rounds: list[alignment_pb2.AlignmentRound], out: TextIO = sys.s
             f"{r.before.correct_per_answer:>8.2f} {r.after.correct_per_answer:>8.2f} "
             f"{('v' + str(r.promoted_weight_version)) if r.promoted else 'no':>8}\n"
         )
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def print_memory_plan(plan: memory_plan_pb2.MemoryPlan, out: TextIO | None = None) -> None:
+    """The plan as a table: one row per component (bytes on each device and how they were computed), the
+    total, and the verdict (to ``out``, default the current ``sys.stdout``)."""
+    out = out or sys.stdout
+    unit = "GPU" if plan.device_kind == "gpu" else "CPU node"
+    memory = _gib(plan.device_memory_bytes) if plan.device_memory_bytes else "unknown"
+    out.write(f"model      {plan.architecture}: {plan.parameters:,} parameters ({plan.parameters / 1e9:.2f} B), "
+              f"{plan.trainable_parameters:,} trained\n"
+              f"recipe     {plan.recipe}\n"
+              f"devices    {plan.devices} of {plan.available_devices} {unit}(s) offered, {memory} each "
+              f"({plan.device_memory_source}), headroom {plan.headroom:.0%}\n\n")
+    out.write(f"{'component':<12} {'per ' + unit:>12}  how\n")
+    for c in plan.components:
+        out.write(f"{c.name:<12} {_gib(c.bytes):>12}  {c.formula}\n")
+    out.write(f"{'total':<12} {_gib(plan.total_bytes):>12}\n\n{plan.verdict}\n")

@@ -2,27 +2,44 @@
 
 Every failed call raises a :class:`MaskdpoError` subclass carrying the gRPC code, the server's message,
 the ErrorInfo ``reason`` and its ``metadata`` (e.g. ``field`` for invalid arguments, ``retry_after_s`` for
-a full queue). Errors without ErrorInfo (e.g. a connection failure) map by gRPC code.
+a full queue), and any further status details (``error.detail(MemoryPlan)``: the plan of a round refused
+for memory). Errors without ErrorInfo (e.g. a connection failure) map by gRPC code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+M = TypeVar("M", bound=Message)
 
 
 class MaskdpoError(Exception):
     """Base of every error the SDK raises for a failed call."""
 
     def __init__(self, code: grpc.StatusCode, message: str, reason: str = "",
-                 metadata: dict[str, str] | None = None) -> None:
+                 metadata: dict[str, str] | None = None, details: Sequence[any_pb2.Any] = ()) -> None:
         super().__init__(f"{code.name}: {message}" + (f" [{reason}]" if reason else ""))
         self.code = code
         self.message = message
         self.reason = reason
         self.metadata = metadata or {}
+        self.details = list(details)
+        """The status details after the ErrorInfo, packed (e.g. the MemoryPlan of a refused round)."""
+
+    def detail(self, message_type: type[M]) -> M | None:
+        """The first detail of ``message_type``, unpacked; None when the error carries none."""
+        for packed in self.details:
+            message = message_type()
+            if packed.Unpack(message):
+                return message
+        return None
 
 
 class InvalidArgumentError(MaskdpoError):
@@ -107,34 +124,28 @@ _BY_CODE: dict[grpc.StatusCode, type[MaskdpoError]] = {
 }
 
 
-def _error_info(trailing: object) -> tuple[str, dict[str, str]]:
-    for key, value in trailing or ():  # type: ignore[attr-defined]
-        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info.reason, dict(info.metadata)
-    return "", {}
-
-
 def from_rpc_error(error: grpc.RpcError) -> MaskdpoError:
     """The typed error for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
     code: grpc.StatusCode = error.code()
-    details: str = error.details() or ""
-    reason, metadata = _error_info(error.trailing_metadata())
-    cls = _BY_CODE.get(code, MaskdpoError)
-    return cls(code, details, reason, metadata)
+    message: str = error.details() or ""
+    for key, value in error.trailing_metadata() or ():
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            return from_status(status_pb2.Status.FromString(value), code, message)
+    return _BY_CODE.get(code, MaskdpoError)(code, message)
 
 
-def from_status(status: status_pb2.Status) -> MaskdpoError:
-    """The typed error for a ``google.rpc.Status`` (e.g. a failed long-running operation's ``error``)."""
-    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
-    reason, metadata = "", {}
+def from_status(status: status_pb2.Status, code: grpc.StatusCode | None = None,
+                message: str | None = None) -> MaskdpoError:
+    """The typed error for a ``google.rpc.Status`` (e.g. a failed long-running operation's ``error``); ``code``
+    and ``message`` default to the status's own."""
+    if code is None:
+        code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    reason, metadata, details = "", {}, []
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
+        if not reason and detail.Unpack(info):
             reason, metadata = info.reason, dict(info.metadata)
-            break
-    return _BY_CODE.get(code, MaskdpoError)(code, status.message, reason, metadata)
+        else:
+            details.append(detail)
+    return _BY_CODE.get(code, MaskdpoError)(code, status.message if message is None else message, reason,
+                                            metadata, details)

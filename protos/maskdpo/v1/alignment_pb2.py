@@ -28,10 +28,11 @@ from google.longrunning import operations_pb2 as google_dot_longrunning_dot_oper
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from maskdpo.v1 import common_pb2 as maskdpo_dot_v1_dot_common__pb2
 from maskdpo.v1 import factuality_pb2 as maskdpo_dot_v1_dot_factuality__pb2
+from maskdpo.v1 import memory_plan_pb2 as maskdpo_dot_v1_dot_memory__plan__pb2
 from maskdpo.v1 import policy_pb2 as maskdpo_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amaskdpo/v1/alignment.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17maskdpo/v1/common.proto\x1a\x1bmaskdpo/v1/factuality.proto\x1a\x17maskdpo/v1/policy.proto\"b\n\tPromptSet\x12)\n\x07prompts\x18\x01 \x01(\x0b\x32\x16.maskdpo.v1.PromptListH\x00\x12\x11\n\x07\x64\x61taset\x18\x02 \x01(\tH\x00\x12\r\n\x05limit\x18\x03 \x01(\x05\x42\x08\n\x06source\"6\n\nPromptList\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.maskdpo.v1.RoundPrompt\"\\\n\x0bRoundPrompt\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05topic\x18\x02 \x01(\t\x12(\n\tknowledge\x18\x03 \x01(\x0b\x32\x15.maskdpo.v1.Knowledge\"\x8e\x01\n\x0eTrainingConfig\x12\x0c\n\x04\x62\x65ta\x18\x01 \x01(\x01\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x03 \x01(\x05\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\x12\x12\n\nmax_length\x18\x06 \x01(\x05\x12\x0c\n\x04lora\x18\x07 \x01(\x08\"9\n\nPairConfig\x12\x12\n\nmin_margin\x18\x01 \x01(\x01\x12\x17\n\x0fkeep_degenerate\x18\x02 \x01(\x08\"\x85\x01\n\rPromotionRule\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x1c\n\x0fmin_improvement\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x10max_correct_drop\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\x12\n\x10_min_improvementB\x13\n\x11_max_correct_drop\"\xd0\x03\n\x0bRoundConfig\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x07prompts\x18\x02 \x01(\x0b\x32\x15.maskdpo.v1.PromptSetB\x04\xe2\x41\x01\x02\x12\x31\n\x0c\x65val_prompts\x18\x03 \x01(\x0b\x32\x15.maskdpo.v1.PromptSetB\x04\xe2\x41\x01\x02\x12\x1a\n\x12samples_per_prompt\x18\x04 \x01(\x05\x12,\n\x08sampling\x18\x05 \x01(\x0b\x32\x1a.maskdpo.v1.SamplingParams\x12\r\n\x05judge\x18\x06 \x01(\t\x12\x1e\n\x04loss\x18\x07 \x01(\x0e\x32\x10.maskdpo.v1.Loss\x12\'\n\tmask_rule\x18\x08 \x01(\x0e\x32\x14.maskdpo.v1.MaskRule\x12%\n\x05pairs\x18\t \x01(\x0b\x32\x16.maskdpo.v1.PairConfig\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.maskdpo.v1.TrainingConfig\x12,\n\tpromotion\x18\x0b \x01(\x0b\x32\x19.maskdpo.v1.PromotionRule\x12\x18\n\x10start_from_round\x18\x0c \x01(\t\x12\x0c\n\x04seed\x18\r \x01(\x03\"\xa0\x02\n\nEvaluation\x12\x0f\n\x07weights\x18\x01 \x01(\t\x12\x17\n\nanah_score\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12 \n\x13\x61nah_score_released\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tfactscore\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x1a\n\x12\x63orrect_per_answer\x18\x05 \x01(\x01\x12\x1c\n\x14incorrect_per_answer\x18\x06 \x01(\x01\x12\x19\n\x11nofact_per_answer\x18\x07 \x01(\x01\x12\x13\n\x0bmean_length\x18\x08 \x01(\x01\x12\x0f\n\x07\x61nswers\x18\t \x01(\x05\x42\r\n\x0b_anah_scoreB\x16\n\x14_anah_score_releasedB\x0c\n\n_factscore\"\xb5\x06\n\x0e\x41lignmentRound\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.maskdpo.v1.RoundConfig\x12\x35\n\x05state\x18\x03 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.StateB\x04\xe2\x41\x01\x03\x12+\n\x05phase\x18\x04 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhaseB\x04\xe2\x41\x01\x03\x12\x31\n\x0b\x64one_phases\x18\x05 \x03(\x0e\x32\x16.maskdpo.v1.RoundPhaseB\x04\xe2\x41\x01\x03\x12\"\n\x14start_weight_version\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12%\n\x17promoted_weight_version\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08promoted\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x06\x62\x65\x66ore\x18\n \x01(\x0b\x32\x16.maskdpo.v1.EvaluationB\x04\xe2\x41\x01\x03\x12+\n\x05\x61\x66ter\x18\x0b \x01(\x0b\x32\x16.maskdpo.v1.EvaluationB\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0breport_path\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x12.\n\x05judge\x18\x0e \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentityB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\toperation\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\"b\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05:.\xea\x41+\n\x19maskdpo.v1/AlignmentRound\x12\x0erounds/{round}\"\xb7\x02\n\x16\x41lignmentRoundMetadata\x12\r\n\x05round\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x12%\n\x05phase\x18\x03 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhase\x12\x15\n\rprogress_done\x18\x04 \x01(\x03\x12\x16\n\x0eprogress_total\x18\x05 \x01(\x03\x12@\n\x07metrics\x18\x06 \x03(\x0b\x32/.maskdpo.v1.AlignmentRoundMetadata.MetricsEntry\x12\x15\n\rlast_sequence\x18\x07 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe3\x02\n\nRoundEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05round\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12%\n\x05phase\x18\x05 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhase\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x15\n\rprogress_done\x18\x07 \x01(\x03\x12\x16\n\x0eprogress_total\x18\x08 \x01(\x03\x12\x34\n\x07metrics\x18\t \x03(\x0b\x32#.maskdpo.v1.RoundEvent.MetricsEntry\x12/\n\x05state\x18\n \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"`\n\x1b\x43reateAlignmentRoundRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.maskdpo.v1.RoundConfigB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\".\n\x18GetAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x83\x01\n\x1aListAlignmentRoundsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x12\r\n\x05model\x18\x04 \x01(\t\"b\n\x1bListAlignmentRoundsResponse\x12*\n\x06rounds\x18\x01 \x03(\x0b\x32\x1a.maskdpo.v1.AlignmentRound\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x1aWatchAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"1\n\x1b\x43\x61ncelAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*p\n\nRoundPhase\x12\x1b\n\x17ROUND_PHASE_UNSPECIFIED\x10\x00\x12\n\n\x06SAMPLE\x10\x01\x12\t\n\x05JUDGE\x10\x02\x12\x08\n\x04PAIR\x10\x03\x12\t\n\x05TRAIN\x10\x04\x12\x0c\n\x08\x45VALUATE\x10\x05\x12\x0b\n\x07PROMOTE\x10\x06*3\n\x04Loss\x12\x14\n\x10LOSS_UNSPECIFIED\x10\x00\x12\x0c\n\x08MASK_DPO\x10\x01\x12\x07\n\x03\x44PO\x10\x02\x32\xbf\x04\n\x10\x41lignmentService\x12\x91\x01\n\x14\x43reateAlignmentRound\x12\'.maskdpo.v1.CreateAlignmentRoundRequest\x1a\x1d.google.longrunning.Operation\"1\xca\x41(\n\x0e\x41lignmentRound\x12\x16\x41lignmentRoundMetadata\xda\xa8\x19\x02\x08\x02\x12_\n\x11GetAlignmentRound\x12$.maskdpo.v1.GetAlignmentRoundRequest\x1a\x1a.maskdpo.v1.AlignmentRound\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12p\n\x13ListAlignmentRounds\x12&.maskdpo.v1.ListAlignmentRoundsRequest\x1a\'.maskdpo.v1.ListAlignmentRoundsResponse\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12_\n\x13WatchAlignmentRound\x12&.maskdpo.v1.WatchAlignmentRoundRequest\x1a\x16.maskdpo.v1.RoundEvent\"\x06\xda\xa8\x19\x02\x08\x01\x30\x01\x12\x63\n\x14\x43\x61ncelAlignmentRound\x12\'.maskdpo.v1.CancelAlignmentRoundRequest\x1a\x1a.maskdpo.v1.AlignmentRound\"\x06\xda\xa8\x19\x02\x08\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amaskdpo/v1/alignment.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17maskdpo/v1/common.proto\x1a\x1bmaskdpo/v1/factuality.proto\x1a\x1cmaskdpo/v1/memory_plan.proto\x1a\x17maskdpo/v1/policy.proto\"b\n\tPromptSet\x12)\n\x07prompts\x18\x01 \x01(\x0b\x32\x16.maskdpo.v1.PromptListH\x00\x12\x11\n\x07\x64\x61taset\x18\x02 \x01(\tH\x00\x12\r\n\x05limit\x18\x03 \x01(\x05\x42\x08\n\x06source\"6\n\nPromptList\x12(\n\x07prompts\x18\x01 \x03(\x0b\x32\x17.maskdpo.v1.RoundPrompt\"\\\n\x0bRoundPrompt\x12\x14\n\x06prompt\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05topic\x18\x02 \x01(\t\x12(\n\tknowledge\x18\x03 \x01(\x0b\x32\x15.maskdpo.v1.Knowledge\"\xd0\x02\n\x0eTrainingConfig\x12\x0c\n\x04\x62\x65ta\x18\x01 \x01(\x01\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x0e\n\x06\x65pochs\x18\x03 \x01(\x05\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x11\n\tmax_steps\x18\x05 \x01(\x05\x12\x12\n\nmax_length\x18\x06 \x01(\x05\x12\x0c\n\x04lora\x18\x07 \x01(\x08\x12(\n\tprecision\x18\x08 \x01(\x0e\x32\x15.maskdpo.v1.Precision\x12\x16\n\x0eprecompute_ref\x18\t \x01(\x08\x12\x0e\n\x06lora_r\x18\n \x01(\x05\x12#\n\x16gradient_checkpointing\x18\x0b \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04gpus\x18\x0c \x01(\x05\x12\x0c\n\x04\x66sdp\x18\r \x01(\x08\x12\x12\n\ngrad_accum\x18\x0e \x01(\x05\x42\x19\n\x17_gradient_checkpointing\"9\n\nPairConfig\x12\x12\n\nmin_margin\x18\x01 \x01(\x01\x12\x17\n\x0fkeep_degenerate\x18\x02 \x01(\x08\"\x85\x01\n\rPromotionRule\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x1c\n\x0fmin_improvement\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x10max_correct_drop\x18\x03 \x01(\x01H\x01\x88\x01\x01\x42\x12\n\x10_min_improvementB\x13\n\x11_max_correct_drop\"\xd0\x03\n\x0bRoundConfig\x12\x13\n\x05model\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x07prompts\x18\x02 \x01(\x0b\x32\x15.maskdpo.v1.PromptSetB\x04\xe2\x41\x01\x02\x12\x31\n\x0c\x65val_prompts\x18\x03 \x01(\x0b\x32\x15.maskdpo.v1.PromptSetB\x04\xe2\x41\x01\x02\x12\x1a\n\x12samples_per_prompt\x18\x04 \x01(\x05\x12,\n\x08sampling\x18\x05 \x01(\x0b\x32\x1a.maskdpo.v1.SamplingParams\x12\r\n\x05judge\x18\x06 \x01(\t\x12\x1e\n\x04loss\x18\x07 \x01(\x0e\x32\x10.maskdpo.v1.Loss\x12\'\n\tmask_rule\x18\x08 \x01(\x0e\x32\x14.maskdpo.v1.MaskRule\x12%\n\x05pairs\x18\t \x01(\x0b\x32\x16.maskdpo.v1.PairConfig\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.maskdpo.v1.TrainingConfig\x12,\n\tpromotion\x18\x0b \x01(\x0b\x32\x19.maskdpo.v1.PromotionRule\x12\x18\n\x10start_from_round\x18\x0c \x01(\t\x12\x0c\n\x04seed\x18\r \x01(\x03\"\xa0\x02\n\nEvaluation\x12\x0f\n\x07weights\x18\x01 \x01(\t\x12\x17\n\nanah_score\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12 \n\x13\x61nah_score_released\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tfactscore\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x1a\n\x12\x63orrect_per_answer\x18\x05 \x01(\x01\x12\x1c\n\x14incorrect_per_answer\x18\x06 \x01(\x01\x12\x19\n\x11nofact_per_answer\x18\x07 \x01(\x01\x12\x13\n\x0bmean_length\x18\x08 \x01(\x01\x12\x0f\n\x07\x61nswers\x18\t \x01(\x05\x42\r\n\x0b_anah_scoreB\x16\n\x14_anah_score_releasedB\x0c\n\n_factscore\"\xe8\x06\n\x0e\x41lignmentRound\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.maskdpo.v1.RoundConfig\x12\x35\n\x05state\x18\x03 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.StateB\x04\xe2\x41\x01\x03\x12+\n\x05phase\x18\x04 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhaseB\x04\xe2\x41\x01\x03\x12\x31\n\x0b\x64one_phases\x18\x05 \x03(\x0e\x32\x16.maskdpo.v1.RoundPhaseB\x04\xe2\x41\x01\x03\x12\"\n\x14start_weight_version\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12%\n\x17promoted_weight_version\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08promoted\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x06\x62\x65\x66ore\x18\n \x01(\x0b\x32\x16.maskdpo.v1.EvaluationB\x04\xe2\x41\x01\x03\x12+\n\x05\x61\x66ter\x18\x0b \x01(\x0b\x32\x16.maskdpo.v1.EvaluationB\x04\xe2\x41\x01\x03\x12\x18\n\ncheckpoint\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0breport_path\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x12.\n\x05judge\x18\x0e \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentityB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\toperation\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x31\n\x0bmemory_plan\x18\x12 \x01(\x0b\x32\x16.maskdpo.v1.MemoryPlanB\x04\xe2\x41\x01\x03\"b\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05:.\xea\x41+\n\x19maskdpo.v1/AlignmentRound\x12\x0erounds/{round}\"\xb7\x02\n\x16\x41lignmentRoundMetadata\x12\r\n\x05round\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x12%\n\x05phase\x18\x03 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhase\x12\x15\n\rprogress_done\x18\x04 \x01(\x03\x12\x16\n\x0eprogress_total\x18\x05 \x01(\x03\x12@\n\x07metrics\x18\x06 \x03(\x0b\x32/.maskdpo.v1.AlignmentRoundMetadata.MetricsEntry\x12\x15\n\rlast_sequence\x18\x07 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe3\x02\n\nRoundEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05round\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12%\n\x05phase\x18\x05 \x01(\x0e\x32\x16.maskdpo.v1.RoundPhase\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x15\n\rprogress_done\x18\x07 \x01(\x03\x12\x16\n\x0eprogress_total\x18\x08 \x01(\x03\x12\x34\n\x07metrics\x18\t \x03(\x0b\x32#.maskdpo.v1.RoundEvent.MetricsEntry\x12/\n\x05state\x18\n \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"w\n\x1b\x43reateAlignmentRoundRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.maskdpo.v1.RoundConfigB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\".\n\x18GetAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x83\x01\n\x1aListAlignmentRoundsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .maskdpo.v1.AlignmentRound.State\x12\r\n\x05model\x18\x04 \x01(\t\"b\n\x1bListAlignmentRoundsResponse\x12*\n\x06rounds\x18\x01 \x03(\x0b\x32\x1a.maskdpo.v1.AlignmentRound\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x1aWatchAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"1\n\x1b\x43\x61ncelAlignmentRoundRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*p\n\nRoundPhase\x12\x1b\n\x17ROUND_PHASE_UNSPECIFIED\x10\x00\x12\n\n\x06SAMPLE\x10\x01\x12\t\n\x05JUDGE\x10\x02\x12\x08\n\x04PAIR\x10\x03\x12\t\n\x05TRAIN\x10\x04\x12\x0c\n\x08\x45VALUATE\x10\x05\x12\x0b\n\x07PROMOTE\x10\x06*3\n\x04Loss\x12\x14\n\x10LOSS_UNSPECIFIED\x10\x00\x12\x0c\n\x08MASK_DPO\x10\x01\x12\x07\n\x03\x44PO\x10\x02\x32\xbf\x04\n\x10\x41lignmentService\x12\x91\x01\n\x14\x43reateAlignmentRound\x12\'.maskdpo.v1.CreateAlignmentRoundRequest\x1a\x1d.google.longrunning.Operation\"1\xca\x41(\n\x0e\x41lignmentRound\x12\x16\x41lignmentRoundMetadata\xda\xa8\x19\x02\x08\x02\x12_\n\x11GetAlignmentRound\x12$.maskdpo.v1.GetAlignmentRoundRequest\x1a\x1a.maskdpo.v1.AlignmentRound\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12p\n\x13ListAlignmentRounds\x12&.maskdpo.v1.ListAlignmentRoundsRequest\x1a\'.maskdpo.v1.ListAlignmentRoundsResponse\"\x08\xda\xa8\x19\x04\x08\x01\x10\x01\x12_\n\x13WatchAlignmentRound\x12&.maskdpo.v1.WatchAlignmentRoundRequest\x1a\x16.maskdpo.v1.RoundEvent\"\x06\xda\xa8\x19\x02\x08\x01\x30\x01\x12\x63\n\x14\x43\x61ncelAlignmentRound\x12\'.maskdpo.v1.CancelAlignmentRoundRequest\x1a\x1a.maskdpo.v1.AlignmentRound\"\x06\xda\xa8\x19\x02\x08\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -78,6 +79,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALIGNMENTROUND'].fields_by_name['end_time']._serialized_options = b'\342A\001\003'
   _globals['_ALIGNMENTROUND'].fields_by_name['operation']._loaded_options = None
   _globals['_ALIGNMENTROUND'].fields_by_name['operation']._serialized_options = b'\342A\001\003'
+  _globals['_ALIGNMENTROUND'].fields_by_name['memory_plan']._loaded_options = None
+  _globals['_ALIGNMENTROUND'].fields_by_name['memory_plan']._serialized_options = b'\342A\001\003'
   _globals['_ALIGNMENTROUND']._loaded_options = None
   _globals['_ALIGNMENTROUND']._serialized_options = b'\352A+\n\031maskdpo.v1/AlignmentRound\022\016rounds/{round}'
   _globals['_ALIGNMENTROUNDMETADATA_METRICSENTRY']._loaded_options = None
@@ -102,50 +105,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ALIGNMENTSERVICE'].methods_by_name['WatchAlignmentRound']._serialized_options = b'\332\250\031\002\010\001'
   _globals['_ALIGNMENTSERVICE'].methods_by_name['CancelAlignmentRound']._loaded_options = None
   _globals['_ALIGNMENTSERVICE'].methods_by_name['CancelAlignmentRound']._serialized_options = b'\332\250\031\002\010\002'
-  _globals['_ROUNDPHASE']._serialized_start=3600
-  _globals['_ROUNDPHASE']._serialized_end=3712
-  _globals['_LOSS']._serialized_start=3714
-  _globals['_LOSS']._serialized_end=3765
-  _globals['_PROMPTSET']._serialized_start=251
-  _globals['_PROMPTSET']._serialized_end=349
-  _globals['_PROMPTLIST']._serialized_start=351
-  _globals['_PROMPTLIST']._serialized_end=405
-  _globals['_ROUNDPROMPT']._serialized_start=407
-  _globals['_ROUNDPROMPT']._serialized_end=499
-  _globals['_TRAININGCONFIG']._serialized_start=502
-  _globals['_TRAININGCONFIG']._serialized_end=644
-  _globals['_PAIRCONFIG']._serialized_start=646
-  _globals['_PAIRCONFIG']._serialized_end=703
-  _globals['_PROMOTIONRULE']._serialized_start=706
-  _globals['_PROMOTIONRULE']._serialized_end=839
-  _globals['_ROUNDCONFIG']._serialized_start=842
-  _globals['_ROUNDCONFIG']._serialized_end=1306
-  _globals['_EVALUATION']._serialized_start=1309
-  _globals['_EVALUATION']._serialized_end=1597
-  _globals['_ALIGNMENTROUND']._serialized_start=1600
-  _globals['_ALIGNMENTROUND']._serialized_end=2421
-  _globals['_ALIGNMENTROUND_STATE']._serialized_start=2275
-  _globals['_ALIGNMENTROUND_STATE']._serialized_end=2373
-  _globals['_ALIGNMENTROUNDMETADATA']._serialized_start=2424
-  _globals['_ALIGNMENTROUNDMETADATA']._serialized_end=2735
-  _globals['_ALIGNMENTROUNDMETADATA_METRICSENTRY']._serialized_start=2689
-  _globals['_ALIGNMENTROUNDMETADATA_METRICSENTRY']._serialized_end=2735
-  _globals['_ROUNDEVENT']._serialized_start=2738
-  _globals['_ROUNDEVENT']._serialized_end=3093
-  _globals['_ROUNDEVENT_METRICSENTRY']._serialized_start=2689
-  _globals['_ROUNDEVENT_METRICSENTRY']._serialized_end=2735
-  _globals['_CREATEALIGNMENTROUNDREQUEST']._serialized_start=3095
-  _globals['_CREATEALIGNMENTROUNDREQUEST']._serialized_end=3191
-  _globals['_GETALIGNMENTROUNDREQUEST']._serialized_start=3193
-  _globals['_GETALIGNMENTROUNDREQUEST']._serialized_end=3239
-  _globals['_LISTALIGNMENTROUNDSREQUEST']._serialized_start=3242
-  _globals['_LISTALIGNMENTROUNDSREQUEST']._serialized_end=3373
-  _globals['_LISTALIGNMENTROUNDSRESPONSE']._serialized_start=3375
-  _globals['_LISTALIGNMENTROUNDSRESPONSE']._serialized_end=3473
-  _globals['_WATCHALIGNMENTROUNDREQUEST']._serialized_start=3475
-  _globals['_WATCHALIGNMENTROUNDREQUEST']._serialized_end=3547
-  _globals['_CANCELALIGNMENTROUNDREQUEST']._serialized_start=3549
-  _globals['_CANCELALIGNMENTROUNDREQUEST']._serialized_end=3598
-  _globals['_ALIGNMENTSERVICE']._serialized_start=3768
-  _globals['_ALIGNMENTSERVICE']._serialized_end=4343
+  _globals['_ROUNDPHASE']._serialized_start=3898
+  _globals['_ROUNDPHASE']._serialized_end=4010
+  _globals['_LOSS']._serialized_start=4012
+  _globals['_LOSS']._serialized_end=4063
+  _globals['_PROMPTSET']._serialized_start=281
+  _globals['_PROMPTSET']._serialized_end=379
+  _globals['_PROMPTLIST']._serialized_start=381
+  _globals['_PROMPTLIST']._serialized_end=435
+  _globals['_ROUNDPROMPT']._serialized_start=437
+  _globals['_ROUNDPROMPT']._serialized_end=529
+  _globals['_TRAININGCONFIG']._serialized_start=532
+  _globals['_TRAININGCONFIG']._serialized_end=868
+  _globals['_PAIRCONFIG']._serialized_start=870
+  _globals['_PAIRCONFIG']._serialized_end=927
+  _globals['_PROMOTIONRULE']._serialized_start=930
+  _globals['_PROMOTIONRULE']._serialized_end=1063
+  _globals['_ROUNDCONFIG']._serialized_start=1066
+  _globals['_ROUNDCONFIG']._serialized_end=1530
+  _globals['_EVALUATION']._serialized_start=1533
+  _globals['_EVALUATION']._serialized_end=1821
+  _globals['_ALIGNMENTROUND']._serialized_start=1824
+  _globals['_ALIGNMENTROUND']._serialized_end=2696
+  _globals['_ALIGNMENTROUND_STATE']._serialized_start=2550
+  _globals['_ALIGNMENTROUND_STATE']._serialized_end=2648
+  _globals['_ALIGNMENTROUNDMETADATA']._serialized_start=2699
+  _globals['_ALIGNMENTROUNDMETADATA']._serialized_end=3010
+  _globals['_ALIGNMENTROUNDMETADATA_METRICSENTRY']._serialized_start=2964
+  _globals['_ALIGNMENTROUNDMETADATA_METRICSENTRY']._serialized_end=3010
+  _globals['_ROUNDEVENT']._serialized_start=3013
+  _globals['_ROUNDEVENT']._serialized_end=3368
+  _globals['_ROUNDEVENT_METRICSENTRY']._serialized_start=2964
+  _globals['_ROUNDEVENT_METRICSENTRY']._serialized_end=3010
+  _globals['_CREATEALIGNMENTROUNDREQUEST']._serialized_start=3370
+  _globals['_CREATEALIGNMENTROUNDREQUEST']._serialized_end=3489
+  _globals['_GETALIGNMENTROUNDREQUEST']._serialized_start=3491
+  _globals['_GETALIGNMENTROUNDREQUEST']._serialized_end=3537
+  _globals['_LISTALIGNMENTROUNDSREQUEST']._serialized_start=3540
+  _globals['_LISTALIGNMENTROUNDSREQUEST']._serialized_end=3671
+  _globals['_LISTALIGNMENTROUNDSRESPONSE']._serialized_start=3673
+  _globals['_LISTALIGNMENTROUNDSRESPONSE']._serialized_end=3771
+  _globals['_WATCHALIGNMENTROUNDREQUEST']._serialized_start=3773
+  _globals['_WATCHALIGNMENTROUNDREQUEST']._serialized_end=3845
+  _globals['_CANCELALIGNMENTROUNDREQUEST']._serialized_start=3847
+  _globals['_CANCELALIGNMENTROUNDREQUEST']._serialized_end=3896
+  _globals['_ALIGNMENTSERVICE']._serialized_start=4066
+  _globals['_ALIGNMENTSERVICE']._serialized_end=4641
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from maskdpo.v1 import common_pb2 as _common_pb2
 from maskdpo.v1 import factuality_pb2 as _factuality_pb2
+from maskdpo.v1 import memory_plan_pb2 as _memory_plan_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -189,6 +190,13 @@ class TrainingConfig(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _builtins.int
     MAX_LENGTH_FIELD_NUMBER: _builtins.int
     LORA_FIELD_NUMBER: _builtins.int
+    PRECISION_FIELD_NUMBER: _builtins.int
+    PRECOMPUTE_REF_FIELD_NUMBER: _builtins.int
+    LORA_R_FIELD_NUMBER: _builtins.int
+    GRADIENT_CHECKPOINTING_FIELD_NUMBER: _builtins.int
+    GPUS_FIELD_NUMBER: _builtins.int
+    FSDP_FIELD_NUMBER: _builtins.int
+    GRAD_ACCUM_FIELD_NUMBER: _builtins.int
     beta: _builtins.float
     """DPO temperature beta; 0 means 0.1."""
     learning_rate: _builtins.float
@@ -203,6 +211,22 @@ class TrainingConfig(_message.Message):
     """Longest prompt + response in tokens; 0 means 1024."""
     lora: _builtins.bool
     """Train a LoRA adapter instead of all weights."""
+    precision: _memory_plan_pb2.Precision.ValueType
+    """How weights, gradients and optimizer state are stored; unset means float32."""
+    precompute_ref: _builtins.bool
+    """Compute the reference model's log-probs once before training instead of keeping it in memory."""
+    lora_r: _builtins.int
+    """LoRA rank (with lora); 0 means 8."""
+    gradient_checkpointing: _builtins.bool
+    """Recompute activations in the backward pass instead of keeping them; unset means true."""
+    gpus: _builtins.int
+    """GPUs training runs on; 0 means 1."""
+    fsdp: _builtins.bool
+    """Shard weights, gradients, optimizer state and a resident reference over the gpus (FSDP); needs gpus >= 2."""
+    grad_accum: _builtins.int
+    """Micro-batches per optimiser step (gradient accumulation); 0 means 1. A forward pass on one GPU holds
+    batch_size / (gpus x grad_accum) pairs, rounded up.
+    """
     def __init__(
         self,
         *,
@@ -213,12 +237,21 @@ class TrainingConfig(_message.Message):
         max_steps: _builtins.int = ...,
         max_length: _builtins.int = ...,
         lora: _builtins.bool = ...,
+        precision: _memory_plan_pb2.Precision.ValueType = ...,
+        precompute_ref: _builtins.bool = ...,
+        lora_r: _builtins.int = ...,
+        gradient_checkpointing: _builtins.bool | None = ...,
+        gpus: _builtins.int = ...,
+        fsdp: _builtins.bool = ...,
+        grad_accum: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing", "gradient_checkpointing", b"gradient_checkpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "learning_rate", b"learning_rate", "lora", b"lora", "max_length", b"max_length", "max_steps", b"max_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing", "batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "fsdp", b"fsdp", "gpus", b"gpus", "grad_accum", b"grad_accum", "gradient_checkpointing", b"gradient_checkpointing", "learning_rate", b"learning_rate", "lora", b"lora", "lora_r", b"lora_r", "max_length", b"max_length", "max_steps", b"max_steps", "precision", b"precision", "precompute_ref", b"precompute_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__gradient_checkpointing: _TypeAlias = _typing.Literal["gradient_checkpointing"]  # noqa: Y015
+    _WhichOneofArgType__gradient_checkpointing: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gradient_checkpointing) -> _WhichOneofReturnType__gradient_checkpointing | None: ...
 
 Global___TrainingConfig: _TypeAlias = TrainingConfig  # noqa: Y015
 
@@ -490,6 +523,7 @@ class AlignmentRound(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     OPERATION_FIELD_NUMBER: _builtins.int
+    MEMORY_PLAN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name "rounds/{round}"."""
     state: Global___AlignmentRound.State.ValueType
@@ -538,6 +572,10 @@ class AlignmentRound(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """End time (unset while running)."""
 
+    @_builtins.property
+    def memory_plan(self) -> _memory_plan_pb2.MemoryPlan:
+        """What TRAIN needs on each device; set in the response to a validate_only CreateAlignmentRound."""
+
     def __init__(
         self,
         *,
@@ -558,10 +596,11 @@ class AlignmentRound(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         operation: _builtins.str = ...,
+        memory_plan: _memory_plan_pb2.MemoryPlan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "config", b"config", "create_time", b"create_time", "end_time", b"end_time", "judge", b"judge"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "config", b"config", "create_time", b"create_time", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "checkpoint", b"checkpoint", "config", b"config", "create_time", b"create_time", "done_phases", b"done_phases", "end_time", b"end_time", "judge", b"judge", "name", b"name", "operation", b"operation", "phase", b"phase", "promoted", b"promoted", "promoted_weight_version", b"promoted_weight_version", "reason", b"reason", "report_path", b"report_path", "start_weight_version", b"start_weight_version", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "checkpoint", b"checkpoint", "config", b"config", "create_time", b"create_time", "done_phases", b"done_phases", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan", "name", b"name", "operation", b"operation", "phase", b"phase", "promoted", b"promoted", "promoted_weight_version", b"promoted_weight_version", "reason", b"reason", "report_path", b"report_path", "start_weight_version", b"start_weight_version", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -725,8 +764,17 @@ class CreateAlignmentRoundRequest(_message.Message):
 
     CONFIG_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key: a retry with the same id returns the same operation and starts nothing new."""
+    validate_only: _builtins.bool
+    """Check the request and plan the round's memory without creating anything (AIP-163): the answer is a
+    done Operation without a name whose response is an AlignmentRound holding the config and memory_plan.
+    A malformed config, an unknown model and a plan that does not fit fail as the real call would (a plan
+    that does not fit: FAILED_PRECONDITION, the MemoryPlan in the status details after the ErrorInfo). Only
+    the real call checks a round running on the model, start_from_round, and whether rounds train the
+    recipe yet (UNIMPLEMENTED naming the field; validate_only plans every recipe).
+    """
     @_builtins.property
     def config(self) -> Global___RoundConfig:
         """The round's configuration."""
@@ -736,10 +784,11 @@ class CreateAlignmentRoundRequest(_message.Message):
         *,
         config: Global___RoundConfig | None = ...,
         request_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -74,7 +74,8 @@ class AlignmentServiceServicer:
     def CreateAlignmentRound(self, request, context):
         """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
         finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-        returns the same operation.
+        returns the same operation. A round whose memory plan does not fit the cluster is refused
+        (FAILED_PRECONDITION, the plan in the status details) before any work; validate_only returns the plan.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

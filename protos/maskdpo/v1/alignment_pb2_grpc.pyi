@@ -40,7 +40,8 @@ class AlignmentServiceStub:
     CreateAlignmentRound: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.CreateAlignmentRoundRequest, _operations_pb2.Operation]
     """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
     finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-    returns the same operation.
+    returns the same operation. A round whose memory plan does not fit the cluster is refused
+    (FAILED_PRECONDITION, the plan in the status details) before any work; validate_only returns the plan.
     """
     GetAlignmentRound: _grpc.UnaryUnaryMultiCallable[_alignment_pb2.GetAlignmentRoundRequest, _alignment_pb2.AlignmentRound]
     """Gets a round."""
@@ -62,7 +63,8 @@ class AlignmentServiceAsyncStub(AlignmentServiceStub):
     CreateAlignmentRound: _aio.UnaryUnaryMultiCallable[_alignment_pb2.CreateAlignmentRoundRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
     finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-    returns the same operation.
+    returns the same operation. A round whose memory plan does not fit the cluster is refused
+    (FAILED_PRECONDITION, the plan in the status details) before any work; validate_only returns the plan.
     """
     GetAlignmentRound: _aio.UnaryUnaryMultiCallable[_alignment_pb2.GetAlignmentRoundRequest, _alignment_pb2.AlignmentRound]  # type: ignore[assignment]
     """Gets a round."""
@@ -87,7 +89,8 @@ class AlignmentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
         """Starts a round. Returns an Operation whose metadata is AlignmentRoundMetadata and whose response is the
         finished AlignmentRound. A second round on a model with one running is ABORTED. The same request_id
-        returns the same operation.
+        returns the same operation. A round whose memory plan does not fit the cluster is refused
+        (FAILED_PRECONDITION, the plan in the status details) before any work; validate_only returns the plan.
         """
 
     @_abc_1.abstractmethod

@@ -30,9 +30,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger("maskdpo.server")
@@ -46,16 +47,26 @@ class ServiceError(Exception):
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
     reason: ClassVar[str] = "ERROR_REASON_UNSPECIFIED"
 
+    details: tuple[Message, ...] = ()
+    """Messages sent in the status details after the ErrorInfo (e.g. the MemoryPlan of a refused round)."""
+
     def __init__(self, message: str, **metadata: object) -> None:
         super().__init__(message)
         self.message = message
         self.metadata: dict[str, str] = {k: str(v) for k, v in metadata.items()}
 
+    def with_details(self, *details: Message) -> Self:
+        """This error, sending ``details`` after its ErrorInfo."""
+        self.details = details
+        return self
+
     def to_status(self) -> status_pb2.Status:
-        """The google.rpc.Status carried in the call's trailing metadata."""
+        """The google.rpc.Status carried in the call's trailing metadata: the ErrorInfo, then ``details``."""
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
         status = status_pb2.Status(code=self.code.value[0], message=self.message)
         status.details.add().Pack(info)
+        for detail in self.details:
+            status.details.add().Pack(detail)
         return status
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:

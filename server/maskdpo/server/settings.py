@@ -126,6 +126,10 @@ class ServerSettings(BaseSettings):
     trainer_num_gpus: float | None = Field(None, ge=0, description="unset = 1 on GPU clusters, else 0")
     trainer_memory_gib: float | None = Field(None, gt=0, description="memory Ray reserves for the Trainer actor")
     trainer_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources")
+    trainer_gpu_memory_gib: float | None = Field(None, gt=0, description="memory of one trainer GPU for the "
+                                                 "memory plan; unset = from the accelerator type Ray reports")
+    trainer_memory_headroom: float = Field(0.05, ge=0, lt=1, description="share of each trainer device's "
+                                           "memory the memory plan leaves free (CUDA context, fragmentation)")
     gpu_sharing: GpuSharing = Field(GpuSharing.SEPARATE,
                                     description="separate GPUs, or one GPU the engine leaves while a round trains")
     placement_timeout_s: float = Field(600.0, gt=0, description="longest wait for a node to take an actor")

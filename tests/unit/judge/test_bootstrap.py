@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskdpo.server.judge.bootstrap import bootstrap_intervals, paired_bootstrap
+from maskdpo.server.judge.bootstrap import bootstrap_derived, bootstrap_intervals, paired_bootstrap
 from maskdpo.server.judge.metrics import compare_runs, compute_metrics, ratio_terms
 from maskdpo.server.judge.records import ResponseFacts
 
@@ -78,3 +78,17 @@ def test_bootstrap_of_a_large_run_is_fast() -> None:
     start = time.perf_counter()
     compute_metrics(records, resamples=1000)
     assert time.perf_counter() - start < 20.0
+
+
+def test_derived_statistic_uses_the_same_resamples_as_the_ratios() -> None:
+    rng = np.random.default_rng(5)
+    num_a, num_b = rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 40).astype(float)
+    ones = np.ones(40)
+    terms = {"a": (num_a, ones), "b": (num_b, ones)}
+    ratios = bootstrap_intervals(terms, resamples=400, seed=9)
+    same = bootstrap_derived(terms, lambda r: r["a"], resamples=400, seed=9)
+    assert same is not None and (same.low, same.high) == (ratios["a"].low, ratios["a"].high)
+    mean = bootstrap_derived(terms, lambda r: (r["a"] + r["b"]) / 2, resamples=400, seed=9)
+    assert mean is not None and mean.low <= (num_a.mean() + num_b.mean()) / 2 <= mean.high
+    never = bootstrap_derived({"a": (num_a, np.zeros(40))}, lambda r: r["a"], resamples=50)
+    assert never is None, "a statistic never defined has no interval"

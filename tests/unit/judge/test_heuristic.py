@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
 from maskdpo.server.judge.embedding import MiniLMEncoder, Vectors
 from maskdpo.server.judge.heuristic import HeuristicJudge, HeuristicSettings
-from maskdpo.server.judge.heuristic_eval import evaluate, load_examples
+from maskdpo.server.judge.judge_eval import evaluate, format_run
+from maskdpo.server.judge.labelled_sets import DEFAULT_SENTENCES, load_set
 from maskdpo.server.judge.types import JudgeBackend, JudgeRequest, Passage
 from maskdpo.trainer.labels import SentenceLabel
 
-LABELED = Path(__file__).resolve().parents[2] / "data" / "heuristic_labeled.jsonl"
 ACCURACY_FLOOR = 0.90  # measured 0.955 on all 132 sentences (dev 0.959, held-out 0.941)
 HELDOUT_FLOOR = 0.85
 
@@ -143,11 +142,8 @@ def test_settings_overrides_by_name(encoder: CountingEncoder) -> None:
 def test_batch_gives_the_same_labels_as_one_by_one_in_one_model_call(
     judge: HeuristicJudge, encoder: CountingEncoder
 ) -> None:
-    examples = load_examples(LABELED)[::5]
-    requests = [
-        JudgeRequest(response=e.sentence, topic=e.title, passages=(Passage(e.passage, e.title),))
-        for e in examples
-    ]
+    _, items = load_set(DEFAULT_SENTENCES)
+    requests = [JudgeRequest(response=i.text, topic=i.topic, passages=i.passages) for i in items[::5]]
     batched = judge.judge_batch(requests)
     assert len(encoder.calls) == 1, "one encoder call for all chunks and sentences of a batch"
     fresh = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder)
@@ -163,22 +159,48 @@ def test_reference_is_embedded_once(judge: HeuristicJudge, encoder: CountingEnco
 
 
 def test_accuracy_floor_on_the_labelled_set(judge: HeuristicJudge) -> None:
-    examples = load_examples(LABELED)
-    assert len(examples) >= 100
-    assert {e.label for e in examples} == set(SentenceLabel)
-    report = evaluate(judge, examples)
-    print(report.format(errors=True))
-    assert report.accuracy >= ACCURACY_FLOOR, report.format(errors=True)
-    assert report.subset("heldout").accuracy >= HELDOUT_FLOOR, report.format(errors=True)
-    for label, (correct, total) in report.per_label().items():
-        assert correct / total >= 0.75, f"{label}: {correct}/{total}"
+    kind, items = load_set(DEFAULT_SENTENCES)
+    assert kind == "sentences" and len(items) >= 100
+    assert {i.gold for i in items} == {label.value for label in SentenceLabel}
+    run = evaluate(judge, items, kind, resamples=0)
+    report = format_run(run, judge, errors=True)
+    print(report)
+    assert run.agreement.exact is not None and run.agreement.exact >= ACCURACY_FLOOR, report
+    heldout = run.split("heldout")
+    assert heldout.exact is not None and heldout.exact >= HELDOUT_FLOOR, report
+    for label in SentenceLabel:
+        judged = run.agreement.verdicts_of(label.value)
+        assert judged[label] / sum(judged.values()) >= 0.75, f"{label}: {judged}"
 
 
-def test_labelled_set_errors_name_the_line(tmp_path: Path) -> None:
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"id": "a", "title": "t", "passage": "p", "sentence": "s", "label": "maybe"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:1: unknown sentence label 'maybe'"):
-        load_examples(path)
-    path.write_text('{"id": "a", "title": "t", "passage": "p", "label": "ok"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'sentence'"):
-        load_examples(path)
+@pytest.mark.parametrize(
+    ("passage", "sentence", "label"),
+    [
+        # a year is no rival of an ordinal or a count: no contradiction, just not found
+        ("The Riverside cadets won their seventh trophy at the 35th annual parade in Atlanta.",
+         "The Riverside cadets won their seventh trophy in 2016.", "unverifiable"),
+        # numbers ten times apart count different things (goals vs fans)
+        ("More than 63,000 fans watched United play Arsenal at Highbury.",
+         "United beat Arsenal by 5 goals at Highbury.", "unverifiable"),
+        ("Renfrew designed 40 libraries across the South.", "Renfrew designed 90 libraries across the South.",
+         "contradictory"),
+        # a weekday names no one a sentence could get wrong
+        ("On Wednesday 24 July, Theresa May took her final questions as prime minister.",
+         "James Marshall replaced Theresa May as prime minister on 24 July.", "unverifiable"),
+        # a closing quote is no part of a name
+        ("We replaced the 'Coming Soon' lettering with 'The Director's Cut'.",
+         'They replaced the "Coming Soon" lettering with "The Director\'s Cut".', "ok"),
+    ],
+)
+def test_rules_on_web_text(judge: HeuristicJudge, passage: str, sentence: str, label: str) -> None:
+    assert labels_of(judge, sentence, passages=(Passage(passage),)) == [label]
+
+
+def test_items_may_be_found_in_the_chunks_around_the_retrieved_ones(encoder: CountingEncoder) -> None:
+    page = Passage("Tom Perez announced the schedule of the debates at a press call. "
+                   "The first one is set for June 2019 in Miami.")
+    sentence = "Tom Perez announced the schedule of the debates, the first in June 2019."
+    narrow = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder, top_k=1, support_chunks=1)
+    wide = HeuristicJudge(HeuristicSettings(threads=2), encoder=encoder, top_k=1, support_chunks=2)
+    assert labels_of(narrow, sentence, passages=(page,)) == ["unverifiable"]
+    assert labels_of(wide, sentence, passages=(page,)) == ["ok"]

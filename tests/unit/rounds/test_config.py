@@ -9,7 +9,8 @@ import pytest
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import Promotion, validate_config
-from maskdpo.v1 import alignment_pb2
+from maskdpo.trainer.memory_plan import Precision
+from maskdpo.v1 import alignment_pb2, memory_plan_pb2
 from tests.unit.rounds.conftest import tiny_config
 
 Cfg = alignment_pb2.RoundConfig
@@ -40,6 +41,11 @@ CASES = [
     (_set("training.learning_rate", float("nan")), "config.training.learning_rate"),
     (_set("training.beta", -0.1), "config.training.beta"),
     (_set("training.max_steps", -3), "config.training.max_steps"),
+    (_set("training.precision", 9), "config.training.precision"),
+    (_set("training.lora_r", -1), "config.training.lora_r"),
+    (_set("training.gpus", -2), "config.training.gpus"),
+    (_set("training.grad_accum", 2000), "config.training.grad_accum"),
+    (_set("training.fsdp", True), "config.training.fsdp"),
     (_set("pairs.min_margin", 2.0), "config.pairs.min_margin"),
     (_set("promotion.metric", "bleu"), "config.promotion.metric"),
     (_set("promotion.max_correct_drop", 1.5), "config.promotion.max_correct_drop"),
@@ -79,6 +85,19 @@ def test_defaults_are_filled_in() -> None:
     assert spec.eval_prompts.inline[0].topic == "Ada Lovelace"
     cfg.promotion.min_improvement = 0.0  # explicitly zero is honoured, not replaced by the default
     assert validate_config(cfg, datasets.names()).promotion.min_improvement == 0.0
+    t = spec.training
+    assert (t.precision, t.precompute_ref, t.lora_r, t.gradient_checkpointing, t.gpus, t.fsdp, t.grad_accum) == (
+        Precision.FLOAT32, False, 8, True, 1, False, 1)
+
+
+def test_training_recipe_is_resolved() -> None:
+    cfg = tiny_config()
+    t = cfg.training
+    t.precision, t.precompute_ref, t.gpus, t.fsdp, t.grad_accum = memory_plan_pb2.PRECISION_BF16_MIXED, True, 8, True, 2
+    t.gradient_checkpointing = False  # explicitly off: not replaced by the default (on)
+    resolved = validate_config(cfg, datasets.names()).training
+    assert (resolved.precision, resolved.precompute_ref, resolved.gpus, resolved.fsdp, resolved.grad_accum,
+            resolved.gradient_checkpointing) == (Precision.BF16_MIXED, True, 8, True, 2, False)
 
 
 def test_registered_knowledge_source_in_round_prompts_is_refused_not_ignored() -> None:

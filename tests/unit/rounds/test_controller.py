@@ -19,7 +19,8 @@ from maskdpo.server.rounds import phase_train
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import LocalGenerator, LocalJudges, run_trainer
 from maskdpo.server.store.rounds import CANCELLED, SUCCEEDED, round_id
-from maskdpo.v1 import alignment_pb2
+from maskdpo.trainer.run import TrainOptions
+from maskdpo.v1 import alignment_pb2, memory_plan_pb2
 from tests.unit.rounds.conftest import tiny_config
 
 P = alignment_pb2.RoundPhase
@@ -204,3 +205,26 @@ def test_iterative_round_starts_from_the_previous_candidate(tmp_path: Path, tiny
         await c.close()
 
     asyncio.run(main())
+
+
+def test_train_runs_the_rounds_recipe(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe fields TRAIN honours reach the trainer: bf16, a precomputed reference, gradient
+    accumulation (pairs per optimiser step stay batch_size)."""
+    cfg = tiny_config()
+    cfg.training.precision = memory_plan_pb2.PRECISION_BF16
+    cfg.training.precompute_ref, cfg.training.batch_size, cfg.training.grad_accum = True, 4, 2
+    seen: list[TrainOptions] = []
+
+    async def records(options: TrainOptions, *_: Any) -> Any:
+        seen.append(options)
+        raise Crash()
+
+    async def main() -> None:
+        monkeypatch.setattr(phase_train, "run_trainer", records)
+        c = controller(tmp_path, tiny_model)
+        with pytest.raises(Crash):
+            await c.wait(round_of(await c.create(cfg)), timeout=300)
+
+    asyncio.run(main())
+    [options] = seen
+    assert (options.bf16, options.precompute_ref, options.batch_size, options.grad_accum) == (True, True, 2, 2)

@@ -7,9 +7,14 @@ import pickle
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from maskdpo.client.errors import InvalidArgumentError, ResourceExhaustedError, from_rpc_error
+from maskdpo.client.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    from_rpc_error,
+)
 from maskdpo.server import errors
-from maskdpo.v1 import common_pb2
+from maskdpo.v1 import common_pb2, memory_plan_pb2
 
 
 def test_every_reason_is_in_the_contract_and_used_once() -> None:
@@ -80,3 +85,15 @@ def test_every_error_survives_pickling() -> None:
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error)
         assert copy.trailing_metadata() == error.trailing_metadata() and copy.__dict__ == error.__dict__
+
+
+def test_details_follow_the_error_info_and_reach_the_sdk() -> None:
+    plan = memory_plan_pb2.MemoryPlan(total_bytes=123, verdict="does not fit: ...")
+    error = errors.FailedPrecondition("too big", needed="123").with_details(plan)
+    assert pickle.loads(pickle.dumps(error)).details == (plan,)  # crosses Ray with its details
+    status = status_pb2.Status.FromString(error.trailing_metadata()[0][1])
+    assert status.details[0].Is(error_details_pb2.ErrorInfo.DESCRIPTOR) and len(status.details) == 2
+    typed = from_rpc_error(_FakeRpcError(error))
+    assert isinstance(typed, FailedPreconditionError) and typed.metadata == {"needed": "123"}
+    assert typed.detail(memory_plan_pb2.MemoryPlan) == plan
+    assert from_rpc_error(_FakeRpcError(errors.NotFound("rounds/x"))).detail(memory_plan_pb2.MemoryPlan) is None

@@ -14,7 +14,7 @@ bootstrap p-value, ``2 * min(P(delta* <= 0), P(delta* >= 0))`` capped at 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +113,29 @@ def bootstrap_intervals(
             undefined = int(np.isnan(values).sum())
             intervals[name] = ConfidenceInterval(bounds[0], bounds[1], level, resamples, seed, undefined)
     return intervals
+
+
+def bootstrap_derived(
+    terms: RatioTerms,
+    derive: Callable[[Mapping[str, FloatArray]], FloatArray],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> ConfidenceInterval | None:
+    """The percentile interval of a statistic derived from several ratios of the same resamples (e.g. a
+    balanced accuracy, the mean of two recalls); None when it is never defined. ``derive`` maps the
+    resampled ratios (arrays, NaN where undefined) to the statistic's resampled values."""
+    _check(resamples, level)
+    n = _length(terms)
+    if n == 0:
+        return None
+    [dists] = _resampled([terms], n, resamples, seed)
+    values = np.asarray(derive(dists), dtype=np.float64)
+    bounds = _bounds(values, level)
+    if bounds is None:
+        return None
+    return ConfidenceInterval(bounds[0], bounds[1], level, resamples, seed, int(np.isnan(values).sum()))
 
 
 def paired_bootstrap(

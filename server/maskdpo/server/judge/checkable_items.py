@@ -98,8 +98,11 @@ def is_nationality(word: str) -> bool:
 
 
 _ENTITY_JOINERS = frozenset({"of", "the", "de", "von", "van", "da", "del", "la", "le"})
-_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[^\W\d_](?:[^\W\d_]|['’])*|\S")
-"""Numbers, words (letters of any script: "Åsa", "Ødegaard", "王芳"), and any other character alone."""
+_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[^\W\d_](?:[^\W\d_]|['’](?=[^\W\d_]))*|\S")
+"""Numbers, words (letters of any script: "Åsa", "Ødegaard", "王芳"; an apostrophe inside a word, not a
+closing quote), and any other character alone."""
+WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+"""Capitalised, but no entity: a weekday names no person, place or work a sentence could get wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +214,9 @@ def analyse(text: str, known_capitalised: Iterable[str] = ()) -> Analysis:
                 else:
                     break
             words = tuple(stem(t.lower) for t in tokens[index : last + 1] if t.lower not in _ENTITY_JOINERS)
-            kind = "nationality" if len(words) == 1 and is_nationality(words[0]) else "entity"
-            items.append(Item(kind, " ".join(words), words, index, last))
+            if any(len(w) > 1 for w in words):  # not "U" / "S" of "U.S."
+                kind = "nationality" if len(words) == 1 and is_nationality(words[0]) else "entity"
+                items.append(Item(kind, " ".join(words), words, index, last))
             index = last + 1
             continue
         elif _word(token) and token.lower not in STOP_WORDS:
@@ -227,7 +231,7 @@ def _word(token: Token) -> bool:
 
 def _starts_entity(tokens: list[Token], index: int, mid_caps: set[str]) -> bool:
     token = tokens[index]
-    if token.lower in STOP_WORDS and token.lower not in _ENTITY_JOINERS:
+    if (token.lower in STOP_WORDS and token.lower not in _ENTITY_JOINERS) or token.lower in WEEKDAYS:
         return False
     sentence_initial = index == 0 or tokens[index - 1].text in {".", "!", "?", '"', "(", ":"}
     if not sentence_initial:

@@ -6,8 +6,9 @@ together), so these explicit rules decide contradictions:
 
 - *missing*: a sentence item (number, year, month, direction, entity) that none of the evidence chunks
   (nor the topic's own words) mentions;
-- *conflict*: a missing item and an item of the same kind in an evidence chunk that the sentence does not
-  mention, *in the same context*: the content words within ``window`` tokens of each (topic words left
+- *conflict*: a missing item and a rival item in an evidence chunk that the sentence does not mention (the
+  same kind: a year only against a year, a number only against one within a factor of ten), *in the
+  same context*: the content words within ``window`` tokens of each (topic words left
   out) overlap. "born in Pensacola, Florida" vs "born in Pensacola, Mississippi": Florida is missing,
   Mississippi is extra, both next to "born" and "Pensacola" -> conflict;
 - *negation*: exactly one of the sentence and a very close chunk is negated ("never married" vs
@@ -39,6 +40,17 @@ class Conflict:
 
 def _same_kind(a: Item, b: Item) -> bool:
     return a.kind == b.kind or (a.kind in _NUMERIC and b.kind in _NUMERIC)
+
+
+def _rivals(a: Item, b: Item) -> bool:
+    """Whether ``b`` can stand where ``a`` stands: the same kind (a year only against a year), and numbers
+    within a factor of ten of each other (5 goals vs 63,000 fans count different things)."""
+    if a.kind != b.kind:
+        return False
+    if a.kind == "number":
+        x, y = abs(float(a.value)), abs(float(b.value))
+        return min(x, y) * 10 >= max(x, y)
+    return True
 
 
 def is_supported(item: Item, evidence: Sequence[Analysis], topic: frozenset[str]) -> bool:
@@ -87,7 +99,7 @@ def find_conflict(
     for item in missing:
         context = claim.context(item, window, topic)
         for extra in extras:
-            if not _same_kind(item, extra):
+            if not _rivals(item, extra):
                 continue
             shared = _overlap(context, chunk.context(extra, window, topic))
             if any_context or shared >= (1 if related else 2):

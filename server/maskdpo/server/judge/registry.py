@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "llm": "maskdpo.server.judge.llm:LlmJudge",
 }
 """Backend name -> ``module:factory`` of the backends this package ships."""
+READS_FACTS_ONLY = frozenset({"kb"})
+"""Backends that judge against structured facts only (passages alone give them nothing to check)."""
 _REGISTERED: dict[str, Callable[..., JudgeBackend]] = {}
 
 

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from maskdpo.trainer.labels import LabelCounts, LabeledSentence
 
 
@@ -31,6 +34,28 @@ class Fact:
     value: str
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ChunkVectors:
+    """Passages cut into sentence chunks, with the chunks' embeddings, computed once (when a knowledge
+    source is registered) so that judging against them embeds only the response."""
+
+    model: str
+    """The embedding model that made the vectors (a judge with another model ignores them)."""
+    chunks: tuple[tuple[str, ...], ...]
+    """The chunks of each passage, in passage order."""
+    vectors: npt.NDArray[np.float32]
+    """One unit vector per chunk, all passages' chunks in order."""
+
+    def select(self, indices: Sequence[int]) -> ChunkVectors:
+        """The chunks and vectors of the passages at ``indices``, in that order (itself for all of them)."""
+        if list(indices) == list(range(len(self.chunks))):
+            return self
+        starts = np.cumsum([0, *(len(c) for c in self.chunks)])
+        rows = [r for i in indices for r in range(int(starts[i]), int(starts[i + 1]))]
+        return ChunkVectors(self.model, tuple(self.chunks[i] for i in indices),
+                            np.ascontiguousarray(self.vectors[rows], dtype=np.float32))
+
+
 @dataclass(frozen=True, slots=True)
 class JudgeRequest:
     """One response to judge, with the knowledge to judge it against."""
@@ -45,6 +70,9 @@ class JudgeRequest:
     """Structured facts given inline (kb backend)."""
     knowledge_source: str = ""
     """Id of a registered knowledge source; resolved by the caller before the backend sees the request."""
+    chunk_vectors: ChunkVectors | None = None
+    """The passages' chunks and embeddings when they were computed ahead (a registered source's); backends
+    that embed passages use them instead of embedding again."""
 
 
 @dataclass(frozen=True, slots=True)

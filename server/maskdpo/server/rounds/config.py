@@ -8,12 +8,13 @@ defaults documented in alignment.proto; the resolved values are what the round r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from maskdpo.server.edge.names import MODEL_ID_RULE, MODEL_NAME, ROUND_NAME
 from maskdpo.server.errors import InvalidArgument
 from maskdpo.server.judge.types import Fact, Passage
-from maskdpo.v1 import alignment_pb2, common_pb2
+from maskdpo.trainer.memory_plan import Precision
+from maskdpo.v1 import alignment_pb2, common_pb2, memory_plan_pb2
 
 METRICS = ("anah_score", "factscore")
 MAX_PROMPTS = 10_000
@@ -54,8 +55,13 @@ class Training:
     max_steps: int = 0
     max_length: int = 1024
     lora: bool = False
-    lora_rank: int = 8
-    """Rank of a LoRA round's adapter (the trainer's default)."""
+    precision: Precision = Precision.FLOAT32
+    precompute_ref: bool = False
+    lora_r: int = 8
+    gradient_checkpointing: bool = True
+    gpus: int = 1
+    fsdp: bool = False
+    grad_accum: int = 1
 
 
 @dataclass(frozen=True)
@@ -211,13 +217,36 @@ def validate_config(
         mask_rule=rule or "",
         min_margin=margin,
         keep_degenerate=config.pairs.keep_degenerate,
-        training=Training(
-            beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, t.lora
+        training=_recipe(
+            t, Training(beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, t.lora)
         ),
         promotion=promotion,
         start_from_round=config.start_from_round,
         seed=config.seed,
     )
+
+
+PRECISIONS = {
+    memory_plan_pb2.PRECISION_UNSPECIFIED: Precision.FLOAT32,
+    memory_plan_pb2.PRECISION_FLOAT32: Precision.FLOAT32,
+    memory_plan_pb2.PRECISION_BF16: Precision.BF16,
+    memory_plan_pb2.PRECISION_BF16_MIXED: Precision.BF16_MIXED,
+}
+
+
+def _recipe(t: alignment_pb2.TrainingConfig, base: Training) -> Training:
+    """``base`` with the training recipe's fields of ``t`` (what the memory plan reads)."""
+    name = "config.training"
+    precision = PRECISIONS.get(t.precision)
+    _check(precision is not None, f"{name}.precision", f"unknown value {t.precision}")
+    _check(0 <= t.lora_r <= 1024, f"{name}.lora_r", "must be between 0 and 1024 (0 = 8)")
+    _check(0 <= t.gpus <= 4096, f"{name}.gpus", "must be between 0 and 4096 (0 = 1)")
+    _check(0 <= t.grad_accum <= 1024, f"{name}.grad_accum", "must be between 0 and 1024 (0 = 1)")
+    _check(not t.fsdp or t.gpus >= 2, f"{name}.fsdp", "shards over several GPUs: set gpus >= 2")
+    checkpointing = t.gradient_checkpointing if t.HasField("gradient_checkpointing") else True
+    return replace(base, precision=precision or Precision.FLOAT32, precompute_ref=t.precompute_ref,
+                   lora_r=t.lora_r or 8, gradient_checkpointing=checkpointing, gpus=t.gpus or 1, fsdp=t.fsdp,
+                   grad_accum=t.grad_accum or 1)
 
 
 def _promotion(p: alignment_pb2.PromotionRule, defaults: Promotion) -> Promotion:

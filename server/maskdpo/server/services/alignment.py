@@ -6,13 +6,18 @@ keep answering while the controller is busy or restarting. Watch sends the event
 ``after_sequence`` in order and ends after ROUND_ENDED; a watcher that reconnects with the last sequence
 it received misses none. The controller finds the generators and judges itself,
 by their names, and resumes its rounds on its own after a restart.
+
+Creation plans the round's memory first (:mod:`maskdpo.server.rounds.memory_check`) and refuses a plan that
+does not fit the devices the cluster offers the trainer; ``validate_only`` answers with the plan and creates
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from google.longrunning import operations_proto_pb2
@@ -21,18 +26,23 @@ from maskdpo.server.edge.names import ROUND_NAME
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.prometheus import register_queue
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
-from maskdpo.server.errors import InvalidArgument
+from maskdpo.server.errors import FailedPrecondition, InvalidArgument
 from maskdpo.server.rounds import datasets
 from maskdpo.server.rounds.config import Promotion, validate_config
 from maskdpo.server.rounds.controller import ControllerSettings
 from maskdpo.server.rounds.controller_actor import get_or_create_controller
+from maskdpo.server.rounds.memory_check import plan_round
+from maskdpo.server.rounds.phase_train import check_runnable
 from maskdpo.server.rounds.workers import Workers
+from maskdpo.server.services.alignment_convert import plan_to_proto, validated_operation
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.layout import DataDir
 from maskdpo.server.store.rounds import TERMINAL, RoundStore, round_id
+from maskdpo.server.workers.cluster_devices import ray_trainer_devices
 from maskdpo.server.workers.generator_pool import GeneratorPool
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.placement import GpuSharing
+from maskdpo.trainer.memory_plan import Devices
 from maskdpo.v1 import alignment_pb2, alignment_pb2_grpc
 
 log = logging.getLogger("maskdpo.server")
@@ -47,11 +57,15 @@ def _rid(name: str, field: str = "name") -> str:
 
 class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
     def __init__(self, store: RoundStore, controller: Any, generators: Any, judges: frozenset[str],
-                 max_lora_rank: int = 0) -> None:
+                 devices: Callable[[], Devices], headroom: float, max_lora_rank: int = 0) -> None:
+        """``devices`` says what the cluster offers the trainer now (the memory plan checks against it);
+        ``max_lora_rank`` is the largest adapter rank the engines serve (0 = none)."""
         self.store = store
         self.controller = controller
         self.generators = generators
         self.judges = judges
+        self.devices = devices
+        self.headroom = headroom
         self.max_lora_rank = max_lora_rank
 
     @unary
@@ -63,12 +77,18 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
         spec = validate_config(request.config, datasets.names(), self.judges)
         if len(request.request_id) > 128:
             raise InvalidArgument("request_id", "at most 128 characters")
-        if self.generators is not None:
-            self.generators.get(spec.model_id)  # NotFound unless the model is served here
-        if spec.training.lora and self.max_lora_rank < spec.training.lora_rank:
+        model = self.generators.get(spec.model_id)  # NotFound unless the model is served here
+        if spec.training.lora and self.max_lora_rank < spec.training.lora_r:
             raise InvalidArgument("config.training.lora", f"this server's engines serve LoRA ranks up to "
-                                  f"{self.max_lora_rank}; a round of rank {spec.training.lora_rank} could not "
+                                  f"{self.max_lora_rank}; a round of rank {spec.training.lora_r} could not "
                                   "promote its adapter (raise generator_max_lora_rank)")
+        devices = await asyncio.to_thread(self.devices)
+        plan = await asyncio.to_thread(plan_round, spec, model.folder, devices, self.headroom)
+        if not plan.fits:
+            raise FailedPrecondition(f"the round's memory plan {plan.verdict}").with_details(plan_to_proto(plan))
+        if request.validate_only:
+            return validated_operation(request.config, plan)
+        check_runnable(spec.training)
         operation: operations_proto_pb2.Operation = await self.controller.create.remote(
             request.config, request.request_id
         )
@@ -152,7 +172,9 @@ async def build_alignment_servicer(settings: ServerSettings, generators: Generat
         return None
     controller = await get_or_create_controller(controller_settings(settings, judges.backends))
     store = RoundStore(DataDir(settings.data_dir.resolve()).rounds_db)
-    servicer = AlignmentServicer(store, controller, generators, frozenset(judges.backends),
-                                 settings.generator_max_lora_rank)
+    devices = functools.partial(ray_trainer_devices, settings.trainer_resources, settings.trainer_num_gpus != 0,
+                                settings.trainer_gpu_memory_gib)
+    servicer = AlignmentServicer(store, controller, generators, frozenset(judges.backends), devices,
+                                 settings.trainer_memory_headroom, settings.generator_max_lora_rank)
     register_queue("rounds_active", lambda: len(servicer.store.active()))
     return servicer

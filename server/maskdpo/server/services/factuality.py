@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.judge.metrics import FactualityMetrics, compute_metrics
 from maskdpo.server.judge.records import ResponseFacts, from_judgment
-from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment, Passage
+from maskdpo.server.judge.registry import READS_FACTS_ONLY
+from maskdpo.server.judge.types import ChunkVectors, Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.services import factuality_convert as convert
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, KnowledgeStore, parse_name
@@ -20,8 +22,6 @@ from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
 DEFAULT_GAMMA = 10.0
 DEFAULT_RESAMPLES = 1000
 MAX_RESAMPLES = 20_000
-JUDGES_THAT_READ_FACTS = frozenset({"kb"})
-"""Backends that judge against structured facts only (passages alone give them nothing to check)."""
 
 
 class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
@@ -33,22 +33,24 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
     # --- scoring -------------------------------------------------------------------------------------
 
     async def _knowledge(self, knowledge: factuality_pb2.Knowledge, topic: str,
-                         field: str) -> tuple[list[Passage], list[Fact], str]:
+                         field: str) -> tuple[list[Passage], list[Fact], str, ChunkVectors | None]:
         kind = knowledge.WhichOneof("source")
         if kind == "knowledge_source":
             source_id = parse_name(knowledge.knowledge_source, f"{field}.knowledge_source")
             found = await asyncio.to_thread(self.store.resolve, source_id, topic)
-            return list(found[0]), list(found[1]), knowledge.knowledge_source
+            vectors = await asyncio.to_thread(self.store.chunk_vectors, source_id, topic)
+            return list(found[0]), list(found[1]), knowledge.knowledge_source, vectors
         passages, facts = convert.inline_knowledge(knowledge, field, self.settings.max_passages_chars)
-        return passages, facts, "inline" if kind else ""
+        return passages, facts, "inline" if kind else "", None
 
     async def _request(self, judge: str, answer: factuality_pb2.Answer, knowledge: factuality_pb2.Knowledge,
                        field: str, knowledge_field: str) -> JudgeRequest:
-        passages, facts, source = await self._knowledge(knowledge, answer.topic, knowledge_field)
-        if judge in JUDGES_THAT_READ_FACTS and not facts:
+        passages, facts, source, vectors = await self._knowledge(knowledge, answer.topic, knowledge_field)
+        if judge in READS_FACTS_ONLY and not facts:
             raise InvalidArgument(knowledge_field, f"the {judge} judge reads facts: give inline facts or a "
                                   "knowledge source with facts (about the answer's topic)")
-        return convert.judge_request(answer, passages, facts, source, field, self.settings.max_text_chars)
+        request = convert.judge_request(answer, passages, facts, source, field, self.settings.max_text_chars)
+        return replace(request, chunk_vectors=vectors) if vectors is not None else request
 
     @staticmethod
     def _options(options: factuality_pb2.ScoreOptions) -> tuple[float, float | None, int]:
@@ -151,8 +153,11 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
         knowledge.facts.facts.extend(request.facts)
         _, facts = convert.inline_knowledge(knowledge, "", self.settings.max_passages_chars)
         convert.check_text("description", request.description, 10_000)
+        self.store.check_new(request.knowledge_source_id)  # refused before any embedding work
+        # embedded once, here, by a hosted judge that embeds passages; stored with the source
+        index = await self.judges.index(passages, context.time_remaining()) if passages else None
         info = await asyncio.to_thread(self.store.create, request.knowledge_source_id, request.description,
-                                       passages, facts)
+                                       passages, facts, index)
         return self._source(info)
 
     @unary

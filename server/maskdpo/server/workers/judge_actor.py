@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from maskdpo.server.errors import QueueFull
-from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
+from maskdpo.server.judge.types import ChunkVectors, JudgeIdentity, JudgeRequest, Judgment, Passage
 
 
 @dataclass
@@ -44,6 +44,14 @@ class JudgeService:
     def identity(self) -> JudgeIdentity:
         identity: JudgeIdentity = self.backend.identity()
         return identity
+
+    async def index(self, passages: Sequence[Passage]) -> ChunkVectors | None:
+        """The passages' chunks and vectors from a backend that embeds passages (None from the others)."""
+        index = getattr(self.backend, "index", None)
+        if index is None:
+            return None
+        vectors: ChunkVectors = await asyncio.to_thread(index, passages)
+        return vectors
 
     async def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
         if len(self._queue) + len(requests) > self.queue_limit:
@@ -128,6 +136,9 @@ class JudgeActor:
 
     async def judge(self, requests: list[JudgeRequest]) -> list[Judgment]:
         return await self._service.judge(requests)
+
+    async def index(self, passages: list[Passage]) -> ChunkVectors | None:
+        return await self._service.index(passages)
 
     async def ready(self) -> bool:
         return True

@@ -19,7 +19,7 @@ from typing import Any
 import ray
 
 from maskdpo.server.errors import InvalidArgument, Unavailable
-from maskdpo.server.judge.types import JudgeIdentity, JudgeRequest, Judgment
+from maskdpo.server.judge.types import ChunkVectors, JudgeIdentity, JudgeRequest, Judgment, Passage
 from maskdpo.server.workers.placement import Placement, wait_placed
 from maskdpo.server.workers.ray_runtime import (
     NAMESPACE,
@@ -131,6 +131,22 @@ class JudgePool:
         actor = await self._actor(backend)
         node: str = await await_ray(actor.node_id.remote(), 60.0, f"judge {backend!r}")
         return node
+
+    async def index(self, passages: list[Passage], timeout: float | None = None) -> ChunkVectors | None:
+        """The passages' chunks and vectors from the first hosted judge that embeds passages (None when
+        none does), for a knowledge source to keep."""
+        for backend in self.backends:
+            actor = await self._actor(backend)
+            try:
+                found: ChunkVectors | None = await await_ray(actor.index.remote(passages), timeout,
+                                                             f"judge {backend!r}")
+            except Exception as exc:
+                if actor_lost(exc):
+                    self._actors.pop(backend, None)
+                raise call_error(exc, f"the judge {backend!r}") from None
+            if found is not None:
+                return found
+        return None
 
     async def identity(self, backend: str) -> JudgeIdentity:
         if backend not in self.identities:
