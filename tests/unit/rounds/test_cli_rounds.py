@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from maskdpo.client import _cli_rounds
+from maskdpo.client import display
 from maskdpo.client._rounds import toy_round_config
 from maskdpo.v1 import alignment_pb2
 
@@ -39,7 +39,7 @@ def test_follow_prints_a_progress_bar_and_phase_lines() -> None:
     ]
     final = alignment_pb2.AlignmentRound(name="rounds/ab", state=State.CANCELLED)
     client, out = FakeClient(events, final), io.StringIO()
-    assert _cli_rounds.follow(client, "rounds/ab", after=1, out=out) is final  # type: ignore[arg-type]
+    assert display.follow(client, "rounds/ab", after=1, out=out) is final  # type: ignore[arg-type]
     text = out.getvalue()
     assert client.after == [1] and "TRAIN started" not in text
     assert "[######..................] 3/12" in text and "#4    TRAIN    ROUND_ENDED" in text
@@ -52,7 +52,7 @@ def test_table_and_toy_config() -> None:
     )
     r.before.anah_score, r.after.anah_score = 0.5, 0.625
     out = io.StringIO()
-    _cli_rounds.table([r], out)
+    display.rounds_table([r], out)
     assert "0.500" in out.getvalue() and "0.625" in out.getvalue() and "v3" in out.getvalue()
     config = toy_round_config("toy", prompts=5, steps=7, start_from_round="rounds/ab")
     assert config.model == "models/toy" and config.prompts.limit == 5 and config.training.max_steps == 7
