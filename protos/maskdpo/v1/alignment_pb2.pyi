@@ -86,6 +86,30 @@ DPO: Loss.ValueType  # 2
 """Vanilla DPO (all-ones masks): the baseline."""
 Global___Loss: _TypeAlias = Loss  # noqa: Y015
 
+class _Precision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PrecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Precision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRECISION_UNSPECIFIED: _Precision.ValueType  # 0
+    """float32 (the default)."""
+    PRECISION_FP32: _Precision.ValueType  # 1
+    """float32 weights, gradients, optimizer state and compute."""
+    PRECISION_BF16: _Precision.ValueType  # 2
+    """bfloat16 compute (autocast) on float32 master weights and optimizer state."""
+
+class Precision(_Precision, metaclass=_PrecisionEnumTypeWrapper):
+    """Arithmetic of the training steps."""
+
+PRECISION_UNSPECIFIED: Precision.ValueType  # 0
+"""float32 (the default)."""
+PRECISION_FP32: Precision.ValueType  # 1
+"""float32 weights, gradients, optimizer state and compute."""
+PRECISION_BF16: Precision.ValueType  # 2
+"""bfloat16 compute (autocast) on float32 master weights and optimizer state."""
+Global___Precision: _TypeAlias = Precision  # noqa: Y015
+
 @_typing.final
 class PromptSet(_message.Message):
     """Prompts for sampling or evaluation."""
@@ -189,6 +213,9 @@ class TrainingConfig(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _builtins.int
     MAX_LENGTH_FIELD_NUMBER: _builtins.int
     LORA_FIELD_NUMBER: _builtins.int
+    PRECISION_FIELD_NUMBER: _builtins.int
+    PRECOMPUTE_REFERENCE_FIELD_NUMBER: _builtins.int
+    GRADIENT_ACCUMULATION_STEPS_FIELD_NUMBER: _builtins.int
     beta: _builtins.float
     """DPO temperature beta; 0 means 0.1."""
     learning_rate: _builtins.float
@@ -203,6 +230,12 @@ class TrainingConfig(_message.Message):
     """Longest prompt + response in tokens; 0 means 1024."""
     lora: _builtins.bool
     """Train a LoRA adapter instead of all weights."""
+    precision: Global___Precision.ValueType
+    """Arithmetic of the training steps."""
+    precompute_reference: _builtins.bool
+    """Compute the reference model's log-probs once before training; no reference model is held while training."""
+    gradient_accumulation_steps: _builtins.int
+    """Micro-batches accumulated per optimiser step (batch_size stays the pairs per step); 0 means 1."""
     def __init__(
         self,
         *,
@@ -213,10 +246,13 @@ class TrainingConfig(_message.Message):
         max_steps: _builtins.int = ...,
         max_length: _builtins.int = ...,
         lora: _builtins.bool = ...,
+        precision: Global___Precision.ValueType = ...,
+        precompute_reference: _builtins.bool = ...,
+        gradient_accumulation_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "learning_rate", b"learning_rate", "lora", b"lora", "max_length", b"max_length", "max_steps", b"max_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "gradient_accumulation_steps", b"gradient_accumulation_steps", "learning_rate", b"learning_rate", "lora", b"lora", "max_length", b"max_length", "max_steps", b"max_steps", "precision", b"precision", "precompute_reference", b"precompute_reference"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,6 +39,7 @@ from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
+from maskdpo.trainer.serving_weights import SERVING_DTYPES
 
 
 class ServerSettings(BaseSettings):
@@ -115,7 +116,17 @@ class ServerSettings(BaseSettings):
     rounds_enabled: bool = Field(True, description="serve AlignmentService (needs served models)")
     rounds_trainer_on_ray: bool = Field(True, description="train on a Trainer actor (GPU when the cluster "
                                         "has one); false = in the round controller")
-    rounds_trainer_cpus: float = Field(1.0, ge=0, description="CPUs the Trainer actor reserves")
+    rounds_trainer_cpus: float = Field(1.0, ge=0, description="CPUs the Trainer actor reserves (on Ray Train: "
+                                       "each worker)")
+    rounds_trainer_workers: int = Field(1, ge=1, description="training processes of TRAIN, each with the trainer_* "
+                                        "resources (a GPU each on GPU clusters); more than 1 trains data-parallel "
+                                        "on Ray Train")
+    rounds_trainer_fsdp: bool = Field(False, description="shard weights, gradients and optimizer state over the "
+                                      "training processes (FSDP2; runs on Ray Train even with one)")
+    rounds_keep_checkpoints: int = Field(2, ge=1, description="TRAIN keeps its last N checkpoints; their optimizer "
+                                         "state is deleted once TRAIN finishes or the round ends")
+    rounds_serving_dtype: str = Field("auto", description="dtype of a round's candidate weights: auto = the one "
+                                      f"the model declares; {', '.join(SERVING_DTYPES[1:])}")
     rounds_save_steps: int = Field(0, ge=0, description="trainer checkpoint interval; 0 = a quarter of the "
                                    "round's steps")
     rounds_promotion_metric: str = Field("anah_score", description=f"default promotion metric: {', '.join(METRICS)}")
@@ -141,6 +152,13 @@ class ServerSettings(BaseSettings):
     def _known_metric(cls, value: str) -> str:
         if value not in METRICS:
             raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
+        return value
+
+    @field_validator("rounds_serving_dtype")
+    @classmethod
+    def _serving_dtype(cls, value: str) -> str:
+        if value not in SERVING_DTYPES:
+            raise ValueError(f"rounds_serving_dtype {value!r} is not one of {', '.join(SERVING_DTYPES)}")
         return value
 
     @field_validator("generator_dtype")
@@ -173,6 +191,11 @@ class ServerSettings(BaseSettings):
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
         if self.gpu_sharing is GpuSharing.ALTERNATE and self.generator_tensor_parallel_size != 1:
             raise ValueError("gpu_sharing 'alternate' shares one GPU: generator_tensor_parallel_size must be 1")
+        if self.gpu_sharing is GpuSharing.ALTERNATE and self.rounds_trainer_workers != 1:
+            raise ValueError("gpu_sharing 'alternate' shares one GPU: rounds_trainer_workers must be 1")
+        if (self.rounds_trainer_workers > 1 or self.rounds_trainer_fsdp) and not self.rounds_trainer_on_ray:
+            raise ValueError("rounds_trainer_workers > 1 and rounds_trainer_fsdp train on Ray Train: "
+                             "rounds_trainer_on_ray must be true")
         return self
 
     @field_validator("generator_resources", "judge_resources", "trainer_resources")

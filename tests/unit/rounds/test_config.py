@@ -47,6 +47,8 @@ CASES = [
     (_set("promotion.min_improvement", 3.0), "config.promotion.min_improvement"),
     (_set("start_from_round", "round-1"), "config.start_from_round"),
     (_set("loss", 7), "config.loss"),
+    (_set("training.precision", 9), "config.training.precision"),
+    (_set("training.gradient_accumulation_steps", -1), "config.training.gradient_accumulation_steps"),
 ]
 
 
@@ -80,6 +82,20 @@ def test_defaults_are_filled_in() -> None:
     assert spec.eval_prompts.inline[0].topic == "Ada Lovelace"
     cfg.promotion.min_improvement = 0.0  # explicitly zero is honoured, not replaced by the default
     assert validate_config(cfg, datasets.names()).promotion.min_improvement == 0.0
+
+
+def test_memory_options_reach_the_spec() -> None:
+    cfg = tiny_config()
+    assert (cfg.training.precision, cfg.training.gradient_accumulation_steps) == (0, 0)
+    spec = validate_config(cfg, datasets.names()).training
+    assert not spec.bf16 and not spec.precompute_reference and spec.gradient_accumulation_steps == 1
+    cfg.training.precision = alignment_pb2.PRECISION_BF16
+    cfg.training.precompute_reference = True
+    cfg.training.gradient_accumulation_steps = 4
+    spec = validate_config(cfg, datasets.names()).training
+    assert spec.bf16 and spec.precompute_reference and spec.gradient_accumulation_steps == 4
+    cfg.training.precision = alignment_pb2.PRECISION_FP32
+    assert not validate_config(cfg, datasets.names()).training.bf16
 
 
 def test_registered_knowledge_source_in_round_prompts_is_refused_not_ignored() -> None:

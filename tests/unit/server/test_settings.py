@@ -24,7 +24,9 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [{"judges": ["nope"]}, {"judges": ["kb"], "default_judge": "heuristic"}, {"tls_cert": Path("c.pem")},
-     {"port": 70000}, {"max_batch_items": 0}],
+     {"port": 70000}, {"max_batch_items": 0}, {"rounds_trainer_workers": 2, "rounds_trainer_on_ray": False},
+     {"rounds_trainer_fsdp": True, "rounds_trainer_on_ray": False}, {"rounds_serving_dtype": "int8"},
+     {"rounds_trainer_workers": 2, "gpu_sharing": "alternate"}, {"rounds_trainer_workers": 0}],
 )
 def test_invalid(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

@@ -16,6 +16,7 @@ from maskdpo.server.judge.types import Fact, Passage
 from maskdpo.v1 import alignment_pb2, common_pb2
 
 METRICS = ("anah_score", "factscore")
+PRECISIONS = frozenset(alignment_pb2.Precision.values())
 MAX_PROMPTS = 10_000
 
 
@@ -54,6 +55,10 @@ class Training:
     max_steps: int = 0
     max_length: int = 1024
     lora: bool = False
+    bf16: bool = False
+    """bfloat16 mixed precision (``PRECISION_BF16``)."""
+    precompute_reference: bool = False
+    gradient_accumulation_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,9 @@ def validate_config(
         f"{c}.training.lora",
         "not supported in rounds: promotion hot-swaps full weights (see docs/generation.md)",
     )
+    _check(t.precision in PRECISIONS, f"{c}.training.precision", f"unknown value {t.precision}")
+    _check(0 <= t.gradient_accumulation_steps <= 1024, f"{c}.training.gradient_accumulation_steps",
+           "must be between 0 and 1024")
     promotion = _promotion(config.promotion, defaults or Promotion())
     if config.start_from_round:
         _check(
@@ -215,7 +223,10 @@ def validate_config(
         min_margin=margin,
         keep_degenerate=config.pairs.keep_degenerate,
         training=Training(
-            beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, False
+            beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, False,
+            bf16=t.precision == alignment_pb2.PRECISION_BF16,
+            precompute_reference=t.precompute_reference,
+            gradient_accumulation_steps=t.gradient_accumulation_steps or 1,
         ),
         promotion=promotion,
         start_from_round=config.start_from_round,

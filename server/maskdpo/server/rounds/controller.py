@@ -58,6 +58,7 @@ from maskdpo.server.workers.generator_actor import generator_name
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.ray_runtime import remote_error, worker_lost
 from maskdpo.trainer import durable
+from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.rounds")
@@ -87,6 +88,10 @@ class ControllerSettings:
     workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
     """Trainer checkpoint interval in steps; 0 = a quarter of the round's steps."""
+    keep_checkpoints: int = 2
+    """TRAIN keeps its last N checkpoints."""
+    serving_dtype: str = "auto"
+    """dtype of the candidate's weights (``maskdpo.trainer.serving_weights``)."""
     max_attempts: int = 3
     generator_wait_s: float = 900.0
     """How long a round waits for the server's generator or judges to exist (a server still starting)."""
@@ -232,6 +237,8 @@ class RoundController:
                 self.settings.default_judge,
                 self.settings.workers,
                 self.settings.save_steps,
+                self.settings.keep_checkpoints,
+                self.settings.serving_dtype,
             )
             done = set(self.store.done_phases(rid))
             for phase, fn in ORDER:
@@ -278,7 +285,7 @@ class RoundController:
         attempts = self.store.start_phase(ctx.rid, phase)
         if attempts > self.settings.max_attempts:
             raise PhaseFailed(f"gave up after {attempts - 1} attempts")
-        final, work = ctx.root / name, ctx.root / f".{name}.work"
+        final, work = _phase_folders(ctx.root, name)
         if final.exists():  # renamed before a crash, never marked done: its work is redone
             if phase == P.TRAIN and not work.exists():
                 os.rename(final, work)
@@ -295,6 +302,8 @@ class RoundController:
         self.store.finish_phase(ctx.rid, phase, out.summary, artifacts, out.metrics, **out.updates)
 
     async def _end(self, rid: str, state: int, reason: str, phase: int) -> None:
+        for folder in _phase_folders(DataDir(self.settings.data_dir).round_folder(rid), phase_name(P.TRAIN)):
+            drop_resume_state(folder / "checkpoints")  # nothing resumes an ended round
         report = ""
         if self.settings.report:
             try:
@@ -343,3 +352,8 @@ class RoundController:
 
 
 __all__ = ["ControllerSettings", "RoundController"]
+
+
+def _phase_folders(root: Path, name: str) -> tuple[Path, Path]:
+    """A phase's folder and the one it works in until it is done."""
+    return root / name, root / f".{name}.work"

@@ -3,6 +3,10 @@
 The trainer runs on a Trainer actor (or in the controller), resumes from its last checkpoint after a crash,
 reports steps and metrics as round events and honours a cancel after every optimizer step. With
 ``alternate_gpu`` the engine sleeps while the trainer holds its GPU. The candidate is ``TRAIN/final``.
+
+The round's ``batch_size`` is the pairs per optimizer step: with P training processes (the server's
+``rounds_trainer_workers``) and G accumulated micro-batches, each process takes ``batch_size / (P x G)``
+pairs per micro-batch (rounded up). Once training is done the checkpoints' optimizer state is deleted.
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ from maskdpo.server.rounds.context import (
 from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.workers import run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
+from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.trainer.run import TrainOptions
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
+
+
+def per_process_batch(global_batch: int, processes: int, accumulation: int) -> int:
+    """Pairs per process and micro-batch for ``global_batch`` pairs per optimizer step (rounded up)."""
+    return max(1, math.ceil(global_batch / (processes * accumulation)))
+
 
 def train_steps(ctx: RoundContext, pairs: int) -> int:
     t = ctx.spec.training
@@ -37,6 +48,8 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
     pairs = int(ctx.store.phase_summary(ctx.rid, P.PAIR)["pairs"])
     t, config = ctx.spec.training, pair_config(ctx)
     steps = train_steps(ctx, pairs)
+    global_batch, accum = min(t.batch_size, pairs), t.gradient_accumulation_steps
+    per_process = per_process_batch(global_batch, ctx.workers.trainer_workers, accum)
     options = TrainOptions(
         data=ctx.phase_dir("PAIR") / "pairs.jsonl",
         fmt="pairs",
@@ -48,7 +61,13 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         steps=steps,
         learning_rate=t.learning_rate,
         beta=t.beta,
-        batch_size=min(t.batch_size, pairs),
+        batch_size=per_process,
+        grad_accum=accum,
+        bf16=t.bf16,
+        precompute_ref=t.precompute_reference,
+        fsdp=ctx.workers.fsdp,
+        keep_checkpoints=ctx.keep_checkpoints,
+        serving_dtype=ctx.serving_dtype,
         max_length=t.max_length,
         seed=ctx.spec.seed,
         save_steps=ctx.save_steps or max(1, steps // 4),
@@ -71,11 +90,15 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
                 ctx.rid, "LOG", P.TRAIN, f"training resumed from checkpoint step {event['step']}"
             )
 
+    if per_process * ctx.workers.trainer_workers * accum != global_batch:
+        ctx.log(f"{global_batch} pairs per step do not split evenly over {ctx.workers.trainer_workers} "
+                f"process(es) x {accum} micro-batch(es): {per_process} pairs each")
     summary = await _train_beside_generator(ctx, options, on_event)
     if summary.get("cancelled"):
         raise RoundCancelled(f"cancelled during TRAIN at step {summary.get('steps')}")
     if not summary.get("final_dir"):
         raise PhaseFailed("training finished without a final model")
+    drop_resume_state(work / "checkpoints")
     keep: dict[str, Any] = {
         k: summary[k] for k in ("steps", "seconds", "last_log", "pair_stats", "mask_report") if k in summary
     }

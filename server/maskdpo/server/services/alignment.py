@@ -131,8 +131,12 @@ def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> Cont
             trainer=settings.trainer_placement(settings.rounds_trainer_cpus),
             alternate_gpu=settings.gpu_sharing is GpuSharing.ALTERNATE,
             placement_timeout_s=settings.placement_timeout_s,
+            trainer_workers=settings.rounds_trainer_workers,
+            fsdp=settings.rounds_trainer_fsdp,
         ),
         save_steps=settings.rounds_save_steps,
+        keep_checkpoints=settings.rounds_keep_checkpoints,
+        serving_dtype=settings.rounds_serving_dtype,
         max_attempts=settings.rounds_max_attempts,
         generator_wait_s=settings.generator_start_timeout_s,
     )
