@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maskdpo.server.edge.auth import Role
@@ -147,18 +147,12 @@ class ServerSettings(BaseSettings):
             raise ValueError("at least one judge backend is needed")
         return list(dict.fromkeys(value))
 
-    @field_validator("rounds_promotion_metric")
+    @field_validator("rounds_promotion_metric", "rounds_serving_dtype")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            raise ValueError(f"unknown promotion metric {value!r}; known: {', '.join(METRICS)}")
-        return value
-
-    @field_validator("rounds_serving_dtype")
-    @classmethod
-    def _serving_dtype(cls, value: str) -> str:
-        if value not in SERVING_DTYPES:
-            raise ValueError(f"rounds_serving_dtype {value!r} is not one of {', '.join(SERVING_DTYPES)}")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        known = {"rounds_promotion_metric": METRICS, "rounds_serving_dtype": SERVING_DTYPES}[str(info.field_name)]
+        if value not in known:
+            raise ValueError(f"unknown {info.field_name} {value!r}; known: {', '.join(known)}")
         return value
 
     @field_validator("generator_dtype")

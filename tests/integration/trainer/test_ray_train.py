@@ -57,7 +57,7 @@ def test_two_workers_train_like_one_process(ray_cluster: Any, tiny_model_dir: Pa
     options = short_options(tiny_model_dir, tmp_path, "two", batch_size=2)  # 2 workers x 2 pairs: the same batch
     summary, events, placed = on_ray_train(options, 2, CPU_WORKER)
     assert (summary["processes"], summary["sharded"], summary["steps"]) == (2, False, 4)
-    assert placed and placed[0].startswith("2 of 2 worker(s) on node(s)")
+    assert placed and placed[0].startswith("2 of 2 Ray Train worker(s) on node(s)")
     assert [e["step"] for e in events if e["kind"] == "step"] == [1, 2, 3, 4]  # one worker reports, in order
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     two, reference = losses(tmp_path / "two"), losses(one_process)

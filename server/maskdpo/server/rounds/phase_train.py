@@ -118,7 +118,7 @@ async def _train_beside_generator(
         ctx.log("the engine sleeps while the trainer uses its GPU")
     try:
         return await run_trainer(options, ctx.cancel_requested, on_event, ctx.workers,
-                                 lambda node: ctx.log(f"trainer runs on node {node}"))
+                                 lambda where: ctx.log(f"trainer runs on {where}"))
     except PlacementTimeout as exc:
         raise PhaseFailed(str(exc)) from None
     finally:

@@ -220,8 +220,8 @@ async def run_trainer(
 ) -> dict[str, Any]:
     """Run training to the end or until cancelled; returns the trainer's summary dict.
 
-    On Ray, ``on_placed`` hears the node the Trainer actor landed on; :class:`PlacementTimeout` when no node
-    takes it in time."""
+    On Ray, ``on_placed`` hears where the training landed (a node, or the worker group's nodes);
+    :class:`PlacementTimeout` when the cluster does not take it in time."""
     if workers is not None and workers.on_ray:
         return await _run_on_actor(options, should_cancel, on_event, workers, on_placed)
     from dataclasses import asdict

@@ -83,6 +83,7 @@ class TrainerActor:
             if self._scaling is None:
                 return self._job.train()
             scaling, hub = self._scaling, ray.get_runtime_context().current_actor
+            # the workers reach the job's emit and cancel flag through this actor (emit, cancel_requested)
             return self._job.train(lambda options, _emit, _cancel: fit(options, scaling, hub))
         finally:
             self._placed.set()  # a run that ended before its workers started answers where() at once
@@ -91,11 +92,11 @@ class TrainerActor:
         """Where the training runs, once it runs: this actor's node, or the workers' nodes when they have all
         started; None when they have not within ``timeout_s``."""
         if self._scaling is None:
-            return node_id()
+            return f"node {node_id()}"
         if not self._placed.wait(timeout_s):
             return None
         nodes = sorted(set(self._nodes.values()))
-        return f"{len(self._nodes)} of {self._scaling.workers} worker(s) on node(s) {', '.join(nodes)}"
+        return f"{len(self._nodes)} of {self._scaling.workers} Ray Train worker(s) on node(s) {', '.join(nodes)}"
 
     def worker_started(self, rank: int, node: str) -> None:
         self._nodes[rank] = node
