@@ -1,6 +1,7 @@
 """Training on a Ray Train worker group: N processes in a placement group, ``torch.distributed`` set up by
 Ray (nccl on GPUs, gloo on CPUs), each running :func:`maskdpo.trainer.run.run_training` on the same options;
-transformers and accelerate inside pick the process group up (DDP, or FSDP when the options ask).
+transformers and accelerate inside pick the process group up (DDP, or FSDP when the options ask: GPU
+workers only, see ``TrainOptions.fsdp``).
 
 A Trainer actor drives it (:class:`maskdpo.server.workers.trainer_actor.TrainerActor` given a
 :class:`TrainScaling`), and its event log and cancel flag serve the workers too -- the *hub*: every worker
