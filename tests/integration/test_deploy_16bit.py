@@ -3,7 +3,8 @@
 ``generator_dtype = auto`` serves a checkpoint that declares bfloat16 in bfloat16 where the CPU computes it
 natively. There, bfloat16 rounding moves the engine's probe scores more than a DPO-sized update moves the
 float32 references, so verification must accept such an update; and it must still refuse a reload that did
-nothing (the engine's scores unchanged although the checkpoint changed).
+nothing (the engine's scores unchanged although the checkpoint changed). A trained candidate of such a
+model is saved in bfloat16 (``maskdpo.trainer.serving_weights``), and verification accepts it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from maskdpo.server.generation.dtype import cpu_flags, cpu_has_native_bfloat16
 from maskdpo.server.generation.engine import GenerationEngine
 from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.hotswap import Deployer
+from maskdpo.trainer.run import TrainOptions, run_training
 from tests.helpers.tiny_model import build_tiny_model
+from tests.helpers.training import write_judged
 
 pytestmark = [
     pytest.mark.skipif(
@@ -75,6 +78,29 @@ def test_bfloat16_engine_accepts_a_small_update_and_refuses_a_no_op_reload(tmp_p
             with pytest.raises(errors.VerificationError, match="still serves the previous weights"):
                 await deployer.deploy(another)
             assert engine.version.version == 2 and engine.version.checkpoint == update.resolve()
+        finally:
+            engine.shutdown()
+
+    asyncio.run(run())
+
+
+def test_a_trained_candidate_saved_in_bfloat16_is_accepted(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    base = declaring_bfloat16(build_tiny_model(tmp_path / "base", seed=0))
+    options = TrainOptions(data=write_judged(tmp_path / "judged.jsonl"), model=base, out=tmp_path / "run",
+                           steps=3, learning_rate=1e-3, batch_size=4, progress_bar=False)
+    candidate = run_training(options).final_dir
+    assert candidate is not None
+    assert all(t.dtype == torch.bfloat16 for t in load_file(str(candidate / "model.safetensors")).values())
+
+    async def run() -> None:
+        engine = await GenerationEngine.start(EngineSettings(model=base, max_num_seqs=2))  # dtype auto
+        try:
+            report = await Deployer(engine).deploy(candidate)
+            assert report.accepted and engine.version.version == 2 and report.statistic == "mean"
+            assert report.mean_abs_diff <= report.tolerance
         finally:
             engine.shutdown()
 

@@ -33,7 +33,10 @@ class _PrecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Precision.V
     PRECISION_FLOAT32: _Precision.ValueType  # 1
     """float32 weights, gradients and AdamW moments: 4 + 4 + 8 bytes per parameter (reference 4)."""
     PRECISION_BF16: _Precision.ValueType  # 2
-    """bf16 weights, gradients and AdamW moments, as `maskdpo train --bf16`: 2 + 2 + 4 bytes (reference 2)."""
+    """bf16 weights, gradients and AdamW moments: 2 + 2 + 4 bytes (reference 2). What a LoRA round's frozen
+    base is held in; full-parameter training runs bf16 as PRECISION_BF16_MIXED (updates of about 1e-6
+    vanish in bf16 weights), so a full-parameter round asking for this is refused as not implemented.
+    """
     PRECISION_BF16_MIXED: _Precision.ValueType  # 3
     """Mixed precision as FSDP / ZeRO run it: bf16 weights and gradients, float32 master weights and AdamW
     moments: 2 + 2 + 12 bytes per parameter (reference 2).
@@ -47,7 +50,10 @@ PRECISION_UNSPECIFIED: Precision.ValueType  # 0
 PRECISION_FLOAT32: Precision.ValueType  # 1
 """float32 weights, gradients and AdamW moments: 4 + 4 + 8 bytes per parameter (reference 4)."""
 PRECISION_BF16: Precision.ValueType  # 2
-"""bf16 weights, gradients and AdamW moments, as `maskdpo train --bf16`: 2 + 2 + 4 bytes (reference 2)."""
+"""bf16 weights, gradients and AdamW moments: 2 + 2 + 4 bytes (reference 2). What a LoRA round's frozen
+base is held in; full-parameter training runs bf16 as PRECISION_BF16_MIXED (updates of about 1e-6
+vanish in bf16 weights), so a full-parameter round asking for this is refused as not implemented.
+"""
 PRECISION_BF16_MIXED: Precision.ValueType  # 3
 """Mixed precision as FSDP / ZeRO run it: bf16 weights and gradients, float32 master weights and AdamW
 moments: 2 + 2 + 12 bytes per parameter (reference 2).

@@ -40,6 +40,7 @@ from maskdpo.server.judge.kb import DEFAULT_EXTRACTOR, EXTRACTORS
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
+from maskdpo.trainer.serving_weights import SERVING_DTYPES
 
 
 class ServerSettings(BaseSettings):
@@ -138,7 +139,12 @@ class ServerSettings(BaseSettings):
     rounds_enabled: bool = Field(True, description="serve AlignmentService (needs served models)")
     rounds_trainer_on_ray: bool = Field(True, description="train on a Trainer actor (GPU when the cluster "
                                         "has one); false = in the round controller")
-    rounds_trainer_cpus: float = Field(1.0, ge=0, description="CPUs the Trainer actor reserves")
+    rounds_trainer_cpus: float = Field(1.0, ge=0, description="CPUs the Trainer actor reserves (on Ray Train: "
+                                       "each worker)")
+    rounds_keep_checkpoints: int = Field(2, ge=1, description="TRAIN keeps its last N checkpoints; their optimizer "
+                                         "state is deleted once TRAIN finishes or the round ends")
+    rounds_serving_dtype: str = Field("auto", description="dtype of a round's candidate weights: auto = the one "
+                                      f"the model declares; {', '.join(SERVING_DTYPES[1:])}")
     rounds_save_steps: int = Field(0, ge=0, description="trainer checkpoint interval; 0 = a quarter of the "
                                    "round's steps")
     rounds_promotion_metric: str = Field("anah_score", description=f"default promotion metric: {', '.join(METRICS)}")
@@ -159,13 +165,13 @@ class ServerSettings(BaseSettings):
             raise ValueError("at least one judge backend is needed")
         return list(dict.fromkeys(value))
 
-    @field_validator("kb_extractor", "rounds_promotion_metric")
+    @field_validator("kb_extractor", "rounds_promotion_metric", "rounds_serving_dtype")
     @classmethod
     def _known_name(cls, value: str, info: ValidationInfo) -> str:
-        what, known = {"kb_extractor": ("kb extractor", EXTRACTORS),
-                       "rounds_promotion_metric": ("promotion metric", METRICS)}[str(info.field_name)]
+        known = {"kb_extractor": EXTRACTORS, "rounds_promotion_metric": METRICS,
+                 "rounds_serving_dtype": SERVING_DTYPES}[str(info.field_name)]
         if value not in known:
-            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
+            raise ValueError(f"unknown {info.field_name} {value!r}; known: {', '.join(known)}")
         return value
 
     @field_validator("generator_dtype", "llm_judge_dtype")

@@ -52,6 +52,7 @@ CASES = [
     (_set("promotion.min_improvement", 3.0), "config.promotion.min_improvement"),
     (_set("start_from_round", "round-1"), "config.start_from_round"),
     (_set("loss", 7), "config.loss"),
+    (_set("training.precision", 9), "config.training.precision"),
 ]
 
 

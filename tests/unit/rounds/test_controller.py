@@ -211,7 +211,7 @@ def test_train_runs_the_rounds_recipe(tmp_path: Path, tiny_model: Path, monkeypa
     """The recipe fields TRAIN honours reach the trainer: bf16, a precomputed reference, gradient
     accumulation (pairs per optimiser step stay batch_size)."""
     cfg = tiny_config()
-    cfg.training.precision = memory_plan_pb2.PRECISION_BF16
+    cfg.training.precision = memory_plan_pb2.PRECISION_BF16_MIXED
     cfg.training.precompute_ref, cfg.training.batch_size, cfg.training.grad_accum = True, 4, 2
     seen: list[TrainOptions] = []
 
@@ -219,12 +219,16 @@ def test_train_runs_the_rounds_recipe(tmp_path: Path, tiny_model: Path, monkeypa
         seen.append(options)
         raise Crash()
 
-    async def main() -> None:
+    async def main() -> int:
         monkeypatch.setattr(phase_train, "run_trainer", records)
         c = controller(tmp_path, tiny_model)
+        name = round_of(await c.create(cfg))
         with pytest.raises(Crash):
-            await c.wait(round_of(await c.create(cfg)), timeout=300)
+            await c.wait(name, timeout=300)
+        return int(c.store.phase_summary(round_id(name), P.PAIR)["pairs"])
 
-    asyncio.run(main())
+    pairs = asyncio.run(main())
     [options] = seen
-    assert (options.bf16, options.precompute_ref, options.batch_size, options.grad_accum) == (True, True, 2, 2)
+    per_step = min(4, pairs)  # the pairs of one optimiser step, over 2 micro-batches
+    assert (options.bf16, options.precompute_ref, options.grad_accum) == (True, True, 2)
+    assert options.batch_size == -(-per_step // 2)

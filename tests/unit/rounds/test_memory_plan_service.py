@@ -57,7 +57,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Controller]]:
     async def start() -> tuple[grpc.aio.Server, int]:
         server = grpc.aio.server()
         servicer = AlignmentServicer(RoundStore(tmp_path / "rounds.sqlite"), controller, Models(), frozenset({"kb"}),
-                                     lambda: trainer_devices(H100_NODES, {}, True, None), 0.05)
+                                     lambda: trainer_devices(H100_NODES, {}, True, None), 0.05, max_lora_rank=16)
         alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -118,11 +118,10 @@ def test_create_refuses_before_any_work_and_validate_only_answers_done(served: t
         assert op.done and not op.name
         round_ = planned_round(op)
         assert round_.config == config and round_.memory_plan.fits and round_.memory_plan.devices == 1
-        config.training.gpus, config.training.fsdp = 8, True  # fits, but rounds train on one device today
-        with pytest.raises(NotImplementedByServerError) as unsupported:
-            client.create_round(config)
-        assert unsupported.value.metadata["field"] == "config.training.gpus"
+        with pytest.raises(NotImplementedByServerError) as unsupported:  # fits, but TRAIN trains full weights
+            client.create_round(config)                                  # in bf16 only as mixed precision
+        assert unsupported.value.metadata["field"] == "config.training.precision"
         assert controller.created == []
-        config.training.gpus, config.training.fsdp = 0, False
+        config.training.lora = True  # an adapter on the bf16 base: what one GPU trains at 8B
         assert client.create_round(config).name == "operations/1"
     assert controller.created == [config]

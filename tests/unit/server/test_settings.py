@@ -24,7 +24,7 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [{"judges": ["nope"]}, {"judges": ["kb"], "default_judge": "heuristic"}, {"tls_cert": Path("c.pem")},
-     {"port": 70000}, {"max_batch_items": 0}],
+     {"port": 70000}, {"max_batch_items": 0}, {"rounds_serving_dtype": "int8"}],
 )
 def test_invalid(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -60,7 +60,7 @@ def test_serve_with_the_kb_judge_alone_starts_with_it_as_the_default(monkeypatch
     assert main(["--judge", "kb"]) == 0
     [settings] = started
     assert (settings.judges, settings.default_judge, settings.kb_extractor) == (["kb"], "kb", "natural")
-    with pytest.raises(ValidationError, match="unknown kb extractor 'regex'; known: natural, template"):
+    with pytest.raises(ValidationError, match="unknown kb_extractor 'regex'; known: natural, template"):
         load_settings(None, kb_extractor="regex")
 
 

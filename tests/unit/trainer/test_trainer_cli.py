@@ -126,7 +126,8 @@ def test_a_bfloat16_checkpoint_trains_in_float32_without_bf16(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """transformers 5 loads a model in the dtype its config declares (the SmolLM2 build declares bfloat16);
-    without ``--bf16`` the trainer must still train and save float32 weights, not pure bfloat16 ones."""
+    without ``--bf16`` the trainer must still train float32 weights, not pure bfloat16 ones (the checkpoint
+    to resume from holds them); the final model is saved in the dtype the model declares."""
     import shutil
 
     from safetensors import safe_open
@@ -139,8 +140,12 @@ def test_a_bfloat16_checkpoint_trains_in_float32_without_bf16(
     data = write_judged(tmp_path / "judged.jsonl")
     out = tmp_path / "run"
     argv = ["train", "--data", str(data), "--model", str(model), "--out", str(out), "--steps", "1",
-            "--batch-size", "2", "--no-progress"]
+            "--batch-size", "2", "--save-steps", "1", "--no-progress"]
     assert main(argv) == 0
-    with safe_open(str(out / "final" / "model.safetensors"), framework="pt") as saved:
-        dtypes = {str(saved.get_tensor(key).dtype) for key in saved.keys()}
-    assert dtypes == {"torch.float32"}
+
+    def dtypes(folder: Path) -> set[str]:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as saved:
+            return {str(saved.get_tensor(key).dtype) for key in saved.keys()}
+
+    assert dtypes(out / "checkpoints" / "checkpoint-1") == {"torch.float32"}
+    assert dtypes(out / "final") == {"torch.bfloat16"}

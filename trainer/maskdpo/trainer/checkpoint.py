@@ -50,8 +50,9 @@ STAGING_PREFIXES = (".staging-", ".old-")
 """Names of the folders :func:`publish` works with; an interrupted run may leave them behind."""
 
 
-def staging_dir_for(final: Path) -> Path:
-    return final.parent / f"{STAGING_PREFIXES[0]}{final.name}-{os.getpid()}"
+def staging_dir_for(final: Path, token: str | None = None) -> Path:
+    """The staging folder of ``final``: named by ``token`` (default: this process's pid)."""
+    return final.parent / f"{STAGING_PREFIXES[0]}{final.name}-{token or os.getpid()}"
 
 
 def publish(staging: Path, final: Path) -> Path:

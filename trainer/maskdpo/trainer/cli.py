@@ -3,7 +3,7 @@
     maskdpo train --data pairs.jsonl --model MODEL_DIR --out RUN_DIR [--format auto|maskdpo|factscore|judged|pairs]
                   [--loss maskdpo|dpo] [--mask-rule default|released] [--end-of-turn keep|drop]
                   [--steps N] [--lr LR] [--beta B] [--batch-size N] [--max-length N] [--lora] [--precompute-ref]
-                  [--save-steps N] [--resume] [--eval-train]
+                  [--bf16] [--save-steps N] [--keep-checkpoints N] [--serving-dtype D] [--resume] [--eval-train]
 
 Also runnable as ``python -m maskdpo.trainer.cli train ...``. Prints the pair counts (pairs, dropped and
 why), the mask report, a progress bar, and where the model went. Exit code 0 on success, 2 on bad input.
@@ -19,6 +19,7 @@ from pathlib import Path
 from maskdpo.trainer.data import FORMATS, DataError
 from maskdpo.trainer.pairs import Degenerate
 from maskdpo.trainer.run import Event, TrainOptions, run_training
+from maskdpo.trainer.serving_weights import SERVING_DTYPES
 from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
 
 
@@ -50,9 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lora", action="store_true", help="train a LoRA adapter (the reference is the adapter-free model)")
     add("--lora-r", type=int, default=8)
     add("--precompute-ref", action="store_true", help="compute reference log-probs once, before training")
-    add("--bf16", action="store_true")
+    add("--bf16", action="store_true", help="bfloat16 mixed precision (float32 master weights)")
     add("--seed", type=int, default=0)
     add("--save-steps", type=int, default=0, help="resumable checkpoint every N steps (0: final model only)")
+    add("--keep-checkpoints", type=int, default=None, help="keep only the last N checkpoints")
+    add("--serving-dtype", default="auto", choices=SERVING_DTYPES,
+        help="dtype of the final model (auto: the one the model declares)")
     add("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
     add("--eval-train", action="store_true", help="evaluate on the training pairs before and after")
     add("--limit-pairs", type=int, default=None)
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         bf16=ns.bf16,
         seed=ns.seed,
         save_steps=ns.save_steps,
+        keep_checkpoints=ns.keep_checkpoints,
+        serving_dtype=ns.serving_dtype,
         resume=ns.resume,
         eval_train=ns.eval_train,
         limit_pairs=ns.limit_pairs,

@@ -11,7 +11,7 @@ With ``MaskConfig(rule="all")`` every mask is all ones: vanilla DPO, exactly.
 Also here: configuration checks (options that break under sparse masks are rejected), per-step kept-token
 fractions in the logged metrics (counted on the host, materialised only when the trainer logs), a per-pair
 mask report (truncation into kept spans, empty sides), and atomic checkpoints carrying
-``training_info.json``.
+``training_info.json`` -- written by every process into one staging folder, published by the main one.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from trl.trainer.dpo_config import DPOConfig
 from trl.trainer.dpo_trainer import DPOTrainer
 
+from maskdpo.trainer import distributed
 from maskdpo.trainer.checkpoint import (
     data_fingerprint,
     library_versions,
@@ -41,6 +42,7 @@ from maskdpo.trainer.collator import (
 from maskdpo.trainer.joint import completion_mask
 from maskdpo.trainer.mask_metrics import KeptTokenMetrics
 from maskdpo.trainer.pairs import sentences_from_rows
+from maskdpo.trainer.serving_weights import convert_saved_model
 from maskdpo.trainer.token_masks import MaskConfig, Role
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class MaskDPOTrainer(DPOTrainer):
         self.run_info = dict(run_info or {})
         self.data_fingerprint = data_fingerprint(train_dataset)
         self._staging_dir: Path | None = None
+        self._run_token = distributed.run_token()  # one staging folder name for every process
         tok = getattr(processing_class, "tokenizer", processing_class)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
@@ -275,28 +278,39 @@ class MaskDPOTrainer(DPOTrainer):
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         run_dir = Path(super()._get_output_dir(trial))
         final = run_dir / f"checkpoint-{self.state.global_step}"
-        self._staging_dir = staging_dir_for(final)
+        staging = staging_dir_for(final, self._run_token)
+        self._staging_dir = staging
         try:
             super()._save_checkpoint(model, trial)  # type: ignore[no-untyped-call]
         finally:
             self._staging_dir = None
-        staged = staging_dir_for(final) / final.name
-        write_training_info(staged, self.training_info())
-        publish(staged, final)
-        staging_dir_for(final).rmdir()
-        from transformers.trainer_utils import rotate_checkpoints
+        distributed.barrier()  # every process's part (its RNG state, an optimizer shard) is in staging
+        if self.args.should_save:
+            staged = staging / final.name
+            write_training_info(staged, self.training_info())
+            publish(staged, final)
+            staging.rmdir()
+            from transformers.trainer_utils import rotate_checkpoints
 
-        rotate_checkpoints(
-            output_dir=str(run_dir), save_total_limit=self.args.save_total_limit, use_mtime=True
-        )
+            rotate_checkpoints(
+                output_dir=str(run_dir), save_total_limit=self.args.save_total_limit, use_mtime=True
+            )
+        distributed.barrier()
 
-    def save_final(self, folder: str | Path) -> Path:
-        """Save the trained model (or adapter), tokenizer and training_info.json atomically to ``folder``."""
+    def save_final(self, folder: str | Path, dtype: str | None = None) -> Path:
+        """Save the trained model (or adapter), tokenizer and training_info.json atomically to ``folder``;
+        a full model's weights in ``dtype`` when given (see :mod:`maskdpo.trainer.serving_weights`)."""
         final = Path(folder)
-        staging = staging_dir_for(final)
-        self.save_model(str(staging))
-        write_training_info(staging, self.training_info())
-        return publish(staging, final)
+        staging = staging_dir_for(final, self._run_token)
+        self.save_model(str(staging))  # every process: FSDP gathers the full weights to the main one
+        distributed.barrier()
+        if self.args.should_save:
+            if dtype is not None:
+                convert_saved_model(staging, dtype)
+            write_training_info(staging, self.training_info())
+            publish(staging, final)
+        distributed.barrier()
+        return final
 
 
 def _mask_rows_for_example(ex: dict[str, Any], idx: int, name: str) -> dict[str, bytes]:

@@ -6,6 +6,12 @@ Hugging Face layout with ``training_info.json``), ``pairs.jsonl`` (the exact tra
 ``metrics.jsonl`` (one line per logged step, plus evaluations on the training pairs when asked).
 Progress goes to ``emit`` as plain dicts; ``should_cancel`` is checked after every optimizer step, and a
 cancelled run saves no final model.
+
+In a ``torch.distributed`` process group set up before it is called (Ray Train workers do that: see
+``maskdpo.server.workers.ray_train``), every process runs this function on the same options and the same run
+folder: the main process writes the files and emits the events, the main process's ``should_cancel`` stops
+every process after the same step, and ``batch_size`` is per process (the global batch is
+``batch_size x processes x grad_accum``).
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskdpo.trainer import distributed
 from maskdpo.trainer.checkpoint import STAGING_PREFIXES
 from maskdpo.trainer.data import load_training_data, write_pairs
 from maskdpo.trainer.durable import remove_leftovers
 from maskdpo.trainer.pairs import Degenerate, PairConfig
 from maskdpo.trainer.probe import write_probe
+from maskdpo.trainer.serving_weights import serving_dtype
 from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule
 
 Event = dict[str, Any]
@@ -56,7 +64,17 @@ class TrainOptions:
     """A LoRA adapter (folder) of ``model`` to go on training (``lora`` implied): a chained round's start.
     Its reference is ``model`` with the adapter disabled, as for a new adapter."""
     precompute_ref: bool = False
+    """Reference log-probs computed once before training; no reference model is held while training."""
     bf16: bool = False
+    """Mixed precision: bfloat16 compute on float32 master weights and optimizer state (a LoRA base is loaded
+    in bfloat16: it does not train)."""
+    fsdp: bool = False
+    """Shard weights, gradients and optimizer state over the processes (FSDP2 through transformers/accelerate,
+    which shards GPU processes only: refused elsewhere)."""
+    keep_checkpoints: int | None = None
+    """Keep only the last N checkpoints (None: all)."""
+    serving_dtype: str = "auto"
+    """dtype of the final full model: ``auto`` = the one the starting model declares (see serving_weights)."""
     seed: int = 0
     save_steps: int = 0
     """Save a resumable checkpoint every N steps (0: only the final model)."""
@@ -84,6 +102,10 @@ class TrainResult:
     eval_before: dict[str, float] = field(default_factory=dict)
     eval_after: dict[str, float] = field(default_factory=dict)
     last_log: dict[str, float] = field(default_factory=dict)
+    processes: int = 1
+    """Training processes (``torch.distributed`` world size)."""
+    sharded: bool = False
+    """The model was sharded over them (FSDP)."""
 
 
 def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], metrics_file: Path) -> Any:
@@ -107,8 +129,9 @@ def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], 
             self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
         ) -> None:
             row = {"step": state.global_step, **(logs or {})}
-            with metrics_file.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            if state.is_world_process_zero:
+                with metrics_file.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
             emit({"kind": "metrics", **row})
 
     return _Events()
@@ -141,8 +164,9 @@ def run_training(
 
     from maskdpo.trainer.dpo import MaskDPOTrainer
 
-    emit = emit or (lambda _e: None)
-    should_cancel = should_cancel or (lambda: False)
+    main = distributed.is_main()
+    emit = emit if emit is not None and main else (lambda _e: None)
+    should_cancel = distributed.agreed(should_cancel or (lambda: False))
     started = time.monotonic()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,9 +181,10 @@ def run_training(
     emit({"kind": "pairs", "summary": stats.summary(), **stats.as_dict()})
     if not pairs:
         raise ValueError(f"no training pairs in {opts.data}: {stats.summary()}")
-    write_pairs(out / "pairs.jsonl", pairs)
+    if main:
+        write_pairs(out / "pairs.jsonl", pairs)
     records = [p.to_record() for p in pairs]
-    dataset = Dataset.from_list(records)
+    dataset = distributed.on_shared_files(Dataset.from_list(records), out / "dataset")
 
     tokenizer = AutoTokenizer.from_pretrained(str(opts.model))
     peft_config = None
@@ -184,8 +209,12 @@ def run_training(
         bf16=opts.bf16,
         # Explicit both ways: transformers 5 loads a checkpoint in the dtype its config declares (bfloat16 for
         # SmolLM2 and Llama); TRL passes float32 when none is given today, but full precision must not
-        # depend on a library default.
-        model_init_kwargs={"dtype": torch.bfloat16 if opts.bf16 else torch.float32},
+        # depend on a library default. Trained weights stay float32 under bf16 too: Adam's updates at
+        # alignment learning rates (1e-6 of a weight) are far below bfloat16's resolution (~0.4 %).
+        model_init_kwargs={"dtype": torch.bfloat16 if opts.bf16 and opts.lora else torch.float32},
+        fsdp=opts.fsdp or None,  # type: ignore[arg-type]  # transformers 5.19 takes True; its annotation lags
+        fsdp_config={"version": 2, "state_dict_type": "FULL_STATE_DICT"} if opts.fsdp else None,
+        save_total_limit=opts.keep_checkpoints,
         seed=opts.seed,
         logging_steps=1,
         save_strategy="steps" if opts.save_steps else "no",
@@ -212,26 +241,40 @@ def run_training(
         callbacks=[events],
         run_info=run_info,
     )
+    if opts.fsdp and not trainer.is_fsdp_enabled:  # accelerate would silently run plain data parallelism
+        raise ValueError(
+            f"fsdp needs GPU processes: accelerate shards only those, and runs these {distributed.world_size()} "
+            f"as {trainer.accelerator.distributed_type.value}"
+        )
     emit({"kind": "masks", **trainer.mask_report.as_dict()})
     result = TrainResult(out, None, 0, False, 0.0, stats.as_dict(), trainer.mask_report.as_dict())
     if opts.eval_train:
         result.eval_before = trainer.evaluate()
-        with metrics_file.open("a") as fh:
-            fh.write(json.dumps({"phase": "before", **result.eval_before}) + "\n")
-    remove_leftovers(out / "checkpoints", STAGING_PREFIXES)  # half-written checkpoints of a killed run
+        if main:
+            with metrics_file.open("a") as fh:
+                fh.write(json.dumps({"phase": "before", **result.eval_before}) + "\n")
+    if main:
+        remove_leftovers(out / "checkpoints", STAGING_PREFIXES)  # half-written checkpoints of a killed run
     resume = opts.resume and any((out / "checkpoints").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     result.steps = trainer.state.global_step
+    result.processes, result.sharded = distributed.world_size(), distributed.is_sharded(trainer.model)
     result.cancelled = events.cancelled
     logs = [h for h in trainer.state.log_history if "loss" in h]
     result.last_log = logs[-1] if logs else {}
     if not result.cancelled:
         if opts.eval_train:
             result.eval_after = trainer.evaluate()
-            with metrics_file.open("a") as fh:
-                fh.write(json.dumps({"phase": "after", **result.eval_after}) + "\n")
-        result.final_dir = trainer.save_final(out / "final")  # model/adapter + tokenizer + training_info
-        if opts.probe_text:
+            if main:
+                with metrics_file.open("a") as fh:
+                    fh.write(json.dumps({"phase": "after", **result.eval_after}) + "\n")
+        dtype = None if opts.lora else serving_dtype(opts.serving_dtype, opts.model)
+        result.final_dir = trainer.save_final(out / "final", dtype)  # model/adapter + tokenizer + training_info
+        assert trainer.model is not None
+        trained_dtype = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
+        if opts.probe_text and main and not opts.fsdp and dtype in (None, trained_dtype):
+            # what was saved is what was trained: the probe's reference holds for it (a sharded model has no
+            # whole copy on one process; narrowed weights are scored from their folder by the server)
             write_probe(trainer.model, tokenizer, opts.probe_text, result.final_dir)
     result.seconds = time.monotonic() - started
     emit(
@@ -240,6 +283,8 @@ def run_training(
             "cancelled": result.cancelled,
             "steps": result.steps,
             "seconds": result.seconds,
+            "processes": result.processes,
+            "sharded": result.sharded,
             "final_dir": str(result.final_dir) if result.final_dir else None,
         }
     )

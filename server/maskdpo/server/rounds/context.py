@@ -45,6 +45,8 @@ class RoundContext:
     default_judge: str = "kb"
     workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
+    keep_checkpoints: int = 2
+    serving_dtype: str = "auto"
 
     def check_cancel(self) -> None:
         if self.cancel_requested():

@@ -58,6 +58,7 @@ from maskdpo.server.workers.generator_actor import generator_names
 from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.server.workers.ray_runtime import remote_error, worker_lost
 from maskdpo.trainer import durable
+from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.v1 import alignment_pb2
 
 log = logging.getLogger("maskdpo.rounds")
@@ -87,6 +88,10 @@ class ControllerSettings:
     workers: Workers = field(default_factory=Workers)
     save_steps: int = 0
     """Trainer checkpoint interval in steps; 0 = a quarter of the round's steps."""
+    keep_checkpoints: int = 2
+    """TRAIN keeps its last N checkpoints."""
+    serving_dtype: str = "auto"
+    """dtype of the candidate's weights (``maskdpo.trainer.serving_weights``)."""
     max_attempts: int = 3
     generator_replicas: int = 1
     """Generator actors per model (the server's ``generator_replicas``)."""
@@ -234,6 +239,8 @@ class RoundController:
                 self.settings.default_judge,
                 self.settings.workers,
                 self.settings.save_steps,
+                self.settings.keep_checkpoints,
+                self.settings.serving_dtype,
             )
             done = set(self.store.done_phases(rid))
             for phase, fn in ORDER:
@@ -280,7 +287,7 @@ class RoundController:
         attempts = self.store.start_phase(ctx.rid, phase)
         if attempts > self.settings.max_attempts:
             raise PhaseFailed(f"gave up after {attempts - 1} attempts")
-        final, work = ctx.root / name, ctx.root / f".{name}.work"
+        final, work = _phase_folders(ctx.root, name)
         if final.exists():  # renamed before a crash, never marked done: its work is redone
             if phase == P.TRAIN and not work.exists():
                 os.rename(final, work)
@@ -297,6 +304,8 @@ class RoundController:
         self.store.finish_phase(ctx.rid, phase, out.summary, artifacts, out.metrics, **out.updates)
 
     async def _end(self, rid: str, state: int, reason: str, phase: int) -> None:
+        for folder in _phase_folders(DataDir(self.settings.data_dir).round_folder(rid), phase_name(P.TRAIN)):
+            drop_resume_state(folder / "checkpoints")  # nothing resumes an ended round
         report = ""
         if self.settings.report:
             try:
@@ -345,3 +354,8 @@ class RoundController:
 
 
 __all__ = ["ControllerSettings", "RoundController"]
+
+
+def _phase_folders(root: Path, name: str) -> tuple[Path, Path]:
+    """A phase's folder and the one it works in until it is done."""
+    return root / name, root / f".{name}.work"

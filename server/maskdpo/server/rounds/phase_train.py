@@ -5,11 +5,18 @@ reports steps and metrics as round events and honours a cancel after every optim
 ``alternate_gpu`` the engine sleeps while the trainer holds its GPU. The candidate is ``TRAIN/final``: full
 weights, or with ``training.lora`` a LoRA adapter on the start's base (a chained LoRA round goes on training
 the adapter it starts from; a full-parameter round that starts from an adapter trains the two merged).
+
+The round's recipe (``training.*``, what the memory plan reads) says how: ``gpus`` training processes on Ray
+Train (data-parallel; ``fsdp`` shards their state, GPUs only), ``precision`` (``bf16_mixed``: bfloat16
+compute on float32 master weights), ``precompute_ref``, ``grad_accum``. ``batch_size`` is the pairs per
+optimizer step: each process takes ``batch_size / (gpus x grad_accum)`` pairs per micro-batch (rounded up).
+Once training is done the checkpoints' optimizer state is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +33,11 @@ from maskdpo.server.rounds.context import (
 )
 from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.phase_sample import Policy
-from maskdpo.server.rounds.workers import run_trainer
+from maskdpo.server.rounds.workers import Workers, run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
 from maskdpo.trainer.memory_plan import Precision
 from maskdpo.trainer.merge import merge_adapter
+from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.trainer.run import TrainOptions
 from maskdpo.v1 import alignment_pb2
 
@@ -37,17 +45,21 @@ P = alignment_pb2.RoundPhase
 
 
 def check_runnable(t: Training) -> None:
-    """NotImplementedYet naming the first recipe field TRAIN does not run yet (validate_only plans them all)."""
+    """NotImplementedYet naming the first recipe field TRAIN does not run (validate_only plans them all)."""
     for field_name, unsupported, what in (
-        ("gpus", t.gpus > 1, "training on several GPUs"),
-        ("fsdp", t.fsdp, "FSDP"),
-        ("precision", t.precision is Precision.BF16_MIXED, "bf16_mixed precision"),
+        ("precision", t.precision is Precision.BF16 and not t.lora, "bf16 weights and optimizer state for "
+         "full-parameter training (use bf16_mixed)"),
         ("gradient_checkpointing", not t.gradient_checkpointing, "training without gradient checkpointing"),
     ):
         if unsupported:
             where = f"config.training.{field_name}"
             raise NotImplementedYet(f"{where}: rounds do not train with {what} yet (validate_only plans it)",
                                     field=where)
+
+
+def per_process_batch(global_batch: int, processes: int, accumulation: int) -> int:
+    """Pairs per process and micro-batch for ``global_batch`` pairs per optimizer step (rounded up)."""
+    return max(1, math.ceil(global_batch / (processes * accumulation)))
 
 
 def train_steps(ctx: RoundContext, pairs: int) -> int:
@@ -65,6 +77,7 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
     if adapter is not None and not t.lora:  # full-parameter training starts from the adapter merged in
         model = await asyncio.to_thread(merge_adapter, policy.base, adapter, work / "start-merged")
         adapter = None
+    per_process = per_process_batch(min(t.batch_size, pairs), t.gpus, t.grad_accum)
     options = TrainOptions(
         data=ctx.phase_dir("PAIR") / "pairs.jsonl",
         fmt="pairs",
@@ -81,10 +94,13 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         steps=steps,
         learning_rate=t.learning_rate,
         beta=t.beta,
-        batch_size=min(math.ceil(t.batch_size / t.grad_accum), pairs),
+        batch_size=per_process,
         grad_accum=t.grad_accum,
-        bf16=t.precision is Precision.BF16,
+        bf16=t.precision is not Precision.FLOAT32,
         precompute_ref=t.precompute_ref,
+        fsdp=t.fsdp,
+        keep_checkpoints=ctx.keep_checkpoints,
+        serving_dtype=ctx.serving_dtype,
         max_length=t.max_length,
         seed=ctx.spec.seed,
         save_steps=ctx.save_steps or max(1, steps // 4),
@@ -107,11 +123,19 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
                 ctx.rid, "LOG", P.TRAIN, f"training resumed from checkpoint step {event['step']}"
             )
 
-    summary = await _train_beside_generator(ctx, options, on_event)
+    if per_process * t.gpus * t.grad_accum != min(t.batch_size, pairs):
+        ctx.log(f"{min(t.batch_size, pairs)} pairs per step do not split evenly over {t.gpus} process(es) x "
+                f"{t.grad_accum} micro-batch(es): {per_process} pairs each")
+    if (t.gpus > 1 or t.fsdp) and not ctx.workers.on_ray:
+        raise PhaseFailed("training.gpus > 1 and training.fsdp train on Ray Train: set the server's "
+                          "rounds_trainer_on_ray")
+    workers = dataclasses.replace(ctx.workers, trainer_workers=t.gpus, fsdp=t.fsdp)
+    summary = await _train_beside_generator(ctx, options, on_event, workers)
     if summary.get("cancelled"):
         raise RoundCancelled(f"cancelled during TRAIN at step {summary.get('steps')}")
     if not summary.get("final_dir"):
         raise PhaseFailed("training finished without a final model")
+    drop_resume_state(work / "checkpoints")
     keep: dict[str, Any] = {
         k: summary[k] for k in ("steps", "seconds", "last_log", "pair_stats", "mask_report") if k in summary
     }
@@ -123,15 +147,15 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
 
 
 async def _train_beside_generator(
-    ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None]
+    ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None], workers: Workers
 ) -> dict[str, Any]:
     """Train; with ``alternate_gpu`` the engine sleeps meanwhile and wakes up however training ends."""
-    asleep = ctx.workers.alternate_gpu and await ctx.generator.sleep()
+    asleep = workers.alternate_gpu and await ctx.generator.sleep()
     if asleep:
         ctx.log("the engine sleeps while the trainer uses its GPU")
     try:
-        return await run_trainer(options, ctx.cancel_requested, on_event, ctx.workers,
-                                 lambda node: ctx.log(f"trainer runs on node {node}"))
+        return await run_trainer(options, ctx.cancel_requested, on_event, workers,
+                                 lambda where: ctx.log(f"trainer runs on {where}"))
     except PlacementTimeout as exc:
         raise PhaseFailed(str(exc)) from None
     finally:

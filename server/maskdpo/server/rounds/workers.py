@@ -7,8 +7,10 @@
 - :class:`Judges` is what a round labels with: the server's Judge actors (the same workers Score uses), or
   :class:`LocalJudges` built in this process.
 - :func:`run_trainer` runs one :class:`TrainOptions` either on a Trainer actor (``workers.on_ray``, placed
-  by ``workers.trainer``) or in a thread of this process, forwarding its numbered progress events and
-  stopping it when ``should_cancel`` turns true (the trainer checks after every optimizer step).
+  by ``workers.trainer``; with ``workers.trainer_workers`` > 1 or ``options.fsdp`` the actor drives that
+  many Ray Train workers, each placed by ``workers.trainer``) or in a thread of this process, forwarding its
+  numbered progress events and stopping it when ``should_cancel`` turns true (the trainer checks after every
+  optimizer step).
 - :class:`Workers` says where a round's work runs (the controller gets it from the server's settings).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +39,9 @@ from maskdpo.server.judge.registry import build_backend
 from maskdpo.server.judge.types import JudgeBackend, JudgeIdentity, JudgeRequest, Judgment
 from maskdpo.server.rounds import local_model
 from maskdpo.server.workers.generator_actor import deploy_everywhere
-from maskdpo.server.workers.placement import Placement, wait_placed
+from maskdpo.server.workers.placement import Placement, PlacementTimeout, wait_placed
 from maskdpo.server.workers.ray_runtime import actor_lost, call_error, find_actor
+from maskdpo.server.workers.ray_train import TrainScaling
 from maskdpo.trainer.run import TrainOptions
 
 POLL_S = 0.2
@@ -53,6 +57,18 @@ class Workers:
     alternate_gpu: bool = False
     """The engine sleeps during TRAIN, leaving its GPU to the trainer (``gpu_sharing = "alternate"``)."""
     placement_timeout_s: float = 600.0
+    trainer_workers: int = 1
+    """Ray Train workers for TRAIN, each placed by ``trainer`` (more than one: data-parallel on Ray Train);
+    the TRAIN phase sets it from the round's ``training.gpus``."""
+    fsdp: bool = False
+    """TRAIN shards the model over its workers (the round's ``training.fsdp``)."""
+
+    def scaling(self, fsdp: bool = False) -> TrainScaling | None:
+        """The Ray Train worker group a run trains on (``fsdp`` needs one even for one worker); None for one
+        Trainer actor training by itself."""
+        if self.trainer_workers > 1 or fsdp:
+            return TrainScaling(self.trainer_workers, self.trainer)
+        return None
 
 
 class Judges(Protocol):
@@ -230,8 +246,8 @@ async def run_trainer(
 ) -> dict[str, Any]:
     """Run training to the end or until cancelled; returns the trainer's summary dict.
 
-    On Ray, ``on_placed`` hears the node the Trainer actor landed on; :class:`PlacementTimeout` when no node
-    takes it in time."""
+    On Ray, ``on_placed`` hears where the training landed (a node, or the worker group's nodes);
+    :class:`PlacementTimeout` when the cluster does not take it in time."""
     if workers is not None and workers.on_ray:
         return await _run_on_actor(options, should_cancel, on_event, workers, on_placed)
     from dataclasses import asdict
@@ -275,14 +291,27 @@ async def _run_on_actor(
 
     from maskdpo.server.workers.trainer_actor import create_trainer_actor
 
-    actor = create_trainer_actor(options, workers.trainer)
+    scaling = workers.scaling(options.fsdp)
+    actor = create_trainer_actor(options, workers.trainer, scaling)
     try:
         await wait_placed(actor, workers.placement_timeout_s, "trainer", workers.trainer.describe())
-        on_placed(await actor.node_id.remote())
         running = actor.train.remote()
-        seen, cancelled = 0, False
+        placed_by = time.monotonic() + workers.placement_timeout_s
+        placed, seen, cancelled = False, 0, False
         while True:
             ready, _ = ray.wait([running], timeout=0)
+            if not placed:  # a Ray Train worker group waits for its resources after train() started
+                where = await actor.where.remote(0)
+                if where is not None:
+                    placed = True
+                    on_placed(where)
+                elif cancelled:
+                    return {"cancelled": True, "steps": 0, "final_dir": None}
+                elif time.monotonic() > placed_by:
+                    raise PlacementTimeout(
+                        f"the trainer's {scaling.describe() if scaling else 'actor'} did not all start within "
+                        f"{workers.placement_timeout_s:.0f} s; check that the cluster has room for them"
+                    )
             seen = _forward(await actor.events.remote(seen), seen, on_event)
             if ready:
                 break

@@ -159,6 +159,8 @@ def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> Cont
             placement_timeout_s=settings.placement_timeout_s,
         ),
         save_steps=settings.rounds_save_steps,
+        keep_checkpoints=settings.rounds_keep_checkpoints,
+        serving_dtype=settings.rounds_serving_dtype,
         max_attempts=settings.rounds_max_attempts,
         generator_replicas=settings.generator_replicas,
         generator_wait_s=settings.generator_start_timeout_s,
