@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,6 @@ from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.workers.generator_pool import GeneratorPool, Replica, ServedModel, State
 
 TOY = Path(__file__).resolve().parents[3] / "toyworld" / "maskdpo" / "toyworld" / "model"
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @ray.remote(num_cpus=0)

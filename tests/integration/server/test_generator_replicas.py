@@ -7,7 +7,6 @@ test_generation_service.py runs real engines)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,6 @@ from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.workers.generator_pool import GeneratorPool, Replica, ServedModel, State
 
 BASE, GOOD, BAD = Path("/m/base"), Path("/m/good"), Path("/m/bad")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @ray.remote(num_cpus=0)

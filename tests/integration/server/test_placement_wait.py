@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 import ray
 
 from maskdpo.server.workers import placement
 from maskdpo.server.workers.placement import Placement, PlacementTimeout, wait_placed
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @ray.remote
