@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from maskdpo.server.judge.abstention import is_refusal
+from maskdpo.server.judge.claim_spans import wrong_value_spans
 from maskdpo.server.judge.claim_templates import TemplateClaimExtractor
 from maskdpo.server.judge.knowledge_base import ClaimCheck, KnowledgeBase
 from maskdpo.server.judge.types import Fact, JudgeIdentity, JudgeRequest, Judgment, SentenceVerdict
@@ -136,7 +137,8 @@ class KbJudge:
             checks = [kb.check(claim) for claim in claims]
             verdicts.append(
                 SentenceVerdict(
-                    sentence=LabeledSentence(span, sentence_label(checks), sentence),
+                    sentence=LabeledSentence(span, sentence_label(checks), sentence,
+                                             wrong_spans=wrong_value_spans(sentence, span.start, claims, checks)),
                     evidence="; ".join(
                         kb.explain(claim, check) for claim, check in zip(claims, checks, strict=True)
                     ),
