@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from maskdpo.client import _cli_rounds
+from maskdpo.client import _cli_rounds, display
 from maskdpo.client._rounds import toy_round_config
 from maskdpo.v1 import alignment_pb2
 
@@ -51,9 +51,15 @@ def test_table_and_toy_config() -> None:
         name="rounds/ab", state=State.SUCCEEDED, promoted=True, promoted_weight_version=3
     )
     r.before.anah_score, r.after.anah_score = 0.5, 0.625
+    r.before.correct_facts_per_answer, r.after.correct_facts_per_answer = 2.5, 2.4
+    r.decision.versus_chain_start.add(metric="correct_facts_per_answer", delta=-0.1, low=-0.3, high=0.1)
+    undecided = alignment_pb2.AlignmentRound(name="rounds/cd", state=State.SUCCEEDED)
+    undecided.decision.outcome = alignment_pb2.PromotionDecision.UNDECIDED
     out = io.StringIO()
-    _cli_rounds.table([r], out)
-    assert "0.500" in out.getvalue() and "0.625" in out.getvalue() and "v3" in out.getvalue()
+    display.rounds_table([r, undecided], out)
+    text = out.getvalue()
+    assert "0.500" in text and "0.625" in text and "v3" in text and "undecided" in text
+    assert "2.50    2.40" in text and "-0.10 [-0.30,+0.10]" in text
     config = toy_round_config("toy", prompts=5, steps=7, start_from_round="rounds/ab")
     assert config.model == "models/toy" and config.prompts.limit == 5 and config.training.max_steps == 7
     assert (

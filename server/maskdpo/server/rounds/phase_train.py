@@ -22,6 +22,7 @@ from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.workers import run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
 from maskdpo.trainer.run import TrainOptions
+from maskdpo.trainer.token_masks import MaskUnit
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -44,7 +45,10 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         out=work,
         loss=ctx.spec.loss,
         mask_rule=config.mask_rule,
+        mask_unit=MaskUnit(ctx.spec.mask_unit),
         degenerate=config.degenerate,
+        pair_rule=config.rule,
+        nll_alpha=t.nll_alpha,
         steps=steps,
         learning_rate=t.learning_rate,
         beta=t.beta,
