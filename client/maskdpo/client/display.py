@@ -101,9 +101,9 @@ def _score(e: alignment_pb2.Evaluation) -> str:
 def _facts_change(r: alignment_pb2.AlignmentRound) -> str:
     """Correct facts per answer against the chain's start, with the interval the rule read."""
     d = next((x for x in r.decision.versus_chain_start if x.metric == "correct_facts_per_answer"), None)
-    if d is None or not d.HasField("low"):
+    if d is None or not d.HasField("interval"):
         return "-"
-    return f"{d.delta:+.2f} [{d.low:+.2f},{d.high:+.2f}]"
+    return f"{d.delta:+.2f} [{d.interval.low:+.2f},{d.interval.high:+.2f}]"
 
 
 def _outcome(r: alignment_pb2.AlignmentRound) -> str:

@@ -559,8 +559,7 @@ class PairedDifference(_message.Message):
     BASELINE_FIELD_NUMBER: _builtins.int
     CANDIDATE_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
-    LOW_FIELD_NUMBER: _builtins.int
-    HIGH_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
     P_VALUE_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
     """The metric: an Evaluation field name (anah_score, f1_at_k, correct_facts_per_answer, mean_length, ...)
@@ -572,12 +571,12 @@ class PairedDifference(_message.Message):
     """The candidate's value."""
     delta: _builtins.float
     """candidate - baseline."""
-    low: _builtins.float
-    """Lower end of the interval of delta."""
-    high: _builtins.float
-    """Upper end of the interval of delta."""
     p_value: _builtins.float
     """Two-sided bootstrap p-value of delta != 0."""
+    @_builtins.property
+    def interval(self) -> _common_pb2.ConfidenceInterval:
+        """The paired bootstrap interval of delta (unset when delta is undefined)."""
+
     def __init__(
         self,
         *,
@@ -585,13 +584,12 @@ class PairedDifference(_message.Message):
         baseline: _builtins.float | None = ...,
         candidate: _builtins.float | None = ...,
         delta: _builtins.float | None = ...,
-        low: _builtins.float | None = ...,
-        high: _builtins.float | None = ...,
+        interval: _common_pb2.ConfidenceInterval | None = ...,
         p_value: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_high", b"_high", "_low", b"_low", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "high", b"high", "low", b"low", "p_value", b"p_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "interval", b"interval", "p_value", b"p_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_high", b"_high", "_low", b"_low", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "high", b"high", "low", b"low", "metric", b"metric", "p_value", b"p_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "interval", b"interval", "metric", b"metric", "p_value", b"p_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__baseline: _TypeAlias = _typing.Literal["baseline"]  # noqa: Y015
     _WhichOneofArgType__baseline: _TypeAlias = _typing.Literal["_baseline", b"_baseline"]  # noqa: Y015
@@ -599,10 +597,6 @@ class PairedDifference(_message.Message):
     _WhichOneofArgType__candidate: _TypeAlias = _typing.Literal["_candidate", b"_candidate"]  # noqa: Y015
     _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
     _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
-    _WhichOneofReturnType__high: _TypeAlias = _typing.Literal["high"]  # noqa: Y015
-    _WhichOneofArgType__high: _TypeAlias = _typing.Literal["_high", b"_high"]  # noqa: Y015
-    _WhichOneofReturnType__low: _TypeAlias = _typing.Literal["low"]  # noqa: Y015
-    _WhichOneofArgType__low: _TypeAlias = _typing.Literal["_low", b"_low"]  # noqa: Y015
     _WhichOneofReturnType__p_value: _TypeAlias = _typing.Literal["p_value"]  # noqa: Y015
     _WhichOneofArgType__p_value: _TypeAlias = _typing.Literal["_p_value", b"_p_value"]  # noqa: Y015
     @_typing.overload
@@ -611,10 +605,6 @@ class PairedDifference(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__candidate) -> _WhichOneofReturnType__candidate | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__high) -> _WhichOneofReturnType__high | None: ...
-    @_typing.overload
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__low) -> _WhichOneofReturnType__low | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__p_value) -> _WhichOneofReturnType__p_value | None: ...
 

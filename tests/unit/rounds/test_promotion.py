@@ -83,8 +83,9 @@ def test_a_chain_cannot_drift_down_step_by_step() -> None:
     step1 = by_metric(differences(terms(BASE), terms(first), seed=0))["correct_facts_per_answer"]
     step2 = by_metric(differences(terms(first), terms(second), seed=0))["correct_facts_per_answer"]
     total = by_metric(differences(terms(BASE), terms(second), seed=0))["correct_facts_per_answer"]
-    assert step1.low < 0 < step1.high and step2.low < 0 < step2.high  # each step: no significant fall
-    assert total.high < 0  # together: a significant fall
+    assert step1.interval.low < 0 < step1.interval.high  # each step: no significant fall
+    assert step2.interval.low < 0 < step2.interval.high
+    assert total.interval.high < 0  # together: a significant fall
     assert run(Promotion(), BASE, first).promote
     judged_on_previous = run(Promotion(), first, second)  # what a rule against the previous round would say
     assert judged_on_previous.promote

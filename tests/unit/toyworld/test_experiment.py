@@ -120,6 +120,8 @@ def test_padding_with_fact_free_sentences_is_not_an_honest_win(world: World) -> 
     assert honest_win(paired["dpo-base"]) == (True, [])
     result = verdict(analysis, "validation")
     assert result["maskdpo-dpo"]["honest_win"] is False and result["claim_holds"] is False
+    assert result["target"] == {"maskdpo_above_dpo": False, "dpo_above_base": True,
+                                "maskdpo_keeps_facts": False, "met": False}
     assert result["ordering_point_estimates"] is False  # Mask-DPO ties DPO on ANAH (both 100 %)
 
 
@@ -153,6 +155,7 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
     # correct facts by attribute: the "better" answers keep both true facts, so nothing is lost
     assert "| birthplace | 1.00 | 1.00 | 1.00 |" in report and "| occupation | 1.00 | 1.00 | 1.00 |" in report
     assert "## A world never used for tuning (world seed 7)" in report and "--fresh-world 7" in report
+    assert "Target (" in report and "**not met** -- missed: DPO above base" in report
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["maskdpo-base"]["honest_win"] is True

@@ -11,7 +11,7 @@ from datasets import Dataset
 
 from maskdpo.trainer.collator import TOKEN_COUNTS_KEY
 from maskdpo.trainer.dpo import MaskDPOTrainer, nll_anchor
-from tests.unit.trainer.test_trainer_dpo import _args, _loss_and_grads, _rows
+from tests.unit.trainer.test_trainer_dpo import _args, _loss_and_grads, _rows, lm_head_input_grad
 
 ALPHA = 0.7
 
@@ -21,24 +21,6 @@ def _trainer(model: Path, tok: Any, out: Path, alpha: float | None) -> MaskDPOTr
     extra = {} if alpha is None else nll_anchor(alpha)
     return MaskDPOTrainer(str(model), args=_args(out, **extra), train_dataset=Dataset.from_list(rows),
                           processing_class=tok)
-
-
-def _hidden_grad(trainer: MaskDPOTrainer) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """Loss, d loss / d h_t of the LM head's input at every position, and the batch."""
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep_grad(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-        output.retain_grad()
-        captured["h"] = output
-
-    handle = trainer.model.model.norm.register_forward_hook(keep_grad)
-    try:
-        loss, _, batch = _loss_and_grads(trainer)
-    finally:
-        handle.remove()
-    grad = captured["h"].grad
-    assert grad is not None
-    return loss, grad, batch
 
 
 def test_alpha_zero_is_todays_loss(tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path) -> None:
@@ -73,8 +55,8 @@ def test_the_anchor_adds_alpha_times_the_kept_chosen_nll(
 def test_the_anchor_gradient_is_exactly_zero_at_masked_positions(
     tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path
 ) -> None:
-    _, g0, batch = _hidden_grad(_trainer(tiny_model_dir, tiny_tokenizer, tmp_path / "a", 0.0))
-    _, g1, _ = _hidden_grad(_trainer(tiny_model_dir, tiny_tokenizer, tmp_path / "b", ALPHA))
+    _, g0, batch = lm_head_input_grad(_trainer(tiny_model_dir, tiny_tokenizer, tmp_path / "a", 0.0))
+    _, g1, _ = lm_head_input_grad(_trainer(tiny_model_dir, tiny_tokenizer, tmp_path / "b", ALPHA))
     anchor = (g1 - g0)[:, :-1].abs().sum(dim=-1)  # the anchor's share; position t predicts token t+1
     kept = batch["completion_mask"][:, 1:].bool()
     half = kept.size(0) // 2

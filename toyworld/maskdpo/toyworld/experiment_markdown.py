@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from maskdpo.toyworld.experiment_report import BY_ATTRIBUTE, LABELS, METHODS, SHOWN
+from maskdpo.toyworld.experiment_report import BY_ATTRIBUTE, LABELS, METHODS, SHOWN, TARGET
 from maskdpo.toyworld.world import ATTRIBUTES
 
 PAIRS = (("maskdpo-dpo", "Mask-DPO − DPO"), ("dpo-base", "DPO − base"), ("maskdpo-base", "Mask-DPO − base"))
@@ -141,8 +141,14 @@ def _interpretation(summary: Mapping[str, Any]) -> list[str]:
             f"{dgains['far']:+.1f}."
         )
     lines.append(
-        f"- The paper's claim (Mask-DPO > DPO > base on unseen people, honestly): "
+        f"- The paper's claim (Mask-DPO > DPO > base on unseen people, every gain honest): "
         f"**{'reproduced' if v['claim_holds'] else 'not reproduced'}** in this run."
+    )
+    t = v["target"]
+    missed = [TARGET[k] for k in TARGET if not t[k]]
+    lines.append(
+        "- Target (" + "; ".join(TARGET.values()) + "): **"
+        + ("met" if t["met"] else "not met") + "**" + (" -- missed: " + "; ".join(missed) if missed else "") + "."
     )
     return lines
 

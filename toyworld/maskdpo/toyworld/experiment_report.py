@@ -203,7 +203,32 @@ def verdict(analysis: Mapping[str, Any], split: str) -> dict[str, Any]:
         won, reasons = honest_win(g["paired"][pair])
         out[pair] = {"honest_win": won, "why_not": reasons}
     out["claim_holds"] = all(out[pair]["honest_win"] for pair in ("maskdpo-dpo", "dpo-base", "maskdpo-base"))
+    out["target"] = target(g["paired"])
     return out
+
+
+TARGET = {
+    "maskdpo_above_dpo": "Mask-DPO above DPO on ANAH (paired 95 % CI above 0)",
+    "dpo_above_base": "DPO above base on ANAH (paired 95 % CI above 0)",
+    "maskdpo_keeps_facts": "Mask-DPO's correct facts per answer not significantly below base",
+}
+"""The target of the levers experiment, part by part (what each part means, in words)."""
+
+
+def target(paired: Mapping[str, Mapping[str, Mapping[str, float | None]]]) -> dict[str, bool]:
+    """Mask-DPO > DPO > base on ANAH with paired intervals excluding 0, without Mask-DPO losing correct facts."""
+
+    def low(pair: str, metric: str) -> float:
+        value = paired[pair][metric]["low"]
+        return float("nan") if value is None else float(value)
+
+    high = paired["maskdpo-base"]["correct_facts_per_answer"]["high"]
+    parts = {
+        "maskdpo_above_dpo": low("maskdpo-dpo", "anah_score") > 0,
+        "dpo_above_base": low("dpo-base", "anah_score") > 0,
+        "maskdpo_keeps_facts": high is not None and high >= 0,
+    }
+    return {**parts, "met": all(parts.values())}
 
 
 def build_summary(

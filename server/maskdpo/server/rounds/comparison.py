@@ -24,7 +24,7 @@ from maskdpo.server.judge.records import ResponseFacts, from_judgment
 from maskdpo.server.judge.types import Judgment
 from maskdpo.server.rounds.config import Promotion
 from maskdpo.server.rounds.promotion import rule_message
-from maskdpo.v1 import alignment_pb2
+from maskdpo.v1 import alignment_pb2, common_pb2
 
 ORIGIN = "chain_start"
 """The side of the chain's start weights (present only when the round is chained)."""
@@ -67,10 +67,12 @@ def differences(baseline: Terms, candidate: Terms, seed: int) -> list[alignment_
     out = []
     for name, c in paired_bootstrap(candidate, baseline, resamples=RESAMPLES, seed=seed, level=LEVEL).items():
         d = alignment_pb2.PairedDifference(metric=name)
-        for field, value in (("baseline", c.b), ("candidate", c.a), ("delta", c.delta), ("low", c.low),
-                             ("high", c.high), ("p_value", c.p_value)):
+        for field, value in (("baseline", c.b), ("candidate", c.a), ("delta", c.delta), ("p_value", c.p_value)):
             if value is not None:
                 setattr(d, field, value)
+        if c.low is not None and c.high is not None:
+            d.interval.CopyFrom(common_pb2.ConfidenceInterval(low=c.low, high=c.high, level=c.level,
+                                                              resamples=c.resamples))
         out.append(d)
     return out
 

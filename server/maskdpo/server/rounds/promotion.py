@@ -80,14 +80,15 @@ def _metric_condition(rule: Promotion, d: alignment_pb2.PairedDifference, answer
     if not d.HasField("candidate"):
         return "refused", f"the candidate's {name} is undefined (no fact stated)"
     figures = f"{name} {_num(d, 'baseline')} -> {d.candidate:.4f}"
-    if not d.HasField("low"):  # the start's metric is undefined: no paired interval
+    if not d.HasField("interval"):  # the start's metric is undefined: no paired interval
         if margin <= -1.0:
             return "met", f"{figures} (no interval: the start's is undefined; any gain passes {margin:+.4f})"
         return "undecided", f"{figures}: the start's {name} is undefined, so the gain has no interval"
-    gain = f"{figures}, gain {d.delta:+.4f} [{d.low:+.4f}, {d.high:+.4f}] over {answers} answers"
-    if d.low >= margin:
+    low, high = d.interval.low, d.interval.high
+    gain = f"{figures}, gain {d.delta:+.4f} [{low:+.4f}, {high:+.4f}] over {answers} answers"
+    if low >= margin:
         return "met", f"{gain}: the whole interval reaches the margin {margin:+.4f}"
-    if d.high < margin:
+    if high < margin:
         return "refused", f"{gain}: the whole interval lies below the margin {margin:+.4f}"
     return "undecided", (
         f"{gain}: the interval straddles the margin {margin:+.4f}; too few evaluation answers to tell "
@@ -97,16 +98,17 @@ def _metric_condition(rule: Promotion, d: alignment_pb2.PairedDifference, answer
 
 def _facts_condition(rule: Promotion, d: alignment_pb2.PairedDifference, chain: str) -> tuple[str, str]:
     against = f"the chain's start ({chain})" if chain else "the round's start"
-    if not d.HasField("low"):
+    if not d.HasField("interval"):
         return "met", f"correct facts per answer against {against}: no answers to compare"
     floor = -rule.max_correct_drop * d.baseline
+    low, high = d.interval.low, d.interval.high
     figures = (
         f"correct facts per answer against {against} {d.baseline:.2f} -> {d.candidate:.2f}, "
-        f"change {d.delta:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+        f"change {d.delta:+.2f} [{low:+.2f}, {high:+.2f}]"
     )
-    if d.high < floor:
+    if high < floor:
         return "refused", f"{figures}: a significant fall (tolerated down to {floor:+.2f})"
-    if d.low < floor:
+    if low < floor:
         return "met", f"{figures}: no significant fall (tolerated down to {floor:+.2f})"
     return "met", f"{figures}: no fall beyond {floor:+.2f}"
 

@@ -52,7 +52,8 @@ def _value(e: alignment_pb2.Evaluation, name: str) -> str:
 def _difference(d: alignment_pb2.PairedDifference | None) -> list[str]:
     if d is None:
         return ["-"] * 4
-    fmt = [f"{getattr(d, f):+.4f}" if d.HasField(f) else "-" for f in ("delta", "low", "high")]
+    bounds = (d.interval.low, d.interval.high) if d.HasField("interval") else (None, None)
+    fmt = [f"{x:+.4f}" if x is not None else "-" for x in (d.delta if d.HasField("delta") else None, *bounds)]
     values = [f"{getattr(d, f):.4f}" if d.HasField(f) else "-" for f in ("baseline", "candidate")]
     p = f"{d.p_value:.3f}" if d.HasField("p_value") else "-"
     return [*values, f"{fmt[0]} [{fmt[1]}, {fmt[2]}]", p]
