@@ -1,6 +1,6 @@
 """The ``maskdpo round`` commands: create (and chain), watch with a live progress line, list, get, cancel.
 
-maskdpo round create --model toy [--prompts 24] [--eval-prompts N] [--steps 24] [--rounds K] [--no-watch]
+maskdpo round create --model toy [--prompts N] [--eval-prompts N] [--steps N] [--rounds K] [--no-watch]
                      [--dataset toyworld/alignment] [--eval-dataset toyworld/validation] [--config FILE.json]
                      [--nll-alpha A] [--mask-unit sentence|claim] [--pair-rule precision|...] [--metric M]
 maskdpo round watch ROUND [--after N]
@@ -16,6 +16,7 @@ RoundConfig in protobuf JSON; the flags given override its fields.
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,13 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     create.add_argument("--config", type=Path, help="RoundConfig as protobuf JSON")
     create.add_argument("--dataset", default="toyworld/alignment")
     create.add_argument("--eval-dataset", default="toyworld/validation")
-    create.add_argument("--prompts", type=int, default=24, help="prompts to sample (0 = all)")
-    create.add_argument("--eval-prompts", type=int, default=0,
+    toy = {name: p.default for name, p in inspect.signature(toy_round_config).parameters.items()}
+    create.add_argument("--prompts", type=int, default=toy["prompts"], help="prompts to sample (0 = all)")
+    create.add_argument("--eval-prompts", type=int, default=toy["eval_prompts"],
                         help="evaluation prompts (0 = the server's rounds_eval_prompts)")
-    create.add_argument("--samples", type=int, default=4, help="samples per prompt")
-    create.add_argument("--steps", type=int, default=24, help="training steps (cap)")
-    create.add_argument("--lr", type=float, default=5e-5)
+    create.add_argument("--samples", type=int, default=toy["samples_per_prompt"], help="samples per prompt")
+    create.add_argument("--steps", type=int, default=toy["steps"], help="training steps (cap)")
+    create.add_argument("--lr", type=float, default=toy["learning_rate"])
     create.add_argument("--loss", choices=["maskdpo", "dpo"], default="maskdpo")
     create.add_argument("--nll-alpha", type=float, help="NLL anchor on the chosen answers' kept tokens")
     create.add_argument("--mask-unit", choices=sorted(MASK_UNITS), help="claim: only the wrong values' tokens")

@@ -160,3 +160,28 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["maskdpo-base"]["honest_win"] is True
     assert summary["verdict"]["dpo-base"]["honest_win"] is False  # identical answers: no gain
+
+
+def test_a_trained_run_is_reused_only_with_the_same_pairs_and_settings(world: World, tmp_path: Path) -> None:
+    """Tuning reuses a method's greedy answers when its pairs and training options are unchanged."""
+    from maskdpo.toyworld.experiment import _cached_run, _digest, _training_key
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"x": 1}\n')
+    people = world.split("validation")[:2]
+    config = ExperimentConfig(split="validation", eval_alignment=False)
+    key = _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, config)
+    run = tmp_path / f"maskdpo-{_digest(key)}"
+    run.mkdir()
+    (run / "greedy-validation.jsonl").write_text(
+        "".join(json.dumps({"name": p.name, "answer": f"about {p.name}"}) + "\n" for p in people))
+    (run / "run.json").write_text(json.dumps({"key": key, "info": {"pairs": 3}}))
+    assert _cached_run(run, key, {"validation": people}) == (
+        {"pairs": 3}, {"validation": [f"about {p.name}" for p in people]})
+    anchored = _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, ExperimentConfig(split="validation", nll_alpha=0.5,
+                                                                              eval_alignment=False))
+    assert anchored != key and _cached_run(run, anchored, {"validation": people}) is None
+    assert _training_key(pairs, DEFAULT_OUT, "dpo", 0, ExperimentConfig(nll_alpha=0.5)) == _training_key(
+        pairs, DEFAULT_OUT, "dpo", 0, ExperimentConfig())  # the anchor is Mask-DPO's unless --anchor-dpo
+    pairs.write_text('{"x": 2}\n')
+    assert _cached_run(run, _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, config), {"validation": people}) is None

@@ -447,8 +447,9 @@ def run_on_model(config: ExperimentConfig, work: Path, log: Any = print, reuse: 
         for g in groups:
             records[g]["base"][seed] = base[g]
         for method in ("dpo", "maskdpo"):
-            method_dir = seed_dir / method
             key = _training_key(seed_dir / "pairs.jsonl", model, method, seed, config)
+            # tuning (reuse): one folder per setting, so every trained run stays reusable
+            method_dir = seed_dir / (f"{method}-{_digest(key)}" if reuse else method)
             cached = _cached_run(method_dir, key, groups) if reuse else None
             if cached is None:
                 with timer.phase("train"):
@@ -499,6 +500,12 @@ def _training_key(pairs: Path, model: Path, method: str, seed: int, config: Expe
         "options": {k: str(v) for k, v in options.items()},
         "eval": [config.eval_limit, config.eval_alignment, config.split],
     }
+
+
+def _digest(key: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _cached_run(
