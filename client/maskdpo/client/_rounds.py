@@ -28,7 +28,7 @@ def toy_round_config(
     steps: int = 24,
     learning_rate: float = 1e-4,
     beta: float = 0.5,
-    nll_alpha: float = 0.5,
+    nll_alpha: float = 0.2,
     batch_size: int = 8,
     max_tokens: int = 96,
     seed: int = 0,
@@ -37,7 +37,7 @@ def toy_round_config(
 ) -> alignment_pb2.RoundConfig:
     """A small round on the toy world (alignment people -> validation people), sized for a 2-core CPU.
 
-    The training settings are the toy-world experiment's (beta 0.5, lr 1e-4, the NLL anchor at 0.5, chosen
+    The training settings are the toy-world experiment's (beta 0.5, lr 1e-4, the NLL anchor at 0.2, chosen
     on validation people: docs/toyworld.md); ``eval_prompts=0`` evaluates on the server's
     ``rounds_eval_prompts`` (all 90 validation people by default).
     """
