@@ -156,6 +156,11 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
     assert "| birthplace | 1.00 | 1.00 | 1.00 |" in report and "| occupation | 1.00 | 1.00 | 1.00 |" in report
     assert "## A world never used for tuning (world seed 7)" in report and "--fresh-world 7" in report
     assert "Target (" in report and "**not met** -- missed: DPO above base" in report
+    # F1@K against the base model's median facts (3: two true, one false), the same K for every method
+    g = summary["analysis"]["heldout"]
+    assert g["f1_k"] == 3.0 and "K = 3 (the base model's median facts per answer)" in report
+    f1 = {m: g["subgroups"]["all"][m]["f1_at_k"]["value"] for m in ("base", "maskdpo")}
+    assert f1["base"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3)) and f1["maskdpo"] == pytest.approx(0.8)
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["maskdpo-base"]["honest_win"] is True

@@ -389,6 +389,7 @@ def run_experiment(
 
     summary = run_on_model(config, work, log, reuse)
     if fresh_world is not None:
+        write_report(out, summary)  # the first run's report stands even if the second one fails
         folder = (fresh_model or work / f"world{fresh_world}-model").resolve()
         trained = ensure_world_model(folder, fresh_world, log)
         fresh = run_on_model(replace(config, model=str(folder)), work / f"world{fresh_world}", log, reuse)

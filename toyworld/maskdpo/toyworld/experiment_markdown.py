@@ -195,8 +195,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
         f"answers with a fact. ANAH = correct / (correct + incorrect) sentences; ANAH (all sent.) = 1 − "
         f"incorrect / all sentences (the released code's convention); FActScore = precision × length penalty "
         f"exp(1 − γ/n) for n < γ = {c['gamma']:g} facts, over the atomic facts (claims) the kb judge checks "
-        "(a combined sentence such as 'X is a lawyer at Y.' states two). Sentence counts are per answer; "
-        "'correct facts / ans' counts supported claims.",
+        "(a combined sentence such as 'X is a lawyer at Y.' states two); F1@K = harmonic mean of that precision "
+        f"and recall min(correct facts / K, 1), K = {g['f1_k']:g} (the base model's median facts per answer). "
+        "Sentence counts are per answer; 'correct facts / ans' counts supported claims.",
         "",
         *_method_table(g["subgroups"]["all"]),
         "",

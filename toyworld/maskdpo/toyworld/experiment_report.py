@@ -24,6 +24,7 @@ from maskdpo.server.judge.bootstrap import (
     bootstrap_intervals,
     paired_bootstrap,
 )
+from maskdpo.server.judge.metrics import choose_k
 from maskdpo.server.judge.records import ResponseFacts, from_judgment
 from maskdpo.server.judge.types import Judgment
 from maskdpo.toyworld.world import ATTRIBUTES, Person
@@ -41,6 +42,7 @@ SHOWN = (
     ("incorrect_facts_per_answer", "wrong facts / ans", False),
     ("mean_length", "length (chars)", False),
     ("factscore", "FActScore (γ)", True),
+    ("f1_at_k", "F1@K", True),
     ("respond_ratio", "answers with a fact", True),
 )
 BY_ATTRIBUTE = "correct_facts:"
@@ -91,10 +93,13 @@ class EvalRecord:
         }
 
 
-def answer_terms(records: Sequence[EvalRecord], gamma: float) -> dict[str, tuple[FloatArray, FloatArray]]:
+def answer_terms(
+    records: Sequence[EvalRecord], gamma: float, k: float | None = None
+) -> dict[str, tuple[FloatArray, FloatArray]]:
     """Per-answer numerators / denominators of every reported metric: the service's comparison metrics
-    (:mod:`maskdpo.server.judge.answer_metrics`) plus correct facts per answer of each world attribute."""
-    terms = shared_terms([r.facts for r in records], [r.answer for r in records], gamma=gamma)
+    (:mod:`maskdpo.server.judge.answer_metrics`; F1@K with ``k``) plus correct facts per answer of each world
+    attribute."""
+    terms = shared_terms([r.facts for r in records], [r.answer for r in records], gamma=gamma, k=k)
     ones = np.ones(len(records))
     for attribute in ATTRIBUTES:
         counts = [r.by_attribute.get(attribute, 0) for r in records]
@@ -103,12 +108,15 @@ def answer_terms(records: Sequence[EvalRecord], gamma: float) -> dict[str, tuple
 
 
 def pooled_terms(
-    per_seed: Mapping[int, Sequence[EvalRecord]], gamma: float, keep: Sequence[bool] | None = None
+    per_seed: Mapping[int, Sequence[EvalRecord]],
+    gamma: float,
+    keep: Sequence[bool] | None = None,
+    k: float | None = None,
 ) -> dict[str, tuple[FloatArray, FloatArray]]:
     """Per-person sums over seeds (optionally only the people where ``keep`` is true)."""
     pooled: dict[str, tuple[FloatArray, FloatArray]] = {}
     for records in per_seed.values():
-        for name, (num, den) in answer_terms(records, gamma).items():
+        for name, (num, den) in answer_terms(records, gamma, k).items():
             if name in pooled:
                 pooled[name] = (pooled[name][0] + num, pooled[name][1] + den)
             else:
@@ -146,11 +154,12 @@ def analyse(records: Records, gamma: float, resamples: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for group, by_method in records.items():
         first = next(iter(by_method["base"].values()))
-        g: dict[str, Any] = {"people": len(first), "subgroups": {}, "per_seed": {}, "paired": {}}
+        k, _ = choose_k([r.facts for r in first])  # F1@K: K = the base model's median facts per answer
+        g: dict[str, Any] = {"people": len(first), "f1_k": k, "subgroups": {}, "per_seed": {}, "paired": {}}
         for sub, keep in subgroups(first).items():
             g["subgroups"][sub] = {
                 m: summarise(
-                    pooled_terms(by_method[m], gamma, keep), resamples if sub == "all" else resamples // 4
+                    pooled_terms(by_method[m], gamma, keep, k), resamples if sub == "all" else resamples // 4
                 )
                 for m in METHODS
             }
@@ -158,11 +167,11 @@ def analyse(records: Records, gamma: float, resamples: int) -> dict[str, Any]:
             g["per_seed"][m] = {
                 seed: {k: value_of(terms, k) for k in terms}
                 for seed, recs in by_method[m].items()
-                for terms in (answer_terms(recs, gamma),)
+                for terms in (answer_terms(recs, gamma, k),)
             }
         for a, b in (("maskdpo", "dpo"), ("dpo", "base"), ("maskdpo", "base")):
             comparisons = paired_bootstrap(
-                pooled_terms(by_method[a], gamma), pooled_terms(by_method[b], gamma), resamples=resamples
+                pooled_terms(by_method[a], gamma, k=k), pooled_terms(by_method[b], gamma, k=k), resamples=resamples
             )
             g["paired"][f"{a}-{b}"] = {k: _comparison(v) for k, v in comparisons.items()}
         result[group] = g
