@@ -106,11 +106,12 @@ def _facts_condition(rule: Promotion, d: alignment_pb2.PairedDifference, chain: 
         f"correct facts per answer against {against} {d.baseline:.2f} -> {d.candidate:.2f}, "
         f"change {d.delta:+.2f} [{low:+.2f}, {high:+.2f}]"
     )
+    tolerated = f"tolerated down to {floor:+.2f}" if rule.max_correct_drop else "no fall tolerated"
     if high < floor:
-        return "refused", f"{figures}: a significant fall (tolerated down to {floor:+.2f})"
+        return "refused", f"{figures}: a significant fall ({tolerated})"
     if low < floor:
-        return "met", f"{figures}: no significant fall (tolerated down to {floor:+.2f})"
-    return "met", f"{figures}: no fall beyond {floor:+.2f}"
+        return "met", f"{figures}: no significant fall ({tolerated})"
+    return "met", f"{figures}: no fall at all beyond {floor:+.2f}"
 
 
 def _num(d: alignment_pb2.PairedDifference, field: str) -> str:
