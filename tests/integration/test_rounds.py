@@ -194,8 +194,12 @@ def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client)
     assert r.promoted_weight_version == before + 1 == served_version(client)
     assert_model_serves(client, r)
     assert r.judge.backend == "kb" and r.judge.knowledge_source.startswith("toyworld")
+    assert r.decision.outcome == alignment_pb2.PromotionDecision.PROMOTED and r.decision.versus_start
+    facts = {d.metric: d for d in r.decision.versus_chain_start}["correct_facts_per_answer"]
+    assert facts.baseline == r.before.correct_facts_per_answer and facts.interval.level == 0.95
     report = Path(r.report_path).read_text()
     assert f"{r.after.anah_score:.4f}" in report and "promoted: **yes**" in report
+    assert "## Promotion decision" in report
     op = client.wait_operation(op.name, timeout=30)
     done = alignment_pb2.AlignmentRound()
     assert op.done and op.response.Unpack(done) and done.name == name
@@ -209,6 +213,7 @@ def test_round_refused_by_the_rule_changes_nothing(client: Client) -> None:
         pass
     r = client.get_round(r.name)
     assert r.state == State.SUCCEEDED and not r.promoted and "not promoted" in r.reason
+    assert r.decision.outcome == alignment_pb2.PromotionDecision.REFUSED and r.decision.findings
     assert served_version(client) == before
     assert client.list_rounds(state=State.SUCCEEDED)[0].name == r.name
 
@@ -246,7 +251,7 @@ def test_lora_round_evaluates_on_the_engine_and_promotes_an_adapter(
     finally:
         ray.shutdown()
     messages = [e.message for e in client.watch_round(name)]
-    assert any("EVALUATE decodes both sides on the serving engine" in m for m in messages), messages
+    assert any("EVALUATE decodes every side on the serving engine" in m for m in messages), messages
     assert_model_serves(client, r)
     adapter = Path(next(c for c in client.list_checkpoints("toy") if c.round == name).path)
     assert (adapter / "adapter_config.json").is_file()

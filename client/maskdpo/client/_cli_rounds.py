@@ -1,10 +1,11 @@
 """The ``maskdpo round`` commands: create (and chain), watch with a live progress line, list, get, cancel.
 
-maskdpo round create --model toy [--prompts 24] [--eval-prompts 24] [--steps 24] [--rounds K] [--no-watch]
+maskdpo round create --model toy [--prompts N] [--eval-prompts N] [--steps N] [--rounds K] [--no-watch]
                      [--dataset toyworld/alignment] [--eval-dataset toyworld/validation] [--config FILE.json]
                      [--validate-only] [--precision bf16] [--precompute-ref] [--lora [--lora-r 16]]
                      [--gpus 8 [--fsdp]] [--batch-size 8] [--grad-accum 1] [--max-length 1024]
                      [--no-gradient-checkpointing]
+                     [--nll-alpha A] [--mask-unit sentence|claim] [--pair-rule precision|...] [--metric M]
 maskdpo round watch ROUND [--after N]
 maskdpo round list [--state RUNNING] [--model toy]
 maskdpo round get ROUND [--json]
@@ -20,6 +21,7 @@ plan does not fit prints the table too, and exits 1.
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,15 @@ PRECISIONS = {name.removeprefix("PRECISION_").lower(): value
               for name, value in memory_plan_pb2.Precision.items() if value}
 
 
+def _choices(enum: Any, prefix: str) -> dict[str, int]:
+    """Command-line names of a contract enum: ``MASK_UNIT_CLAIM`` -> ``claim``."""
+    return {name.removeprefix(prefix).lower(): v for name, v in enum.items() if v}
+
+
+MASK_UNITS = _choices(alignment_pb2.MaskUnit, "MASK_UNIT_")
+PAIR_RULES = _choices(alignment_pb2.PairRule, "PAIR_RULE_")
+
+
 def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], None]) -> None:
     rnd = sub.add_parser("round", help="alignment rounds: create, watch, list, get, cancel")
     rsub = rnd.add_subparsers(dest="round_command", required=True)
@@ -47,12 +58,18 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     create.add_argument("--config", type=Path, help="RoundConfig as protobuf JSON")
     create.add_argument("--dataset", default="toyworld/alignment")
     create.add_argument("--eval-dataset", default="toyworld/validation")
-    create.add_argument("--prompts", type=int, default=24, help="prompts to sample (0 = all)")
-    create.add_argument("--eval-prompts", type=int, default=24, help="evaluation prompts (0 = all)")
-    create.add_argument("--samples", type=int, default=4, help="samples per prompt")
-    create.add_argument("--steps", type=int, default=24, help="training steps (cap)")
-    create.add_argument("--lr", type=float, default=5e-5)
+    toy = {name: p.default for name, p in inspect.signature(toy_round_config).parameters.items()}
+    create.add_argument("--prompts", type=int, default=toy["prompts"], help="prompts to sample (0 = all)")
+    create.add_argument("--eval-prompts", type=int, default=toy["eval_prompts"],
+                        help="evaluation prompts (0 = the server's rounds_eval_prompts)")
+    create.add_argument("--samples", type=int, default=toy["samples_per_prompt"], help="samples per prompt")
+    create.add_argument("--steps", type=int, default=toy["steps"], help="training steps (cap)")
+    create.add_argument("--lr", type=float, default=toy["learning_rate"])
     create.add_argument("--loss", choices=["maskdpo", "dpo"], default="maskdpo")
+    create.add_argument("--nll-alpha", type=float, help="NLL anchor on the chosen answers' kept tokens")
+    create.add_argument("--mask-unit", choices=sorted(MASK_UNITS), help="claim: only the wrong values' tokens")
+    create.add_argument("--pair-rule", choices=sorted(PAIR_RULES))
+    create.add_argument("--metric", help="promotion metric: anah_score, factscore, f1_at_k")
     create.add_argument("--min-improvement", type=float)
     create.add_argument("--max-correct-drop", type=float)
     create.add_argument("--seed", type=int, default=0)
@@ -106,6 +123,14 @@ def _config(args: argparse.Namespace, start_from: str, seed: int) -> alignment_p
     config.prompts.dataset, config.eval_prompts.dataset = args.dataset, args.eval_dataset
     if args.config:
         json_format.Parse(args.config.read_text(), config)
+    if args.nll_alpha is not None:
+        config.training.nll_alpha = args.nll_alpha
+    if args.mask_unit:
+        config.mask_unit = MASK_UNITS[args.mask_unit]  # type: ignore[assignment]
+    if args.pair_rule:
+        config.pairs.rule = PAIR_RULES[args.pair_rule]  # type: ignore[assignment]
+    if args.metric:
+        config.promotion.metric = args.metric
     if args.min_improvement is not None:
         config.promotion.min_improvement = args.min_improvement
     if args.max_correct_drop is not None:

@@ -22,17 +22,25 @@ from maskdpo.v1 import alignment_pb2
 def toy_round_config(
     model: str = "models/toy",
     *,
-    prompts: int = 24,
-    eval_prompts: int = 24,
-    samples_per_prompt: int = 4,
+    prompts: int = 48,
+    eval_prompts: int = 0,
+    samples_per_prompt: int = 8,
     steps: int = 24,
-    learning_rate: float = 5e-5,
+    learning_rate: float = 1e-4,
+    beta: float = 0.5,
+    nll_alpha: float = 0.2,
+    batch_size: int = 8,
     max_tokens: int = 96,
     seed: int = 0,
     loss: int = alignment_pb2.MASK_DPO,
     start_from_round: str = "",
 ) -> alignment_pb2.RoundConfig:
-    """A small round on the toy world (alignment people -> validation people), sized for a 2-core CPU."""
+    """A small round on the toy world (alignment people -> validation people), sized for a 2-core CPU.
+
+    The training settings are the toy-world experiment's (beta 0.5, lr 1e-4, the NLL anchor at 0.2, chosen
+    on validation people: docs/toyworld.md); ``eval_prompts=0`` evaluates on the server's
+    ``rounds_eval_prompts`` (all 90 validation people by default).
+    """
     config = alignment_pb2.RoundConfig(
         model=model if model.startswith("models/") else f"models/{model}",
         samples_per_prompt=samples_per_prompt,
@@ -46,7 +54,9 @@ def toy_round_config(
     config.sampling.max_tokens = max_tokens
     config.training.max_steps = steps
     config.training.learning_rate = learning_rate
-    config.training.batch_size = 4
+    config.training.beta = beta
+    config.training.nll_alpha = nll_alpha
+    config.training.batch_size = batch_size
     config.training.epochs = 100  # max_steps is the real bound
     return config
 

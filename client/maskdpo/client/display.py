@@ -16,6 +16,7 @@ from maskdpo.client._client import Client
 from maskdpo.v1 import alignment_pb2, common_pb2, factuality_pb2, memory_plan_pb2
 
 State = alignment_pb2.AlignmentRound.State
+Decision = alignment_pb2.PromotionDecision
 BAR = 24
 GIB = 2**30
 _LABEL = {common_pb2.SENTENCE_LABEL_OK: "ok", common_pb2.SENTENCE_LABEL_CONTRADICTORY: "contradictory",
@@ -121,16 +122,33 @@ def _score(e: alignment_pb2.Evaluation) -> str:
     return f"{e.anah_score:.3f}" if e.HasField("anah_score") else "-"
 
 
+def _facts_change(r: alignment_pb2.AlignmentRound) -> str:
+    """Correct facts per answer against the chain's start, with the interval the rule read."""
+    d = next((x for x in r.decision.versus_chain_start if x.metric == "correct_facts_per_answer"), None)
+    if d is None or not d.HasField("interval"):
+        return "-"
+    return f"{d.delta:+.2f} [{d.interval.low:+.2f},{d.interval.high:+.2f}]"
+
+
+def _outcome(r: alignment_pb2.AlignmentRound) -> str:
+    if r.promoted:
+        return f"v{r.promoted_weight_version}"
+    outcome = r.decision.outcome
+    return "no" if not outcome else Decision.Outcome.Name(outcome).lower()
+
+
 def rounds_table(rounds: list[alignment_pb2.AlignmentRound], out: TextIO = sys.stdout) -> None:
+    """One line per round: ANAH before / after, correct facts per answer before / after and their change
+    against the chain's start (95 % interval), and the outcome (the served version when promoted)."""
     out.write(
-        f"{'round':<24} {'state':<10} {'ANAH before':>11} {'ANAH after':>10} {'ok/ans b':>8} "
-        f"{'ok/ans a':>8} {'promoted':>8}\n"
+        f"{'round':<24} {'state':<10} {'ANAH before':>11} {'ANAH after':>10} {'facts b':>7} {'facts a':>7} "
+        f"{'facts vs chain start':>22} {'promoted':>9}\n"
     )
     for r in rounds:
         out.write(
             f"{r.name:<24} {State.Name(r.state):<10} {_score(r.before):>11} {_score(r.after):>10} "
-            f"{r.before.correct_per_answer:>8.2f} {r.after.correct_per_answer:>8.2f} "
-            f"{('v' + str(r.promoted_weight_version)) if r.promoted else 'no':>8}\n"
+            f"{r.before.correct_facts_per_answer:>7.2f} {r.after.correct_facts_per_answer:>7.2f} "
+            f"{_facts_change(r):>22} {_outcome(r):>9}\n"
         )
 
 

@@ -87,6 +87,62 @@ DPO: Loss.ValueType  # 2
 """Vanilla DPO (all-ones masks): the baseline."""
 Global___Loss: _TypeAlias = Loss  # noqa: Y015
 
+class _MaskUnit:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MaskUnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MaskUnit.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MASK_UNIT_UNSPECIFIED: _MaskUnit.ValueType  # 0
+    """The default, MASK_UNIT_SENTENCE."""
+    MASK_UNIT_SENTENCE: _MaskUnit.ValueType  # 1
+    """The whole sentence."""
+    MASK_UNIT_CLAIM: _MaskUnit.ValueType  # 2
+    """Only the tokens of the values the judge found wrong, where it gives their character spans (the kb judge
+    does); a sentence without spans counts whole. The chosen side keeps its correct sentences either way.
+    """
+
+class MaskUnit(_MaskUnit, metaclass=_MaskUnitEnumTypeWrapper):
+    """How much of a kept rejected sentence the Mask-DPO loss counts."""
+
+MASK_UNIT_UNSPECIFIED: MaskUnit.ValueType  # 0
+"""The default, MASK_UNIT_SENTENCE."""
+MASK_UNIT_SENTENCE: MaskUnit.ValueType  # 1
+"""The whole sentence."""
+MASK_UNIT_CLAIM: MaskUnit.ValueType  # 2
+"""Only the tokens of the values the judge found wrong, where it gives their character spans (the kb judge
+does); a sentence without spans counts whole. The chosen side keeps its correct sentences either way.
+"""
+Global___MaskUnit: _TypeAlias = MaskUnit  # noqa: Y015
+
+class _PairRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PairRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PairRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAIR_RULE_UNSPECIFIED: _PairRule.ValueType  # 0
+    """The default, PAIR_RULE_PRECISION."""
+    PAIR_RULE_PRECISION: _PairRule.ValueType  # 1
+    """The most precise sample (correct / (correct + incorrect) sentences), then the most correct sentences."""
+    PAIR_RULE_NO_FEWER_CORRECT: _PairRule.ValueType  # 2
+    """The most precise among the samples stating at least as many correct facts as the rejected one."""
+    PAIR_RULE_NET_CORRECT: _PairRule.ValueType  # 3
+    """The most correct minus incorrect facts, then precision."""
+
+class PairRule(_PairRule, metaclass=_PairRuleEnumTypeWrapper):
+    """How the chosen sample of a prompt is picked (the rejected one is always the least precise)."""
+
+PAIR_RULE_UNSPECIFIED: PairRule.ValueType  # 0
+"""The default, PAIR_RULE_PRECISION."""
+PAIR_RULE_PRECISION: PairRule.ValueType  # 1
+"""The most precise sample (correct / (correct + incorrect) sentences), then the most correct sentences."""
+PAIR_RULE_NO_FEWER_CORRECT: PairRule.ValueType  # 2
+"""The most precise among the samples stating at least as many correct facts as the rejected one."""
+PAIR_RULE_NET_CORRECT: PairRule.ValueType  # 3
+"""The most correct minus incorrect facts, then precision."""
+Global___PairRule: _TypeAlias = PairRule  # noqa: Y015
+
 @_typing.final
 class PromptSet(_message.Message):
     """Prompts for sampling or evaluation."""
@@ -99,7 +155,7 @@ class PromptSet(_message.Message):
     dataset: _builtins.str
     """A dataset the server knows, e.g. "toyworld/alignment" or "toyworld/validation"."""
     limit: _builtins.int
-    """Use at most this many prompts (0 = all)."""
+    """Use at most this many prompts (0 = all; for eval_prompts, 0 = the server's rounds_eval_prompts)."""
     @_builtins.property
     def prompts(self) -> Global___PromptList:
         """Inline prompts."""
@@ -197,6 +253,7 @@ class TrainingConfig(_message.Message):
     GPUS_FIELD_NUMBER: _builtins.int
     FSDP_FIELD_NUMBER: _builtins.int
     GRAD_ACCUM_FIELD_NUMBER: _builtins.int
+    NLL_ALPHA_FIELD_NUMBER: _builtins.int
     beta: _builtins.float
     """DPO temperature beta; 0 means 0.1."""
     learning_rate: _builtins.float
@@ -227,6 +284,10 @@ class TrainingConfig(_message.Message):
     """Micro-batches per optimiser step (gradient accumulation); 0 means 1. A forward pass on one GPU holds
     batch_size / (gpus x grad_accum) pairs, rounded up.
     """
+    nll_alpha: _builtins.float
+    """Weight of the NLL anchor: DPO loss + nll_alpha x the mean negative log-likelihood of the chosen
+    answers' kept tokens (RPO-style; 0 = off). Keeps the correct facts the chosen answers state likely.
+    """
     def __init__(
         self,
         *,
@@ -244,10 +305,11 @@ class TrainingConfig(_message.Message):
         gpus: _builtins.int = ...,
         fsdp: _builtins.bool = ...,
         grad_accum: _builtins.int = ...,
+        nll_alpha: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing", "gradient_checkpointing", b"gradient_checkpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing", "batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "fsdp", b"fsdp", "gpus", b"gpus", "grad_accum", b"grad_accum", "gradient_checkpointing", b"gradient_checkpointing", "learning_rate", b"learning_rate", "lora", b"lora", "lora_r", b"lora_r", "max_length", b"max_length", "max_steps", b"max_steps", "precision", b"precision", "precompute_ref", b"precompute_ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing", "batch_size", b"batch_size", "beta", b"beta", "epochs", b"epochs", "fsdp", b"fsdp", "gpus", b"gpus", "grad_accum", b"grad_accum", "gradient_checkpointing", b"gradient_checkpointing", "learning_rate", b"learning_rate", "lora", b"lora", "lora_r", b"lora_r", "max_length", b"max_length", "max_steps", b"max_steps", "nll_alpha", b"nll_alpha", "precision", b"precision", "precompute_ref", b"precompute_ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__gradient_checkpointing: _TypeAlias = _typing.Literal["gradient_checkpointing"]  # noqa: Y015
     _WhichOneofArgType__gradient_checkpointing: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing"]  # noqa: Y015
@@ -263,19 +325,23 @@ class PairConfig(_message.Message):
 
     MIN_MARGIN_FIELD_NUMBER: _builtins.int
     KEEP_DEGENERATE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     min_margin: _builtins.float
     """Smallest preference-score difference between chosen and rejected; 0 means 0.1."""
     keep_degenerate: _builtins.bool
     """Keep pairs whose kept-sentence set is empty on one side (default: drop and count them)."""
+    rule: Global___PairRule.ValueType
+    """How the chosen sample is picked."""
     def __init__(
         self,
         *,
         min_margin: _builtins.float = ...,
         keep_degenerate: _builtins.bool = ...,
+        rule: Global___PairRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_degenerate", b"keep_degenerate", "min_margin", b"min_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_degenerate", b"keep_degenerate", "min_margin", b"min_margin", "rule", b"rule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,34 +349,55 @@ Global___PairConfig: _TypeAlias = PairConfig  # noqa: Y015
 
 @_typing.final
 class PromotionRule(_message.Message):
-    """When a candidate replaces the served weights."""
+    """When a candidate replaces the served weights: decided like an A/B test on the evaluation prompts. The
+    candidate is promoted only when the paired bootstrap interval of its metric gain over the round's start
+    lies at or above min_improvement AND correct facts per answer show no significant fall against the start
+    of the chain (the first round's start when rounds are chained with start_from_round), so chained rounds
+    cannot drift down step by step. An interval that straddles min_improvement leaves the round UNDECIDED
+    (not promoted). min_improvement = -1 and max_correct_drop = 1 always promote; min_improvement = 1 never.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     METRIC_FIELD_NUMBER: _builtins.int
     MIN_IMPROVEMENT_FIELD_NUMBER: _builtins.int
     MAX_CORRECT_DROP_FIELD_NUMBER: _builtins.int
+    F1_K_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
-    """The evaluation metric: "anah_score" (default) or "factscore"."""
+    """The evaluation metric: "anah_score" (default), "factscore" or "f1_at_k"."""
     min_improvement: _builtins.float
-    """Smallest improvement of the metric over the starting weights (absolute; default 0.01)."""
+    """Smallest improvement of the metric over the round's start (absolute; default 0.01) that the lower end
+    of its interval must reach.
+    """
     max_correct_drop: _builtins.float
-    """Largest allowed drop of correct sentences per answer, as a fraction of the start's (default 0.1)."""
+    """Tolerated fall of correct facts per answer against the chain's start, as a fraction of the chain
+    start's: refused when the whole interval of the change lies below -max_correct_drop x that value
+    (default 0: any significant fall refuses).
+    """
+    f1_k: _builtins.float
+    """K of F1@K (recall = min(correct facts / K, 1)); unset = the median facts per answer of the chain
+    start's evaluation answers, so a candidate that states fewer facts loses recall.
+    """
     def __init__(
         self,
         *,
         metric: _builtins.str = ...,
         min_improvement: _builtins.float | None = ...,
         max_correct_drop: _builtins.float | None = ...,
+        f1_k: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_correct_drop", b"_max_correct_drop", "_min_improvement", b"_min_improvement", "max_correct_drop", b"max_correct_drop", "min_improvement", b"min_improvement"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_f1_k", b"_f1_k", "_max_correct_drop", b"_max_correct_drop", "_min_improvement", b"_min_improvement", "f1_k", b"f1_k", "max_correct_drop", b"max_correct_drop", "min_improvement", b"min_improvement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_correct_drop", b"_max_correct_drop", "_min_improvement", b"_min_improvement", "max_correct_drop", b"max_correct_drop", "metric", b"metric", "min_improvement", b"min_improvement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_f1_k", b"_f1_k", "_max_correct_drop", b"_max_correct_drop", "_min_improvement", b"_min_improvement", "f1_k", b"f1_k", "max_correct_drop", b"max_correct_drop", "metric", b"metric", "min_improvement", b"min_improvement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__f1_k: _TypeAlias = _typing.Literal["f1_k"]  # noqa: Y015
+    _WhichOneofArgType__f1_k: _TypeAlias = _typing.Literal["_f1_k", b"_f1_k"]  # noqa: Y015
     _WhichOneofReturnType__max_correct_drop: _TypeAlias = _typing.Literal["max_correct_drop"]  # noqa: Y015
     _WhichOneofArgType__max_correct_drop: _TypeAlias = _typing.Literal["_max_correct_drop", b"_max_correct_drop"]  # noqa: Y015
     _WhichOneofReturnType__min_improvement: _TypeAlias = _typing.Literal["min_improvement"]  # noqa: Y015
     _WhichOneofArgType__min_improvement: _TypeAlias = _typing.Literal["_min_improvement", b"_min_improvement"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__f1_k) -> _WhichOneofReturnType__f1_k | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_correct_drop) -> _WhichOneofReturnType__max_correct_drop | None: ...
     @_typing.overload
@@ -337,6 +424,7 @@ class RoundConfig(_message.Message):
     PROMOTION_FIELD_NUMBER: _builtins.int
     START_FROM_ROUND_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    MASK_UNIT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The served model to align, "models/{model}"."""
     samples_per_prompt: _builtins.int
@@ -351,6 +439,8 @@ class RoundConfig(_message.Message):
     """Start from the result of this round, "rounds/{round}" (iterative alignment); empty = served weights."""
     seed: _builtins.int
     """Seed for sampling, pairing and training."""
+    mask_unit: Global___MaskUnit.ValueType
+    """How much of a rejected sentence Mask-DPO counts."""
     @_builtins.property
     def prompts(self) -> Global___PromptSet:
         """Prompts to sample and train on."""
@@ -391,10 +481,11 @@ class RoundConfig(_message.Message):
         promotion: Global___PromotionRule | None = ...,
         start_from_round: _builtins.str = ...,
         seed: _builtins.int = ...,
+        mask_unit: Global___MaskUnit.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["eval_prompts", b"eval_prompts", "pairs", b"pairs", "promotion", b"promotion", "prompts", b"prompts", "sampling", b"sampling", "training", b"training"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["eval_prompts", b"eval_prompts", "judge", b"judge", "loss", b"loss", "mask_rule", b"mask_rule", "model", b"model", "pairs", b"pairs", "promotion", b"promotion", "prompts", b"prompts", "samples_per_prompt", b"samples_per_prompt", "sampling", b"sampling", "seed", b"seed", "start_from_round", b"start_from_round", "training", b"training"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eval_prompts", b"eval_prompts", "judge", b"judge", "loss", b"loss", "mask_rule", b"mask_rule", "mask_unit", b"mask_unit", "model", b"model", "pairs", b"pairs", "promotion", b"promotion", "prompts", b"prompts", "samples_per_prompt", b"samples_per_prompt", "sampling", b"sampling", "seed", b"seed", "start_from_round", b"start_from_round", "training", b"training"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,6 +506,11 @@ class Evaluation(_message.Message):
     NOFACT_PER_ANSWER_FIELD_NUMBER: _builtins.int
     MEAN_LENGTH_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    F1_AT_K_FIELD_NUMBER: _builtins.int
+    F1_K_FIELD_NUMBER: _builtins.int
+    CORRECT_FACTS_PER_ANSWER_FIELD_NUMBER: _builtins.int
+    INCORRECT_FACTS_PER_ANSWER_FIELD_NUMBER: _builtins.int
+    ABSTENTIONS_FIELD_NUMBER: _builtins.int
     weights: _builtins.str
     """The weight version or checkpoint evaluated."""
     anah_score: _builtins.float
@@ -433,6 +529,16 @@ class Evaluation(_message.Message):
     """Mean answer length in characters."""
     answers: _builtins.int
     """Answers evaluated."""
+    f1_at_k: _builtins.float
+    """F1@K: precision and recall = min(correct facts / K, 1), harmonic mean, averaged over answers."""
+    f1_k: _builtins.float
+    """K of F1@K."""
+    correct_facts_per_answer: _builtins.float
+    """Correct facts (the judge's supported claims) per answer."""
+    incorrect_facts_per_answer: _builtins.float
+    """Incorrect facts (contradicted or unverifiable claims) per answer."""
+    abstentions: _builtins.int
+    """Answers that refuse or state no checkable fact."""
     def __init__(
         self,
         *,
@@ -445,15 +551,22 @@ class Evaluation(_message.Message):
         nofact_per_answer: _builtins.float = ...,
         mean_length: _builtins.float = ...,
         answers: _builtins.int = ...,
+        f1_at_k: _builtins.float | None = ...,
+        f1_k: _builtins.float = ...,
+        correct_facts_per_answer: _builtins.float = ...,
+        incorrect_facts_per_answer: _builtins.float = ...,
+        abstentions: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_factscore", b"_factscore", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "factscore", b"factscore"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_f1_at_k", b"_f1_at_k", "_factscore", b"_factscore", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "f1_at_k", b"f1_at_k", "factscore", b"factscore"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_factscore", b"_factscore", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "correct_per_answer", b"correct_per_answer", "factscore", b"factscore", "incorrect_per_answer", b"incorrect_per_answer", "mean_length", b"mean_length", "nofact_per_answer", b"nofact_per_answer", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score", "_anah_score_released", b"_anah_score_released", "_f1_at_k", b"_f1_at_k", "_factscore", b"_factscore", "abstentions", b"abstentions", "anah_score", b"anah_score", "anah_score_released", b"anah_score_released", "answers", b"answers", "correct_facts_per_answer", b"correct_facts_per_answer", "correct_per_answer", b"correct_per_answer", "f1_at_k", b"f1_at_k", "f1_k", b"f1_k", "factscore", b"factscore", "incorrect_facts_per_answer", b"incorrect_facts_per_answer", "incorrect_per_answer", b"incorrect_per_answer", "mean_length", b"mean_length", "nofact_per_answer", b"nofact_per_answer", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__anah_score: _TypeAlias = _typing.Literal["anah_score"]  # noqa: Y015
     _WhichOneofArgType__anah_score: _TypeAlias = _typing.Literal["_anah_score", b"_anah_score"]  # noqa: Y015
     _WhichOneofReturnType__anah_score_released: _TypeAlias = _typing.Literal["anah_score_released"]  # noqa: Y015
     _WhichOneofArgType__anah_score_released: _TypeAlias = _typing.Literal["_anah_score_released", b"_anah_score_released"]  # noqa: Y015
+    _WhichOneofReturnType__f1_at_k: _TypeAlias = _typing.Literal["f1_at_k"]  # noqa: Y015
+    _WhichOneofArgType__f1_at_k: _TypeAlias = _typing.Literal["_f1_at_k", b"_f1_at_k"]  # noqa: Y015
     _WhichOneofReturnType__factscore: _TypeAlias = _typing.Literal["factscore"]  # noqa: Y015
     _WhichOneofArgType__factscore: _TypeAlias = _typing.Literal["_factscore", b"_factscore"]  # noqa: Y015
     @_typing.overload
@@ -461,9 +574,159 @@ class Evaluation(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__anah_score_released) -> _WhichOneofReturnType__anah_score_released | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__f1_at_k) -> _WhichOneofReturnType__f1_at_k | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__factscore) -> _WhichOneofReturnType__factscore | None: ...
 
 Global___Evaluation: _TypeAlias = Evaluation  # noqa: Y015
+
+@_typing.final
+class PairedDifference(_message.Message):
+    """One metric of the candidate against a baseline on the same evaluation prompts, with the paired
+    bootstrap interval of the difference (answers resampled together for both).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    BASELINE_FIELD_NUMBER: _builtins.int
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    P_VALUE_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """The metric: an Evaluation field name (anah_score, f1_at_k, correct_facts_per_answer, mean_length, ...)
+    or abstention_rate.
+    """
+    baseline: _builtins.float
+    """The baseline's value (unset when undefined, e.g. no fact stated)."""
+    candidate: _builtins.float
+    """The candidate's value."""
+    delta: _builtins.float
+    """candidate - baseline."""
+    p_value: _builtins.float
+    """Two-sided bootstrap p-value of delta != 0."""
+    @_builtins.property
+    def interval(self) -> _common_pb2.ConfidenceInterval:
+        """The paired bootstrap interval of delta (unset when delta is undefined)."""
+
+    def __init__(
+        self,
+        *,
+        metric: _builtins.str = ...,
+        baseline: _builtins.float | None = ...,
+        candidate: _builtins.float | None = ...,
+        delta: _builtins.float | None = ...,
+        interval: _common_pb2.ConfidenceInterval | None = ...,
+        p_value: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "interval", b"interval", "p_value", b"p_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_candidate", b"_candidate", "_delta", b"_delta", "_p_value", b"_p_value", "baseline", b"baseline", "candidate", b"candidate", "delta", b"delta", "interval", b"interval", "metric", b"metric", "p_value", b"p_value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__baseline: _TypeAlias = _typing.Literal["baseline"]  # noqa: Y015
+    _WhichOneofArgType__baseline: _TypeAlias = _typing.Literal["_baseline", b"_baseline"]  # noqa: Y015
+    _WhichOneofReturnType__candidate: _TypeAlias = _typing.Literal["candidate"]  # noqa: Y015
+    _WhichOneofArgType__candidate: _TypeAlias = _typing.Literal["_candidate", b"_candidate"]  # noqa: Y015
+    _WhichOneofReturnType__delta: _TypeAlias = _typing.Literal["delta"]  # noqa: Y015
+    _WhichOneofArgType__delta: _TypeAlias = _typing.Literal["_delta", b"_delta"]  # noqa: Y015
+    _WhichOneofReturnType__p_value: _TypeAlias = _typing.Literal["p_value"]  # noqa: Y015
+    _WhichOneofArgType__p_value: _TypeAlias = _typing.Literal["_p_value", b"_p_value"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__baseline) -> _WhichOneofReturnType__baseline | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__candidate) -> _WhichOneofReturnType__candidate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delta) -> _WhichOneofReturnType__delta | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__p_value) -> _WhichOneofReturnType__p_value | None: ...
+
+Global___PairedDifference: _TypeAlias = PairedDifference  # noqa: Y015
+
+@_typing.final
+class PromotionDecision(_message.Message):
+    """The promotion decision and its evidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Outcome:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[PromotionDecision._Outcome.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        OUTCOME_UNSPECIFIED: PromotionDecision._Outcome.ValueType  # 0
+        """Not decided yet (EVALUATE done, PROMOTE not)."""
+        PROMOTED: PromotionDecision._Outcome.ValueType  # 1
+        """Promoted."""
+        REFUSED: PromotionDecision._Outcome.ValueType  # 2
+        """Not promoted: the evidence is against the candidate."""
+        UNDECIDED: PromotionDecision._Outcome.ValueType  # 3
+        """Not promoted: the evaluation set is too small to decide (an interval straddles the threshold)."""
+
+    class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper):
+        """What the rule decided."""
+
+    OUTCOME_UNSPECIFIED: PromotionDecision.Outcome.ValueType  # 0
+    """Not decided yet (EVALUATE done, PROMOTE not)."""
+    PROMOTED: PromotionDecision.Outcome.ValueType  # 1
+    """Promoted."""
+    REFUSED: PromotionDecision.Outcome.ValueType  # 2
+    """Not promoted: the evidence is against the candidate."""
+    UNDECIDED: PromotionDecision.Outcome.ValueType  # 3
+    """Not promoted: the evaluation set is too small to decide (an interval straddles the threshold)."""
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    RESAMPLES_FIELD_NUMBER: _builtins.int
+    VERSUS_START_FIELD_NUMBER: _builtins.int
+    VERSUS_CHAIN_START_FIELD_NUMBER: _builtins.int
+    CHAIN_ROUND_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    outcome: Global___PromotionDecision.Outcome.ValueType
+    """The outcome."""
+    level: _builtins.float
+    """Confidence level of the intervals."""
+    resamples: _builtins.int
+    """Bootstrap resamples."""
+    chain_round: _builtins.str
+    """The first round of the chain, "rounds/{round}" (this round when not chained)."""
+    @_builtins.property
+    def rule(self) -> Global___PromotionRule:
+        """The rule applied (defaults filled in)."""
+
+    @_builtins.property
+    def versus_start(self) -> _containers.RepeatedCompositeFieldContainer[Global___PairedDifference]:
+        """Candidate against the round's start, every metric."""
+
+    @_builtins.property
+    def versus_chain_start(self) -> _containers.RepeatedCompositeFieldContainer[Global___PairedDifference]:
+        """Candidate against the chain's start, every metric (the same as versus_start when not chained)."""
+
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each condition of the rule with its figures, in words."""
+
+    def __init__(
+        self,
+        *,
+        outcome: Global___PromotionDecision.Outcome.ValueType = ...,
+        rule: Global___PromotionRule | None = ...,
+        level: _builtins.float = ...,
+        resamples: _builtins.int = ...,
+        versus_start: _abc.Iterable[Global___PairedDifference] | None = ...,
+        versus_chain_start: _abc.Iterable[Global___PairedDifference] | None = ...,
+        chain_round: _builtins.str = ...,
+        findings: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_round", b"chain_round", "findings", b"findings", "level", b"level", "outcome", b"outcome", "resamples", b"resamples", "rule", b"rule", "versus_chain_start", b"versus_chain_start", "versus_start", b"versus_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PromotionDecision: _TypeAlias = PromotionDecision  # noqa: Y015
 
 @_typing.final
 class AlignmentRound(_message.Message):
@@ -524,6 +787,8 @@ class AlignmentRound(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     OPERATION_FIELD_NUMBER: _builtins.int
     MEMORY_PLAN_FIELD_NUMBER: _builtins.int
+    CHAIN_START_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name "rounds/{round}"."""
     state: Global___AlignmentRound.State.ValueType
@@ -576,6 +841,14 @@ class AlignmentRound(_message.Message):
     def memory_plan(self) -> _memory_plan_pb2.MemoryPlan:
         """What TRAIN needs on each device; set in the response to a validate_only CreateAlignmentRound."""
 
+    @_builtins.property
+    def chain_start(self) -> Global___Evaluation:
+        """Evaluation of the chain's start weights on the same prompts (the same as before when not chained)."""
+
+    @_builtins.property
+    def decision(self) -> Global___PromotionDecision:
+        """The promotion decision with its paired intervals."""
+
     def __init__(
         self,
         *,
@@ -597,10 +870,12 @@ class AlignmentRound(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         operation: _builtins.str = ...,
         memory_plan: _memory_plan_pb2.MemoryPlan | None = ...,
+        chain_start: Global___Evaluation | None = ...,
+        decision: Global___PromotionDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "config", b"config", "create_time", b"create_time", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "chain_start", b"chain_start", "config", b"config", "create_time", b"create_time", "decision", b"decision", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "checkpoint", b"checkpoint", "config", b"config", "create_time", b"create_time", "done_phases", b"done_phases", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan", "name", b"name", "operation", b"operation", "phase", b"phase", "promoted", b"promoted", "promoted_weight_version", b"promoted_weight_version", "reason", b"reason", "report_path", b"report_path", "start_weight_version", b"start_weight_version", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "chain_start", b"chain_start", "checkpoint", b"checkpoint", "config", b"config", "create_time", b"create_time", "decision", b"decision", "done_phases", b"done_phases", "end_time", b"end_time", "judge", b"judge", "memory_plan", b"memory_plan", "name", b"name", "operation", b"operation", "phase", b"phase", "promoted", b"promoted", "promoted_weight_version", b"promoted_weight_version", "reason", b"reason", "report_path", b"report_path", "start_weight_version", b"start_weight_version", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -38,7 +38,7 @@ from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR, smollm2
 from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.judge.kb import DEFAULT_EXTRACTOR, EXTRACTORS
 from maskdpo.server.judge.registry import backend_names
-from maskdpo.server.rounds.config import METRICS
+from maskdpo.server.rounds.config import DEFAULT_EVAL_PROMPTS, METRICS
 from maskdpo.server.workers.placement import GpuSharing, Placement
 from maskdpo.trainer.serving_weights import SERVING_DTYPES
 
@@ -148,9 +148,15 @@ class ServerSettings(BaseSettings):
     rounds_save_steps: int = Field(0, ge=0, description="trainer checkpoint interval; 0 = a quarter of the "
                                    "round's steps")
     rounds_promotion_metric: str = Field("anah_score", description=f"default promotion metric: {', '.join(METRICS)}")
-    rounds_min_improvement: float = Field(0.01, ge=-1, le=1, description="default smallest metric gain to promote")
-    rounds_max_correct_drop: float = Field(0.1, ge=0, le=1, description="default largest fall of correct "
-                                           "sentences per answer (a fraction of the start's)")
+    rounds_min_improvement: float = Field(0.01, ge=-1, le=1, description="default smallest metric gain to "
+                                          "promote: the lower end of its paired 95 % interval must reach it")
+    rounds_max_correct_drop: float = Field(0.0, ge=0, le=1, description="default tolerated fall of correct "
+                                           "facts per answer against the chain's start (a fraction of its "
+                                           "value); refused when the whole interval lies below; 0 = any "
+                                           "significant fall refuses")
+    rounds_eval_prompts: int = Field(DEFAULT_EVAL_PROMPTS, ge=0, description="evaluation prompts of a round "
+                                     "whose eval_prompts.limit is 0 (0 = all); fewer widen the promotion "
+                                     "intervals and leave more rounds undecided")
     rounds_max_attempts: int = Field(3, ge=1, description="a phase started this many times without "
                                      "finishing ends the round FAILED")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from maskdpo.client import _cli_rounds, display
 from maskdpo.client._rounds import toy_round_config
-from maskdpo.v1 import alignment_pb2
+from maskdpo.v1 import alignment_pb2, common_pb2
 
 State = alignment_pb2.AlignmentRound.State
 
@@ -51,9 +51,16 @@ def test_table_and_toy_config() -> None:
         name="rounds/ab", state=State.SUCCEEDED, promoted=True, promoted_weight_version=3
     )
     r.before.anah_score, r.after.anah_score = 0.5, 0.625
+    r.before.correct_facts_per_answer, r.after.correct_facts_per_answer = 2.5, 2.4
+    r.decision.versus_chain_start.add(metric="correct_facts_per_answer", delta=-0.1).interval.CopyFrom(
+        common_pb2.ConfidenceInterval(low=-0.3, high=0.1, level=0.95))
+    undecided = alignment_pb2.AlignmentRound(name="rounds/cd", state=State.SUCCEEDED)
+    undecided.decision.outcome = alignment_pb2.PromotionDecision.UNDECIDED
     out = io.StringIO()
-    display.rounds_table([r], out)
-    assert "0.500" in out.getvalue() and "0.625" in out.getvalue() and "v3" in out.getvalue()
+    display.rounds_table([r, undecided], out)
+    text = out.getvalue()
+    assert "0.500" in text and "0.625" in text and "v3" in text and "undecided" in text
+    assert "2.50    2.40" in text and "-0.10 [-0.30,+0.10]" in text
     config = toy_round_config("toy", prompts=5, steps=7, start_from_round="rounds/ab")
     assert config.model == "models/toy" and config.prompts.limit == 5 and config.training.max_steps == 7
     assert (
@@ -63,12 +70,29 @@ def test_table_and_toy_config() -> None:
     assert config.start_from_round == "rounds/ab"
 
 
-def test_round_create_lora_flag_asks_for_an_adapter() -> None:
+def _round_parser() -> Any:
     import argparse
 
     parser = argparse.ArgumentParser()
     _cli_rounds.add_parsers(parser.add_subparsers(dest="command"), lambda p: None)
+    return parser
+
+
+def test_round_create_lora_flag_asks_for_an_adapter() -> None:
+    parser = _round_parser()
     plain = parser.parse_args(["round", "create"])
     lora = parser.parse_args(["round", "create", "--lora"])
     assert not _cli_rounds._config(plain, "", 0).training.lora
     assert _cli_rounds._config(lora, "", 0).training.lora
+
+
+def test_create_flags_set_the_levers_and_the_rule() -> None:
+    args = _round_parser().parse_args(["round", "create", "--nll-alpha", "0.5", "--mask-unit", "claim",
+                                       "--pair-rule", "no_fewer_correct", "--metric", "f1_at_k",
+                                       "--max-correct-drop", "0.05"])
+    config = _cli_rounds._config(args, "", 0)
+    assert config.training.nll_alpha == 0.5 and config.mask_unit == alignment_pb2.MASK_UNIT_CLAIM
+    assert config.pairs.rule == alignment_pb2.PAIR_RULE_NO_FEWER_CORRECT
+    assert config.promotion.metric == "f1_at_k" and config.promotion.max_correct_drop == 0.05
+    assert config.eval_prompts.limit == 0  # the server's evaluation set size
+    assert set(_cli_rounds.MASK_UNITS) == {"sentence", "claim"}

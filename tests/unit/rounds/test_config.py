@@ -53,6 +53,11 @@ CASES = [
     (_set("start_from_round", "round-1"), "config.start_from_round"),
     (_set("loss", 7), "config.loss"),
     (_set("training.precision", 9), "config.training.precision"),
+    (_set("training.nll_alpha", -0.5), "config.training.nll_alpha"),
+    (_set("training.nll_alpha", float("inf")), "config.training.nll_alpha"),
+    (_set("mask_unit", 9), "config.mask_unit"),
+    (_set("pairs.rule", 9), "config.pairs.rule"),
+    (_set("promotion.f1_k", 0.0), "config.promotion.f1_k"),
 ]
 
 
@@ -79,10 +84,12 @@ def test_defaults_are_filled_in() -> None:
     cfg = alignment_pb2.RoundConfig(model="models/tiny")
     cfg.prompts.dataset = "tiny/train"
     cfg.eval_prompts.prompts.prompts.add(prompt="Who is Ada?", topic="Ada Lovelace")
-    spec = validate_config(cfg, datasets.names(), defaults=Promotion("factscore", 0.05, 0.2))
+    spec = validate_config(cfg, datasets.names(), defaults=Promotion("factscore", 0.05, 0.2, eval_prompts=90))
     assert spec.samples_per_prompt == 4 and spec.loss == "maskdpo" and spec.mask_rule == "default"
     assert spec.training.beta == 0.1 and spec.training.batch_size == 8 and spec.min_margin == 0.1
-    assert spec.promotion == Promotion("factscore", 0.05, 0.2)
+    assert spec.training.nll_alpha == 0.0 and spec.mask_unit == "sentence" and spec.pair_rule == "precision"
+    assert spec.promotion == Promotion("factscore", 0.05, 0.2, eval_prompts=90)
+    assert spec.eval_prompts.limit == 90  # the evaluation set size is the server's setting unless given
     assert spec.eval_prompts.inline[0].topic == "Ada Lovelace"
     cfg.promotion.min_improvement = 0.0  # explicitly zero is honoured, not replaced by the default
     assert validate_config(cfg, datasets.names()).promotion.min_improvement == 0.0
@@ -108,3 +115,27 @@ def test_registered_knowledge_source_in_round_prompts_is_refused_not_ignored() -
     with pytest.raises(InvalidArgument) as info:
         validate_config(cfg, datasets.names())
     assert info.value.field == "config.eval_prompts.prompts.prompts[0].knowledge.knowledge_source"
+
+
+def test_levers_are_resolved_by_the_trainer_names() -> None:
+    """Every MaskUnit and PairRule of the contract is a value of the trainer's enum of that name, and back."""
+    from maskdpo.trainer.pairs import PairRule
+    from maskdpo.trainer.token_masks import MaskUnit
+
+    for proto, trainer, name in ((alignment_pb2.MaskUnit, MaskUnit, "mask_unit"),
+                                 (alignment_pb2.PairRule, PairRule, "pair_rule")):
+        seen = set()
+        for number in proto.values():
+            cfg = tiny_config()
+            if name == "mask_unit":
+                cfg.mask_unit = number  # type: ignore[assignment]
+            else:
+                cfg.pairs.rule = number  # type: ignore[assignment]
+            seen.add(trainer(getattr(validate_config(cfg, datasets.names()), name)))
+        assert seen == set(trainer)
+    cfg = tiny_config()
+    cfg.training.nll_alpha, cfg.mask_unit, cfg.pairs.rule = 0.5, alignment_pb2.MASK_UNIT_CLAIM, alignment_pb2.PAIR_RULE_NET_CORRECT
+    cfg.promotion.f1_k, cfg.eval_prompts.limit = 4.0, 3
+    spec = validate_config(cfg, datasets.names())
+    assert (spec.training.nll_alpha, spec.mask_unit, spec.pair_rule) == (0.5, "claim", "net_correct")
+    assert spec.promotion.f1_k == 4.0 and spec.eval_prompts.limit == 3  # a given size is honoured

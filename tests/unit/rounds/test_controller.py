@@ -202,6 +202,20 @@ def test_iterative_round_starts_from_the_previous_candidate(tmp_path: Path, tiny
         assert sampled["sampler"] == "transformers"  # the first candidate was not promoted, so not served
         assert second.before.weights == sampled["policy"]  # the reference / start policy is round 1's result
         assert gen.version.version == 2
+        # the candidate is also judged against the chain's start: round 1's start, the served base model
+        assert second.chain_start.weights == str(tiny_model) == first.before.weights
+        assert second.chain_start.answers == second.after.answers > 0
+        decision = second.decision
+        assert decision.outcome == alignment_pb2.PromotionDecision.PROMOTED and decision.chain_round == first.name
+        facts = {d.metric: d for d in decision.versus_chain_start}["correct_facts_per_answer"]
+        assert facts.baseline == second.chain_start.correct_facts_per_answer
+        assert facts.candidate == second.after.correct_facts_per_answer
+        assert any("against the chain's start" in f for f in decision.findings)
+        assert first.decision.outcome == alignment_pb2.PromotionDecision.REFUSED
+        assert first.chain_start == first.before  # not chained: its own start
+        report = Path(second.report_path).read_text()
+        assert "## Promotion decision" in report and "Candidate against the chain's start:" in report
+        assert "| chain start | before | after |" in report
         await c.close()
 
     asyncio.run(main())

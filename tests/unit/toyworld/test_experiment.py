@@ -48,12 +48,20 @@ def test_config_and_command_line_validate() -> None:
         ExperimentConfig(split="alignment")
     with pytest.raises(ValueError, match="pair_rule"):
         ExperimentConfig(pair_rule="longest")
+    with pytest.raises(ValueError, match="mask_unit"):
+        ExperimentConfig(mask_unit="token")
+    with pytest.raises(ValueError, match="nll_alpha"):
+        ExperimentConfig(nll_alpha=-1.0)
     assert parse_args(["--pair-rule", "net_correct"])[0].pair_rule == "net_correct"
     args = "--seeds 3 4 --samples-per-prompt 8 --nofact-rule released --split validation --people 60"
-    config, out, _, reuse = parse_args([*args.split(), "--questions-per-person", "2", "--out", "/tmp/x"])
+    config, ns = parse_args([*args.split(), "--questions-per-person", "2", "--out", "/tmp/x"])
     assert config.seeds == (3, 4) and config.samples_per_prompt == 8 and config.nofact_rule == "released"
     assert config.split == "validation" and config.people == 60 and config.questions_per_person == 2
-    assert out == Path("/tmp/x") and not reuse
+    assert ns.out == Path("/tmp/x") and not ns.reuse_samples and ns.fresh_world is None
+    levers = "--mask-unit claim --nll-alpha 0.5 --anchor-dpo --fresh-world 7 --fresh-model /tmp/m"
+    config, ns = parse_args(levers.split())
+    assert (config.mask_unit, config.nll_alpha, config.anchor_dpo) == ("claim", 0.5, True)
+    assert ns.fresh_world == 7 and ns.fresh_model == Path("/tmp/m")
 
 
 def _sentence(person: Person, attribute: str, value: str | None = None) -> str:
@@ -85,7 +93,10 @@ def _records(world: World, people: list[Person], style: str) -> list[EvalRecord]
     labeler = WorldLabeler(world)
     answers = _answers(world, people, style)
     judgments = labeler.judge_responses([(a, p.name) for a, p in zip(answers, people, strict=True)])
-    return [EvalRecord.of(p, a, j) for p, a, j in zip(people, answers, judgments, strict=True)]
+    return [
+        EvalRecord.of(p, a, j, labeler.supported_by_attribute(j, p.name))
+        for p, a, j in zip(people, answers, judgments, strict=True)
+    ]
 
 
 def test_padding_with_fact_free_sentences_is_not_an_honest_win(world: World) -> None:
@@ -109,6 +120,8 @@ def test_padding_with_fact_free_sentences_is_not_an_honest_win(world: World) -> 
     assert honest_win(paired["dpo-base"]) == (True, [])
     result = verdict(analysis, "validation")
     assert result["maskdpo-dpo"]["honest_win"] is False and result["claim_holds"] is False
+    assert result["target"] == {"maskdpo_above_dpo": False, "dpo_above_base": True,
+                                "maskdpo_keeps_facts": False, "met": False}
     assert result["ordering_point_estimates"] is False  # Mask-DPO ties DPO on ANAH (both 100 %)
 
 
@@ -132,12 +145,48 @@ def test_report_files_hold_the_three_methods(world: World, tmp_path: Path) -> No
         }
     }
     timing = {"wall_s": 60.0, "cpu_s": 50.0, "phases_wall_s": {"train": 30.0}}
-    summary = write_report(tmp_path, build_summary(config, records, seeds, timing, 3))
+    run = build_summary(config, records, seeds, timing, 3)
+    fresh = {"world_seed": 7, "model_train_s": 300.0, **run}
+    summary = write_report(tmp_path, {**run, "fresh_world": fresh})
     report = (tmp_path / "report.md").read_text()
     for row in ("| base |", "| DPO |", "| Mask-DPO |"):
         assert row in report
     assert "Mask-DPO − DPO" in report and "near" in report
+    # correct facts by attribute: the "better" answers keep both true facts, so nothing is lost
+    assert "| birthplace | 1.00 | 1.00 | 1.00 |" in report and "| occupation | 1.00 | 1.00 | 1.00 |" in report
+    assert "## A world never used for tuning (world seed 7)" in report and "--fresh-world 7" in report
+    assert "Target (" in report and "**not met** -- missed: DPO above base" in report
+    # F1@K against the base model's median facts (3: two true, one false), the same K for every method
+    g = summary["analysis"]["heldout"]
+    assert g["f1_k"] == 3.0 and "K = 3 (the base model's median facts per answer)" in report
+    f1 = {m: g["subgroups"]["all"][m]["f1_at_k"]["value"] for m in ("base", "maskdpo")}
+    assert f1["base"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3)) and f1["maskdpo"] == pytest.approx(0.8)
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["verdict"]["maskdpo-base"]["honest_win"] is True
     assert summary["verdict"]["dpo-base"]["honest_win"] is False  # identical answers: no gain
+
+
+def test_a_trained_run_is_reused_only_with_the_same_pairs_and_settings(world: World, tmp_path: Path) -> None:
+    """Tuning reuses a method's greedy answers when its pairs and training options are unchanged."""
+    from maskdpo.toyworld.experiment import _cached_run, _digest, _training_key
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"x": 1}\n')
+    people = world.split("validation")[:2]
+    config = ExperimentConfig(split="validation", eval_alignment=False)
+    key = _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, config)
+    run = tmp_path / f"maskdpo-{_digest(key)}"
+    run.mkdir()
+    (run / "greedy-validation.jsonl").write_text(
+        "".join(json.dumps({"name": p.name, "answer": f"about {p.name}"}) + "\n" for p in people))
+    (run / "run.json").write_text(json.dumps({"key": key, "info": {"pairs": 3}}))
+    assert _cached_run(run, key, {"validation": people}) == (
+        {"pairs": 3}, {"validation": [f"about {p.name}" for p in people]})
+    anchored = _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, ExperimentConfig(split="validation", nll_alpha=0.5,
+                                                                              eval_alignment=False))
+    assert anchored != key and _cached_run(run, anchored, {"validation": people}) is None
+    assert _training_key(pairs, DEFAULT_OUT, "dpo", 0, ExperimentConfig(nll_alpha=0.5)) == _training_key(
+        pairs, DEFAULT_OUT, "dpo", 0, ExperimentConfig())  # the anchor is Mask-DPO's unless --anchor-dpo
+    pairs.write_text('{"x": 2}\n')
+    assert _cached_run(run, _training_key(pairs, DEFAULT_OUT, "maskdpo", 0, config), {"validation": people}) is None

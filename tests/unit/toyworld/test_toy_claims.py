@@ -102,3 +102,37 @@ def test_model_like_sentences(
         school=person.value("school"), employer=person.value("employer"), city=person.value("birthplace")
     )
     assert labeler.label_sentence(text, person.name) is label
+
+
+def test_the_wrong_values_are_marked_and_masked_alone(world: World, labeler: WorldLabeler) -> None:
+    """A swapped value is marked where it stands, and a claim-level rejected mask on the toy model's own
+    tokenizer keeps exactly its tokens."""
+    from transformers import AutoTokenizer
+
+    from maskdpo.toyworld.train_model import DEFAULT_OUT
+    from maskdpo.trainer.joint import completion_mask
+    from maskdpo.trainer.token_masks import MaskConfig, MaskUnit, Role
+
+    tok = AutoTokenizer.from_pretrained(DEFAULT_OUT)
+    rng = random.Random(1)
+    index = world.by_name()
+    checked = 0
+    for person in rng.sample([p for p in world.people if "employer" in p.attributes], 20):
+        values = person_values(person, index)
+        template = rng.choice([t for t in T.ALL_FACT_TEMPLATES if len(t.attributes) == 2
+                               and all(a in person.attributes for a in t.attributes)])
+        swapped = rng.choice(template.attributes)
+        donor = next(p for p in world.people if p.value(swapped) not in (None, values[swapped]))
+        wrong = donor.value(swapped)
+        assert wrong is not None
+        text = T.render(template, "She", "Her", {**values, swapped: wrong}) + " " + T.render(
+            template, "She", "Her", values)
+        [sentence, right] = labeler.label_response(text, person.name)
+        assert [w.text_of(text) for w in sentence.wrong_spans] == [wrong] and right.wrong_spans == ()
+        joint, result = completion_mask(tok, [{"role": "user", "content": "Tell me a bio."}], text,
+                                        [sentence, right], Role.REJECTED,
+                                        MaskConfig(end_of_turn="drop", unit=MaskUnit.CLAIM))
+        kept = [t for t, m in zip(joint.ids[joint.prompt_len:], result.mask, strict=True) if m]
+        assert tok.decode(kept).strip() == wrong, (text, tok.decode(kept))
+        checked += 1
+    assert checked == 20

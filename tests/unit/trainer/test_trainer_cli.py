@@ -149,3 +149,16 @@ def test_a_bfloat16_checkpoint_trains_in_float32_without_bf16(
 
     assert dtypes(out / "checkpoints" / "checkpoint-1") == {"torch.float32"}
     assert dtypes(out / "final") == {"torch.bfloat16"}
+
+
+def test_cli_levers_reach_the_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """--mask-unit, --pair-rule and --nll-alpha are recorded where the run used them."""
+    data = write_judged(tmp_path / "judged.jsonl")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(out), "--steps", "1",
+            "--mask-unit", "claim", "--pair-rule", "no_fewer_correct", "--nll-alpha", "0.5", "--no-progress"]
+    assert main(argv) == 0
+    info = read_training_info(out / "final")
+    assert info["mask_config"]["unit"] == "claim" and info["mask_config"]["identity"].endswith(",unit=claim")
+    assert info["dpo_config"]["loss_type"] == ["sigmoid", "sft"] and info["dpo_config"]["loss_weights"] == [1.0, 0.5]
+    assert info["options"]["pair_rule"] == "no_fewer_correct" and info["options"]["nll_alpha"] == "0.5"

@@ -51,6 +51,25 @@ def _loss_and_grads(trainer: Any, n: int = 4) -> tuple[torch.Tensor, dict[str, t
     return loss.detach(), grads, batch
 
 
+def lm_head_input_grad(trainer: Any) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """The loss, d loss / d h_t of the LM head's input at every position (the final norm's output), and the
+    batch of one step."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep_grad(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+        output.retain_grad()
+        captured["h"] = output
+
+    handle = trainer.model.model.norm.register_forward_hook(keep_grad)
+    try:
+        loss, _, batch = _loss_and_grads(trainer)
+    finally:
+        handle.remove()
+    grad = captured["h"].grad
+    assert grad is not None
+    return loss, grad, batch
+
+
 def test_all_ones_masks_match_trl_dpo_exactly(
     tiny_model_dir: Path, tiny_tokenizer: Any, tmp_path: Path
 ) -> None:
@@ -92,18 +111,7 @@ def test_gradient_is_exactly_zero_at_neutral_positions(
         train_dataset=Dataset.from_list(rows),
         processing_class=tiny_tokenizer,
     )
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep_grad(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-        output.retain_grad()
-        captured["h"] = output
-
-    handle = trainer.model.model.norm.register_forward_hook(keep_grad)
-    try:
-        _, _, batch = _loss_and_grads(trainer)
-    finally:
-        handle.remove()
-    grad = captured["h"].grad  # (2B, L, H); position t predicts token t+1
+    _, grad, batch = lm_head_input_grad(trainer)  # (2B, L, H); position t predicts token t+1
     kept = batch["completion_mask"][:, 1:].bool()
     completion_len, kept_len = batch[TOKEN_COUNTS_KEY].unbind(dim=1)
     per_position = grad[:, :-1].abs().sum(dim=-1)

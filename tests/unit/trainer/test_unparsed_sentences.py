@@ -30,3 +30,13 @@ def test_rows_keep_the_missing_verdict() -> None:
     rows = sentences_to_rows(SENTENCES)
     assert rows[1]["parsed"] is False and "parsed" not in rows[0]
     assert sentences_from_rows(rows, TEXT) == SENTENCES
+
+
+def test_rows_through_a_datasets_table_keep_every_verdict() -> None:
+    """A datasets table fills keys a row lacks with null: a sentence without ``parsed`` stays parsed."""
+    from datasets import Dataset
+
+    table = Dataset.from_list([{"s": sentences_to_rows(SENTENCES)}, {"s": sentences_to_rows(SENTENCES[:1])}])
+    assert table[1]["s"][0]["parsed"] is None  # what the table hands back
+    assert sentences_from_rows(table[0]["s"], TEXT) == SENTENCES
+    assert sentences_from_rows(table[1]["s"], TEXT) == SENTENCES[:1]

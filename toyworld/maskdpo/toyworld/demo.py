@@ -4,8 +4,10 @@
    engine serving the toy-world model, the round controller);
 2. scores the bundled example answers through the SDK and prints the per-sentence table and the metrics;
 3. runs two chained Mask-DPO alignment rounds on the toy world through the API with live progress: each
-   samples on-policy, judges with the exact kb judge, builds pairs, trains, evaluates on held-out
-   (validation) people and promotes the candidate only if it is more factual;
+   samples on-policy, judges with the exact kb judge, builds pairs, trains (with the NLL anchor), evaluates
+   on held-out (validation) people and promotes the candidate only if its ANAH gain's paired interval
+   clears the margin and its correct facts per answer did not fall significantly against the chain's
+   start -- else it says why (refused, or undecided);
 4. prints the before / after table and the path of the last round's report, then stops the service.
 
 Options: ``--rounds K``, ``--steps N``, ``--prompts N``, ``--data-dir`` (default: a new temporary folder, kept).
@@ -25,6 +27,8 @@ from maskdpo.client.display import follow, print_answer, print_batch, rounds_tab
 from maskdpo.server.launcher import ServerProcess
 from maskdpo.toyworld.train_model import DEFAULT_OUT
 from maskdpo.v1 import alignment_pb2
+
+Decision = alignment_pb2.PromotionDecision
 
 
 def _examples() -> list[dict[str, object]]:
@@ -51,18 +55,21 @@ def score_examples(client: Client) -> None:
     print(f"judge: {j.backend} (heuristic={j.heuristic}, model {j.model}, splitter {j.splitter})\n")
 
 
-def run_rounds(client: Client, rounds: int, steps: int, prompts: int) -> list[alignment_pb2.AlignmentRound]:
+def run_rounds(client: Client, rounds: int, **sizes: int) -> list[alignment_pb2.AlignmentRound]:
+    """``rounds`` chained rounds with :func:`toy_round_config`'s settings (``sizes`` override its sizes)."""
     done: list[alignment_pb2.AlignmentRound] = []
     start = ""
     for k in range(rounds):
-        config = toy_round_config("models/toy", prompts=prompts, eval_prompts=prompts, steps=steps, seed=k,
-                                  start_from_round=start)
+        config = toy_round_config("models/toy", seed=k, start_from_round=start, **sizes)
         op = client.create_round(config, request_id=f"demo-round-{k}")
         name = round_of(op)
         print(f"\n== alignment round {k + 1}/{rounds}: {name}" + (f" (starts from {start})" if start else ""))
         result = follow(client, name)
         done.append(result)
-        print(f"{name}: {alignment_pb2.AlignmentRound.State.Name(result.state)}: {result.reason}")
+        print(f"{name}: {alignment_pb2.AlignmentRound.State.Name(result.state)}, "
+              + Decision.Outcome.Name(result.decision.outcome).lower())
+        for finding in result.decision.findings or [result.reason]:
+            print(f"  - {finding}")
         if result.state != alignment_pb2.AlignmentRound.SUCCEEDED:
             break
         start = name
@@ -72,8 +79,8 @@ def run_rounds(client: Client, rounds: int, steps: int, prompts: int) -> list[al
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="maskdpo demo on the embedded defaults")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=24)
-    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--steps", type=int, help="training steps per round (default: toy_round_config's)")
+    parser.add_argument("--prompts", type=int, help="alignment prompts per round (default: toy_round_config's)")
     parser.add_argument("--data-dir", type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -86,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         with Client(server.target, timeout=900) as client:
             print(f"health: {client.health()}\n")
             score_examples(client)
-            done = run_rounds(client, args.rounds, args.steps, args.prompts)
-        print("\n== before / after (ANAH score on held-out validation people, greedy decoding)")
+            sizes = {k: v for k, v in (("steps", args.steps), ("prompts", args.prompts)) if v is not None}
+            done = run_rounds(client, args.rounds, **sizes)
+        print("\n== before / after (validation people, greedy decoding; correct facts per answer against the "
+              "chain's start with the 95 % paired interval the promotion rule reads)")
         rounds_table(done)
         reports = [r.report_path for r in done if r.report_path]
         if reports:

@@ -1,6 +1,6 @@
 """The toy-world experiment: base vs vanilla DPO vs Mask-DPO on people never used for alignment.
 
-Run ``python -m maskdpo.toyworld.experiment [--seeds 0 1 2] [--samples-per-prompt K]
+Run ``python -m maskdpo.toyworld.experiment [--seeds 0 1 2 3 4] [--samples-per-prompt K]
 [--nofact-rule default|released] [--people N] [--questions-per-person Q] [--split heldout|validation]
 [--out results/toyworld]``. For each seed it
 
@@ -28,7 +28,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from maskdpo.toyworld.train_model import DEFAULT_OUT, world_of
 from maskdpo.toyworld.world import BUCKETS, Person, World
 from maskdpo.toyworld.world_judge import WorldLabeler
 from maskdpo.trainer.pairs import PairConfig, PairRule, PairStats, sentences_to_rows
-from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
+from maskdpo.trainer.token_masks import EndOfTurn, MaskRule, MaskUnit
 
 METHODS = ("base", "dpo", "maskdpo")
 SPLITS = ("heldout", "validation")
@@ -47,7 +47,7 @@ SPLITS = ("heldout", "validation")
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     samples_per_prompt: int = 12
     nofact_rule: str = "default"
     people: int | None = None
@@ -71,6 +71,13 @@ class ExperimentConfig:
 
     Defaults (K=12, beta 0.5, lr 1e-4, 60 steps of 16 pairs, end of turn neutral) were chosen on the
     validation people (docs/toyworld.md, "Experiment")."""
+    mask_unit: str = "sentence"
+    """Mask-DPO only: ``claim`` keeps only the tokens of a rejected sentence's wrong values."""
+    nll_alpha: float = 0.2
+    """Mask-DPO: weight of the NLL anchor on the chosen answer's kept tokens (0 = off). 0.2 was chosen on the
+    validation people over three seeds (docs/toyworld.md, "Levers against 'say less'")."""
+    anchor_dpo: bool = False
+    """Give vanilla DPO the same NLL anchor (on its whole chosen answer); off = DPO is plain DPO."""
     eval_alignment: bool = True
     eval_limit: int | None = None
     """Evaluate only the first N people of each evaluation split (tests)."""
@@ -102,6 +109,10 @@ class ExperimentConfig:
             )
         if self.people is not None and self.people < 1:
             raise ValueError(f"ExperimentConfig.people must be >= 1, got {self.people}")
+        if self.mask_unit not in {u.value for u in MaskUnit}:
+            raise ValueError(f"ExperimentConfig.mask_unit must be sentence or claim, got {self.mask_unit!r}")
+        if not self.nll_alpha >= 0:
+            raise ValueError(f"ExperimentConfig.nll_alpha must be >= 0, got {self.nll_alpha}")
 
 
 @dataclass
@@ -301,13 +312,14 @@ def make_pairs(samples: Path, pairs_path: Path, config: ExperimentConfig) -> Pai
     return stats
 
 
-def train_method(
+def train_options(
     pairs: Path, model: Path, out: Path, method: str, seed: int, config: ExperimentConfig
 ) -> Any:
+    """The trainer's options for ``method`` (``dpo`` or ``maskdpo``) under ``config``."""
     from maskdpo.trainer.pairs import Degenerate
-    from maskdpo.trainer.run import TrainOptions, run_training
+    from maskdpo.trainer.run import TrainOptions
 
-    opts = TrainOptions(
+    return TrainOptions(
         data=pairs,
         model=model,
         out=out,
@@ -315,6 +327,8 @@ def train_method(
         loss="dpo" if method == "dpo" else "maskdpo",
         mask_rule=MaskRule(config.nofact_rule),
         end_of_turn=EndOfTurn(config.end_of_turn),
+        mask_unit=MaskUnit(config.mask_unit) if method == "maskdpo" else MaskUnit.SENTENCE,
+        nll_alpha=config.nll_alpha if method == "maskdpo" or config.anchor_dpo else 0.0,
         min_margin=0.0,  # the pair file already applied it
         degenerate=Degenerate(config.degenerate),
         steps=config.steps,
@@ -326,7 +340,14 @@ def train_method(
         seed=seed,
         progress_bar=False,
     )
-    return run_training(opts)
+
+
+def train_method(
+    pairs: Path, model: Path, out: Path, method: str, seed: int, config: ExperimentConfig
+) -> Any:
+    from maskdpo.trainer.run import run_training
+
+    return run_training(train_options(pairs, model, out, method, seed, config))
 
 
 def greedy_answers(model_dir: Path, people: Sequence[Person]) -> list[str]:
@@ -350,12 +371,50 @@ def eval_people(world: World, config: ExperimentConfig) -> dict[str, list[Person
 
 
 def run_experiment(
-    config: ExperimentConfig, out: Path, work: Path, log: Any = print, reuse: bool = False
+    config: ExperimentConfig,
+    out: Path,
+    work: Path,
+    log: Any = print,
+    reuse: bool = False,
+    fresh_world: int | None = None,
+    fresh_model: Path | None = None,
 ) -> dict[str, Any]:
-    """The whole experiment; returns the summary (also written with the report into ``out``)."""
+    """The whole experiment; returns the summary (also written with the report into ``out``).
+
+    With ``fresh_world`` (a world seed never used while tuning) the same settings run again on that world,
+    with a model trained for it by :mod:`maskdpo.toyworld.train_model` into ``fresh_model`` (reused when it
+    already holds that world's model); the report shows both runs.
+    """
+    from maskdpo.toyworld.experiment_markdown import write_report
+
+    summary = run_on_model(config, work, log, reuse)
+    if fresh_world is not None:
+        write_report(out, summary)  # the first run's report stands even if the second one fails
+        folder = (fresh_model or work / f"world{fresh_world}-model").resolve()
+        trained = ensure_world_model(folder, fresh_world, log)
+        fresh = run_on_model(replace(config, model=str(folder)), work / f"world{fresh_world}", log, reuse)
+        summary["fresh_world"] = {"world_seed": fresh_world, "model_train_s": trained, **fresh}
+    return write_report(out, summary)
+
+
+def ensure_world_model(folder: Path, world_seed: int, log: Any = print) -> float | None:
+    """Train the toy model of world ``world_seed`` into ``folder`` unless it is already there; returns the
+    training seconds (None when reused)."""
+    from maskdpo.toyworld.train_model import default_config, train
+
+    info = folder / "training_info.json"
+    if info.is_file() and json.loads(info.read_text())["config"]["world"]["seed"] == world_seed:
+        log(f"world {world_seed}: reusing the model in {folder}")
+        return None
+    log(f"world {world_seed}: training its model into {folder} (python -m maskdpo.toyworld.train_model)")
+    _, _, trained = train(default_config(world_seed), folder)
+    return float(trained["train_seconds"])
+
+
+def run_on_model(config: ExperimentConfig, work: Path, log: Any = print, reuse: bool = False) -> dict[str, Any]:
+    """Sample, pair, train and evaluate on ``config.model``'s world; returns its summary."""
     import torch
 
-    from maskdpo.toyworld.experiment_markdown import write_report
     from maskdpo.toyworld.experiment_report import EvalRecord, build_summary
 
     torch.set_num_threads(1)  # on shared cores a second spinning thread makes each step several times slower
@@ -390,26 +449,34 @@ def run_experiment(
         for g in groups:
             records[g]["base"][seed] = base[g]
         for method in ("dpo", "maskdpo"):
-            with timer.phase("train"):
-                result = train_method(
-                    seed_dir / "pairs.jsonl", model, seed_dir / method, method, seed, config
-                )
-            seed_info["train"][method] = {
-                "pairs": result.pair_stats["pairs"],
-                "kept_fraction": {
-                    r: float(result.last_log.get(f"mask/kept_fraction_{r}", float("nan")))
-                    for r in ("chosen", "rejected")
-                },
-                "empty_sides": result.mask_report["empty_sides"],
-                "last_log": {k: v for k, v in result.last_log.items() if isinstance(v, int | float)},
-                "seconds": round(result.seconds, 1),
-            }
-            with timer.phase("evaluate (greedy)"):
-                for g, people in groups.items():
-                    answers = greedy_answers(result.final_dir, people)
-                    records[g][method][seed] = _judge_answers(labeler, people, answers)
-                    _dump_answers(seed_dir / method / f"greedy-{g}.jsonl", records[g][method][seed])
-            shutil.rmtree(seed_dir / method / "checkpoints", ignore_errors=True)
+            key = _training_key(seed_dir / "pairs.jsonl", model, method, seed, config)
+            # tuning (reuse): one folder per setting, so every trained run stays reusable
+            method_dir = seed_dir / (f"{method}-{_digest(key)}" if reuse else method)
+            cached = _cached_run(method_dir, key, groups) if reuse else None
+            if cached is None:
+                with timer.phase("train"):
+                    result = train_method(seed_dir / "pairs.jsonl", model, method_dir, method, seed, config)
+                info = {
+                    "pairs": result.pair_stats["pairs"],
+                    "kept_fraction": {
+                        r: float(result.last_log.get(f"mask/kept_fraction_{r}", float("nan")))
+                        for r in ("chosen", "rejected")
+                    },
+                    "empty_sides": result.mask_report["empty_sides"],
+                    "last_log": {k: v for k, v in result.last_log.items() if isinstance(v, int | float)},
+                    "seconds": round(result.seconds, 1),
+                }
+                with timer.phase("evaluate (greedy)"):
+                    answers = {g: greedy_answers(result.final_dir, people) for g, people in groups.items()}
+                shutil.rmtree(method_dir / "checkpoints", ignore_errors=True)
+            else:
+                log(f"seed {seed}: {method} reused from {method_dir} (same pairs and settings)")
+                info, answers = cached
+            seed_info["train"][method] = info
+            for g, people in groups.items():
+                records[g][method][seed] = _judge_answers(labeler, people, answers[g])
+                _dump_answers(method_dir / f"greedy-{g}.jsonl", records[g][method][seed])
+            (method_dir / "run.json").write_text(json.dumps({"key": key, "info": info}))
         if seed_info["train"]["dpo"]["pairs"] != seed_info["train"]["maskdpo"]["pairs"]:
             raise RuntimeError(f"seed {seed}: DPO and Mask-DPO trained on different pair counts: {seed_info}")
         seeds_info[seed] = seed_info
@@ -421,14 +488,55 @@ def run_experiment(
         "phases_wall_s": {k: round(v, 1) for k, v in timer.wall.items()},
         "phases_cpu_s": {k: round(v, 1) for k, v in timer.cpu.items()},
     }
-    return write_report(out, build_summary(asdict(config), records, seeds_info, timing, len(prompts)))
+    return build_summary(asdict(config), records, seeds_info, timing, len(prompts))
+
+
+def _training_key(pairs: Path, model: Path, method: str, seed: int, config: ExperimentConfig) -> dict[str, Any]:
+    """Everything a method's trained model depends on (to reuse a run when tuning other settings)."""
+    import hashlib
+
+    options = asdict(train_options(pairs, model, Path("."), method, seed, config))
+    options.pop("out")
+    return {
+        "pairs_sha256": hashlib.sha256(pairs.read_bytes()).hexdigest(),
+        "options": {k: str(v) for k, v in options.items()},
+        "eval": [config.eval_limit, config.eval_alignment, config.split],
+    }
+
+
+def _digest(key: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _cached_run(
+    method_dir: Path, key: dict[str, Any], groups: Mapping[str, Sequence[Person]]
+) -> tuple[dict[str, Any], dict[str, list[str]]] | None:
+    run = method_dir / "run.json"
+    if not run.is_file() or json.loads(run.read_text()).get("key") != key:
+        return None
+    answers = {}
+    for g, people in groups.items():
+        path = method_dir / f"greedy-{g}.jsonl"
+        if not path.is_file():
+            return None
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if [r["name"] for r in rows] != [p.name for p in people]:
+            return None
+        answers[g] = [r["answer"] for r in rows]
+    info: dict[str, Any] = json.loads(run.read_text())["info"]
+    return info, answers
 
 
 def _judge_answers(labeler: WorldLabeler, people: Sequence[Person], answers: Sequence[str]) -> list[Any]:
     from maskdpo.toyworld.experiment_report import EvalRecord
 
     judgments = labeler.judge_responses([(a, p.name) for a, p in zip(answers, people, strict=True)])
-    return [EvalRecord.of(p, a, j) for p, a, j in zip(people, answers, judgments, strict=True)]
+    return [
+        EvalRecord.of(p, a, j, labeler.supported_by_attribute(j, p.name))
+        for p, a, j in zip(people, answers, judgments, strict=True)
+    ]
 
 
 def _dump_answers(path: Path, records: Sequence[Any]) -> None:
@@ -437,7 +545,7 @@ def _dump_answers(path: Path, records: Sequence[Any]) -> None:
             fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, Path, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, argparse.Namespace]:
     d = ExperimentConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=list(d.seeds))
@@ -453,16 +561,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, P
     p.add_argument("--min-margin", type=float, default=d.min_margin)
     p.add_argument("--pair-rule", choices=[r.value for r in PairRule], default=d.pair_rule)
     p.add_argument("--end-of-turn", choices=("keep", "drop"), default=d.end_of_turn)
+    p.add_argument("--mask-unit", choices=[u.value for u in MaskUnit], default=d.mask_unit,
+                   help="Mask-DPO: claim = only the wrong values' tokens of a rejected sentence")
+    p.add_argument("--nll-alpha", type=float, default=d.nll_alpha, help="Mask-DPO: NLL anchor weight")
+    p.add_argument("--anchor-dpo", action="store_true", help="give vanilla DPO the same NLL anchor")
     p.add_argument("--gamma", type=float, default=d.gamma, help="FActScore length-penalty gamma")
     p.add_argument("--no-eval-alignment", action="store_true")
     p.add_argument("--eval-limit", type=int, default=None)
     p.add_argument("--resamples", type=int, default=d.resamples)
     p.add_argument("--model", default=d.model)
+    p.add_argument("--fresh-world", type=int, default=None, metavar="SEED",
+                   help="run again on the world of this seed (never used while tuning), with its own model")
+    p.add_argument("--fresh-model", type=Path, default=None,
+                   help="that world's model folder: reused if it holds it, else trained there")
     p.add_argument("--out", type=Path, default=Path("results/toyworld"))
     p.add_argument(
         "--work", type=Path, default=None, help="samples, pairs, checkpoints (default: a temp dir)"
     )
-    p.add_argument("--reuse-samples", action="store_true", help="reuse samples cached in --work (tuning)")
+    p.add_argument("--reuse-samples", action="store_true",
+                   help="reuse samples (and trained runs with the same pairs and settings) cached in --work")
     a = p.parse_args(argv)
     config = replace(
         d,
@@ -479,21 +596,27 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExperimentConfig, Path, P
         min_margin=a.min_margin,
         pair_rule=a.pair_rule,
         end_of_turn=a.end_of_turn,
+        mask_unit=a.mask_unit,
+        nll_alpha=a.nll_alpha,
+        anchor_dpo=a.anchor_dpo,
         gamma=a.gamma,
         eval_alignment=not a.no_eval_alignment,
         eval_limit=a.eval_limit,
         resamples=a.resamples,
         model=a.model,
     )
-    work = a.work or Path(tempfile.mkdtemp(prefix="maskdpo-toy-experiment-"))
-    return config, a.out, work, a.reuse_samples
+    a.work = a.work or Path(tempfile.mkdtemp(prefix="maskdpo-toy-experiment-"))
+    return config, a
 
 
 def main(argv: list[str] | None = None) -> None:
-    config, out, work, reuse = parse_args(argv)
-    summary = run_experiment(config, out, work, reuse=reuse)
+    config, a = parse_args(argv)
+    summary = run_experiment(config, a.out, a.work, reuse=a.reuse_samples, fresh_world=a.fresh_world,
+                             fresh_model=a.fresh_model)
     print(json.dumps(summary["verdict"], indent=1))
-    print(f"report: {out / 'report.md'}  (work files: {work}; {summary['timing']})")
+    if "fresh_world" in summary:
+        print(json.dumps(summary["fresh_world"]["verdict"], indent=1))
+    print(f"report: {a.out / 'report.md'}  (work files: {a.work}; {summary['timing']})")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from maskdpo.toyworld.experiment_report import LABELS, METHODS, SHOWN
+from maskdpo.toyworld.experiment_report import BY_ATTRIBUTE, LABELS, METHODS, SHOWN, TARGET
+from maskdpo.toyworld.world import ATTRIBUTES
 
 PAIRS = (("maskdpo-dpo", "Mask-DPO − DPO"), ("dpo-base", "DPO − base"), ("maskdpo-base", "Mask-DPO − base"))
 DELTAS = (
     ("anah_score", "ANAH", True),
-    ("ok_per_answer", "correct / ans", False),
+    ("correct_per_answer", "correct / ans", False),
     ("incorrect_per_answer", "incorrect / ans", False),
     ("nofact_per_answer", "fact-free / ans", False),
     ("correct_facts_per_answer", "correct facts / ans", False),
-    ("chars_per_answer", "length (chars)", False),
+    ("mean_length", "length (chars)", False),
     ("factscore", "FActScore", True),
+    ("f1_at_k", "F1@K", True),
 )
 SPLIT_NAMES = {"heldout": "held-out", "validation": "validation", "alignment": "alignment"}
 
@@ -73,11 +75,11 @@ def _paired_table(paired: Mapping[str, Any]) -> list[str]:
 def _breakdown_table(subgroups: Mapping[str, Any]) -> list[str]:
     keys = (
         ("anah_score", True),
-        ("ok_per_answer", False),
+        ("correct_per_answer", False),
         ("incorrect_per_answer", False),
         ("nofact_per_answer", False),
         ("correct_facts_per_answer", False),
-        ("chars_per_answer", False),
+        ("mean_length", False),
     )
     rows = [
         "| people | method | ANAH | correct / ans | incorrect / ans | fact-free / ans | correct facts / ans | length |",
@@ -109,9 +111,9 @@ def _interpretation(summary: Mapping[str, Any]) -> list[str]:
         tail = "**yes**" if res["honest_win"] else "**no** (" + "; ".join(res["why_not"]) + ")"
         lines.append(
             f"- {label}: ANAH {100 * d['anah_score']['delta']:+.1f} points, correct sentences per answer "
-            f"{d['ok_per_answer']['delta']:+.2f}, correct facts per answer "
+            f"{d['correct_per_answer']['delta']:+.2f}, correct facts per answer "
             f"{d['correct_facts_per_answer']['delta']:+.2f}, fact-free per answer {d['nofact_per_answer']['delta']:+.2f}, "
-            f"length {d['chars_per_answer']['delta']:+.0f} chars, FActScore {100 * d['factscore']['delta']:+.1f}; "
+            f"length {d['mean_length']['delta']:+.0f} chars, FActScore {100 * d['factscore']['delta']:+.1f}; "
             f"an honest win: {tail}."
         )
     seeds = g["per_seed"]["base"].keys()
@@ -139,8 +141,14 @@ def _interpretation(summary: Mapping[str, Any]) -> list[str]:
             f"{dgains['far']:+.1f}."
         )
     lines.append(
-        f"- The paper's claim (Mask-DPO > DPO > base on unseen people, honestly): "
+        f"- The paper's claim (Mask-DPO > DPO > base on unseen people, every gain honest): "
         f"**{'reproduced' if v['claim_holds'] else 'not reproduced'}** in this run."
+    )
+    t = v["target"]
+    missed = [TARGET[k] for k in TARGET if not t[k]]
+    lines.append(
+        "- Target (" + "; ".join(TARGET.values()) + "): **"
+        + ("met" if t["met"] else "not met") + "**" + (" -- missed: " + "; ".join(missed) if missed else "") + "."
     )
     return lines
 
@@ -157,7 +165,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
         + (f" --people {c['people']}" if c["people"] else "")
         + f" --beta {c['beta']} --lr {c['learning_rate']} --steps {c['steps']} --batch-size {c['batch_size']}"
         + f" --min-margin {c['min_margin']} --pair-rule {c.get('pair_rule', 'precision')}"
-        + f" --end-of-turn {c['end_of_turn']} --gamma {c['gamma']}"
+        + f" --end-of-turn {c['end_of_turn']} --mask-unit {c['mask_unit']} --nll-alpha {c['nll_alpha']}"
+        + (" --anchor-dpo" if c["anchor_dpo"] else "")
+        + f" --gamma {c['gamma']}"
+        + (f" --fresh-world {summary['fresh_world']['world_seed']}" if "fresh_world" in summary else "")
     )
     out = [
         "# Toy-world experiment: base vs DPO vs Mask-DPO",
@@ -184,8 +195,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
         f"answers with a fact. ANAH = correct / (correct + incorrect) sentences; ANAH (all sent.) = 1 − "
         f"incorrect / all sentences (the released code's convention); FActScore = precision × length penalty "
         f"exp(1 − γ/n) for n < γ = {c['gamma']:g} facts, over the atomic facts (claims) the kb judge checks "
-        "(a combined sentence such as 'X is a lawyer at Y.' states two). Sentence counts are per answer; "
-        "'correct facts / ans' counts supported claims.",
+        "(a combined sentence such as 'X is a lawyer at Y.' states two); F1@K = harmonic mean of that precision "
+        f"and recall min(correct facts / K, 1), K = {g['f1_k']:g} (the base model's median facts per answer). "
+        "Sentence counts are per answer; 'correct facts / ans' counts supported claims.",
         "",
         *_method_table(g["subgroups"]["all"]),
         "",
@@ -198,6 +210,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "### Near vs far, by popularity",
         "",
         *_breakdown_table(g["subgroups"]),
+        "",
+        "### Correct facts per answer, by attribute",
+        "",
+        *_attribute_table(g),
         "",
     ]
     if "alignment" in summary["analysis"]:
@@ -221,7 +237,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
             s = g["per_seed"][m][seed]
             pairs = info["pairs"]["pairs"] if m != "base" else "–"
             out.append(
-                f"| {seed} | {LABELS[m]} | {_v(s['anah_score'], True)} | {_v(s['ok_per_answer'], False)} | "
+                f"| {seed} | {LABELS[m]} | {_v(s['anah_score'], True)} | {_v(s['correct_per_answer'], False)} | "
                 f"{_v(s['incorrect_per_answer'], False)} | {_v(s['nofact_per_answer'], False)} | "
                 f"{_v(s['correct_facts_per_answer'], False)} | {pairs} |"
             )
@@ -240,7 +256,51 @@ def markdown(summary: Mapping[str, Any]) -> str:
             f"{logs['maskdpo'].get('loss', float('nan')):.3f}."
         )
     out += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in c.items() if k != "seeds"), ""]
+    if "fresh_world" in summary:
+        out += _fresh_world(summary["fresh_world"])
     return "\n".join(out)
+
+
+def _attribute_table(g: Mapping[str, Any]) -> list[str]:
+    rows = [
+        "| attribute | base | DPO | Mask-DPO | DPO − base | Mask-DPO − base |",
+        "|---|---|---|---|---|---|",
+    ]
+    for attribute in ATTRIBUTES:
+        key = BY_ATTRIBUTE + attribute
+        cells = [_v(g["subgroups"]["all"][m][key]["value"], False) for m in METHODS]
+        for pair in ("dpo-base", "maskdpo-base"):
+            d = g["paired"][pair][key]
+            cells.append(f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]")
+        rows.append(f"| {attribute} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _fresh_world(fresh: Mapping[str, Any]) -> list[str]:
+    c, t = fresh["config"], fresh["timing"]
+    g = fresh["analysis"][c["split"]]
+    trained = fresh["model_train_s"]
+    return [
+        f"## A world never used for tuning (world seed {fresh['world_seed']})",
+        "",
+        f"The same settings on a world generated from seed {fresh['world_seed']}, with its own model trained "
+        f"by `python -m maskdpo.toyworld.train_model --seed {fresh['world_seed']}` ("
+        + (f"{trained / 60:.1f} min" if trained else "reused from an earlier run")
+        + f"; `{c['model']}`). Time: {t['wall_s'] / 60:.1f} min wall clock.",
+        "",
+        *_interpretation(fresh),
+        "",
+        f"### {SPLIT_NAMES[c['split']].capitalize()} people ({g['people']} people × {len(c['seeds'])} seeds)",
+        "",
+        *_method_table(g["subgroups"]["all"]),
+        "",
+        *_paired_table(g["paired"]),
+        "",
+        *_breakdown_table(g["subgroups"]),
+        "",
+        *_attribute_table(g),
+        "",
+    ]
 
 
 def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
@@ -283,7 +343,7 @@ def plot(path: Path, analysis: Mapping[str, Any], split: str) -> None:
     left.set_ylim(max(0, min(lows) - 15), min(100, max(lows) + 10))
     bottom = [0.0] * len(METHODS)
     for key, label, color in (
-        ("ok_per_answer", "correct", "#55a868"),
+        ("correct_per_answer", "correct", "#55a868"),
         ("incorrect_per_answer", "incorrect", "#c44e52"),
         ("nofact_per_answer", "fact-free", "#cccccc"),
     ):

@@ -240,6 +240,13 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
     return dataclasses.replace(config, **flat)
 
 
+def default_config(seed: int = 0, *, steps: int = TrainConfig.steps, threads: int = TrainConfig.threads) -> TrainConfig:
+    """The committed recipe for the world, corpus and training seeded with ``seed`` (``--seed``)."""
+    return TrainConfig(
+        seed=seed, steps=steps, threads=threads, world=WorldConfig(seed=seed), corpus=CorpusConfig(seed=seed)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -254,13 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         "e.g. '{\"world.family_fame\": 0.8}' (the model folder records them for the experiment)",
     )
     args = parser.parse_args(argv)
-    config = TrainConfig(
-        seed=args.seed,
-        steps=args.steps,
-        threads=args.threads,
-        world=WorldConfig(seed=args.seed),
-        corpus=CorpusConfig(seed=args.seed),
-    )
+    config = default_config(args.seed, steps=args.steps, threads=args.threads)
     config = with_overrides(config, args.overrides)
     _, _, info = train(config, args.out)
     print(

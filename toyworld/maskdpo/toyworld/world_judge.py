@@ -9,10 +9,12 @@ value the world does not hold -> ``contradictory``; all claims held -> ``ok``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from maskdpo.server.judge.kb import KbJudge, KnowledgeBase, sentence_label
+from maskdpo.server.judge.knowledge_base import ClaimCheck
 from maskdpo.server.judge.types import Fact, JudgeRequest, Judgment
 from maskdpo.toyworld.claim_parser import TemplateClaimExtractor, extractor_for_world
 from maskdpo.toyworld.world import World
@@ -71,3 +73,12 @@ class WorldLabeler:
 
     def label_response(self, response: str, topic: str) -> list[LabeledSentence]:
         return list(self.judge_responses([(response, topic)])[0].sentences)
+
+    def supported_by_attribute(self, judgment: Judgment, topic: str) -> Counter[str]:
+        """How many supported claims of each attribute a judged answer about ``topic`` states."""
+        counts: Counter[str] = Counter()
+        for sentence in judgment.sentences:
+            for claim in self.extractor.extract(sentence.text, topic):
+                if self.knowledge.check(claim) is ClaimCheck.SUPPORTED:
+                    counts[claim.attribute] += 1
+        return counts

@@ -2,6 +2,8 @@
 
     maskdpo train --data pairs.jsonl --model MODEL_DIR --out RUN_DIR [--format auto|maskdpo|factscore|judged|pairs]
                   [--loss maskdpo|dpo] [--mask-rule default|released] [--end-of-turn keep|drop]
+                  [--mask-unit sentence|claim] [--pair-rule precision|no_fewer_correct|net_correct]
+                  [--nll-alpha A]
                   [--steps N] [--lr LR] [--beta B] [--batch-size N] [--max-length N] [--lora] [--precompute-ref]
                   [--bf16] [--save-steps N] [--keep-checkpoints N] [--serving-dtype D] [--resume] [--eval-train]
 
@@ -17,10 +19,10 @@ import sys
 from pathlib import Path
 
 from maskdpo.trainer.data import FORMATS, DataError
-from maskdpo.trainer.pairs import Degenerate
+from maskdpo.trainer.pairs import Degenerate, PairRule
 from maskdpo.trainer.run import Event, TrainOptions, run_training
 from maskdpo.trainer.serving_weights import SERVING_DTYPES
-from maskdpo.trainer.token_masks import EndOfTurn, MaskRule
+from maskdpo.trainer.token_masks import EndOfTurn, MaskRule, MaskUnit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--loss", default="maskdpo", choices=["maskdpo", "dpo"], help="dpo = vanilla DPO (all-ones masks)")
     add("--mask-rule", default="default", choices=[MaskRule.DEFAULT.value, MaskRule.RELEASED.value])
     add("--end-of-turn", default="keep", choices=[e.value for e in EndOfTurn])
+    add("--mask-unit", default=MaskUnit.SENTENCE.value, choices=[u.value for u in MaskUnit],
+        help="claim: a rejected sentence counts only with the tokens of its wrong values (judged spans)")
     add("--min-margin", type=float, default=0.0)
+    add("--pair-rule", default=PairRule.PRECISION.value, choices=[r.value for r in PairRule],
+        help="how the chosen sample is picked (judged data)")
+    add("--nll-alpha", type=float, default=0.0,
+        help="NLL anchor: DPO loss + A x mean NLL of the chosen answers' kept tokens (0 = off)")
     add("--degenerate", default=Degenerate.DROP_BOTH.value, choices=[d.value for d in Degenerate])
     add("--steps", type=int, default=20)
     add("--lr", type=float, default=1e-6)
@@ -77,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         loss=ns.loss,
         mask_rule=MaskRule(ns.mask_rule),
         end_of_turn=EndOfTurn(ns.end_of_turn),
+        mask_unit=MaskUnit(ns.mask_unit),
         min_margin=ns.min_margin,
         degenerate=Degenerate(ns.degenerate),
+        pair_rule=PairRule(ns.pair_rule),
+        nll_alpha=ns.nll_alpha,
         steps=ns.steps,
         learning_rate=ns.lr,
         beta=ns.beta,

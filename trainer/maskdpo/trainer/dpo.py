@@ -8,6 +8,10 @@ into ``chosen_token_mask`` / ``rejected_token_mask`` aligned with TRL's own ``ch
 prompt+completion that the collator (:mod:`maskdpo.trainer.collator`) multiplies ``completion_mask`` by.
 With ``MaskConfig(rule="all")`` every mask is all ones: vanilla DPO, exactly.
 
+The NLL anchor (:func:`nll_anchor`, RPO-style) adds ``alpha`` times the mean negative log-likelihood of the
+chosen answers' kept tokens to the DPO loss -- TRL's ``sft`` loss term, which reads the same masked
+``completion_mask``, so under Mask-DPO masks it pulls up exactly the correct sentences.
+
 Also here: configuration checks (options that break under sparse masks are rejected), per-step kept-token
 fractions in the logged metrics (counted on the host, materialised only when the trainer logs), a per-pair
 mask report (truncation into kept spans, empty sides), and atomic checkpoints carrying
@@ -49,7 +53,20 @@ logger = logging.getLogger(__name__)
 
 SENTENCE_COLUMNS = {Role.CHOSEN: "chosen_sentences", Role.REJECTED: "rejected_sentences"}
 MASK_COLUMNS = {Role.CHOSEN: "chosen_token_mask", Role.REJECTED: "rejected_token_mask"}
-NORMALISED_LOSSES = {"ipo", "sigmoid_norm", "sft"}
+NORMALISED_LOSSES = {"ipo", "sigmoid_norm"}
+
+
+def nll_anchor(alpha: float) -> dict[str, Any]:
+    """``DPOConfig`` arguments for DPO plus ``alpha`` x the mean NLL of the chosen answers' kept tokens.
+
+    ``alpha = 0`` gives plain sigmoid DPO (no second term at all, so the loss is exactly the unanchored one).
+    The mean runs over the kept chosen tokens of the whole batch (TRL's ``sft`` term).
+    """
+    if not alpha >= 0.0:
+        raise ValueError(f"the NLL anchor's weight must be >= 0, got {alpha}")
+    if alpha == 0.0:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, alpha]}
 
 
 def validate_config(args: DPOConfig, mask: MaskConfig) -> None:
@@ -136,6 +153,11 @@ class MaskDPOTrainer(DPOTrainer):
         super().__init__(
             model, args=args, train_dataset=train_dataset, processing_class=processing_class, **kwargs
         )
+        if "sft" in args.loss_type and self.mask_report.empty["chosen"]:
+            logger.warning(
+                "%d training pairs keep no chosen token: a batch made only of such pairs has no NLL anchor term",
+                self.mask_report.empty["chosen"],
+            )
 
     # -- data -----------------------------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self) -> None:
@@ -261,6 +283,7 @@ class MaskDPOTrainer(DPOTrainer):
             "mask_config": {
                 "rule": self.mask_config.rule.value,
                 "end_of_turn": self.mask_config.end_of_turn.value,
+                "unit": self.mask_config.unit.value,
                 "identity": self.mask_config.identity,
             },
             "dpo_config": self.args.to_dict(),  # type: ignore[no-untyped-call]

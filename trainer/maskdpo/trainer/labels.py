@@ -70,6 +70,10 @@ class LabeledSentence:
     """False when the judge could not reach a verdict for this sentence (its answer could not be read, or
     the question could not be asked). The label is then only the judge's fallback (never ``ok``): the
     sentence is neutral in both masks, and metrics report how many there were."""
+    wrong_spans: tuple[Span, ...] = ()
+    """Character spans (relative to the response, inside this sentence) of the values the judge found wrong,
+    when it checks claims and knows where their values are; claim-level masks then keep only these tokens
+    of a kept rejected sentence. Empty: no claim spans, the whole sentence counts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,9 +104,12 @@ class PreferencePair:
 
 
 def sentences_to_rows(sentences: Sequence[LabeledSentence]) -> list[dict[str, Any]]:
-    """JSON rows of labelled sentences (``"parsed": false`` only on sentences without a verdict)."""
+    """JSON rows of labelled sentences (``"parsed": false`` only on sentences without a verdict; ``"wrong":
+    [[start, end], ...]`` only on sentences with wrong-value spans)."""
     return [
-        {"start": s.span.start, "end": s.span.end, "label": s.label.value} | ({} if s.parsed else {"parsed": False})
+        {"start": s.span.start, "end": s.span.end, "label": s.label.value}
+        | ({} if s.parsed else {"parsed": False})
+        | ({"wrong": [[w.start, w.end] for w in s.wrong_spans]} if s.wrong_spans else {})
         for s in sentences
     ]
 
@@ -114,12 +117,15 @@ def sentences_to_rows(sentences: Sequence[LabeledSentence]) -> list[dict[str, An
 def sentences_from_rows(
     rows: Sequence[dict[str, Any]], text: str | None = None
 ) -> tuple[LabeledSentence, ...]:
+    """Labelled sentences from :func:`sentences_to_rows`' rows. A missing or null ``parsed`` / ``wrong`` (a
+    datasets table fills keys absent from a row with null) means parsed / no wrong-value spans."""
     out = []
     for row in rows:
         span = Span(int(row["start"]), int(row["end"]))
+        wrong = tuple(Span(int(start), int(end)) for start, end in row.get("wrong") or ())
         out.append(
             LabeledSentence(span, SentenceLabel.parse(str(row["label"])), span.text_of(text) if text else "",
-                            parsed=bool(row.get("parsed", True)))
+                            parsed=row.get("parsed") is not False, wrong_spans=wrong)
         )
     return tuple(out)
 

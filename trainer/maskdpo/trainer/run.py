@@ -27,10 +27,10 @@ from maskdpo.trainer import distributed
 from maskdpo.trainer.checkpoint import STAGING_PREFIXES
 from maskdpo.trainer.data import load_training_data, write_pairs
 from maskdpo.trainer.durable import remove_leftovers
-from maskdpo.trainer.pairs import Degenerate, PairConfig
+from maskdpo.trainer.pairs import Degenerate, PairConfig, PairRule
 from maskdpo.trainer.probe import write_probe
 from maskdpo.trainer.serving_weights import serving_dtype
-from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule
+from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule, MaskUnit
 
 Event = dict[str, Any]
 
@@ -45,8 +45,14 @@ class TrainOptions:
     """``maskdpo`` or ``dpo`` (vanilla: all-ones masks)."""
     mask_rule: MaskRule = MaskRule.DEFAULT
     end_of_turn: EndOfTurn = EndOfTurn.KEEP
+    mask_unit: MaskUnit = MaskUnit.SENTENCE
+    """``claim``: a rejected sentence counts only with the tokens of its wrong values, where the judge gave them."""
     min_margin: float = 0.0
     degenerate: Degenerate = Degenerate.DROP_BOTH
+    pair_rule: PairRule = PairRule.PRECISION
+    """How the chosen sample is picked (judged data only; :class:`maskdpo.trainer.pairs.PairRule`)."""
+    nll_alpha: float = 0.0
+    """Weight of the NLL anchor on the chosen answers' kept tokens (0 = off; :func:`maskdpo.trainer.dpo.nll_anchor`)."""
     steps: int = 20
     learning_rate: float = 1e-6
     beta: float = 0.1
@@ -87,7 +93,7 @@ class TrainOptions:
     @property
     def mask_config(self) -> MaskConfig:
         rule = MaskRule.ALL if self.loss == "dpo" else self.mask_rule
-        return MaskConfig(rule=rule, end_of_turn=self.end_of_turn)
+        return MaskConfig(rule=rule, end_of_turn=self.end_of_turn, unit=self.mask_unit)
 
 
 @dataclass
@@ -162,7 +168,7 @@ def run_training(
     from transformers import AutoTokenizer
     from trl.trainer.dpo_config import DPOConfig
 
-    from maskdpo.trainer.dpo import MaskDPOTrainer
+    from maskdpo.trainer.dpo import MaskDPOTrainer, nll_anchor
 
     main = distributed.is_main()
     emit = emit if emit is not None and main else (lambda _e: None)
@@ -172,7 +178,7 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     mask_config = opts.mask_config
     pair_config = PairConfig(
-        min_margin=opts.min_margin, degenerate=opts.degenerate, mask_rule=mask_config.rule
+        min_margin=opts.min_margin, degenerate=opts.degenerate, mask_rule=mask_config.rule, rule=opts.pair_rule
     )
     pairs, stats = load_training_data(Path(opts.data), opts.fmt, pair_config)
     if opts.limit_pairs is not None:
@@ -223,6 +229,7 @@ def run_training(
         disable_tqdm=not opts.progress_bar,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        **nll_anchor(opts.nll_alpha),
     )
     metrics_file = out / "metrics.jsonl"
     events = _callback(emit, should_cancel, metrics_file)

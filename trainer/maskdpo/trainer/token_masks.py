@@ -19,6 +19,11 @@ Rules, all named in :class:`MaskConfig`:
   token that starts in the prompt) are neutral under ``default`` and ``released``.
 - **End of turn**: tokens whose anchor lies at or after the end of the response text (EOS, ``<|im_end|>``
   and what the chat template adds after the answer) are ``keep`` (the released code's behaviour) or ``drop``.
+- **Unit** (how much of a kept rejected sentence counts): ``sentence`` -- all of it; ``claim`` -- where the
+  judge gave the character spans of the values it found wrong (``LabeledSentence.wrong_spans``), only the
+  tokens whose anchor lies in one of them, so "born in Kraisport in 1910" with a wrong year pushes down
+  the year, not the birthplace or the sentence's opening. A sentence without spans counts whole. The
+  chosen side keeps its ``ok`` sentences (all their claims supported) in both units.
 
 Truncation: given ``max_length`` and the truncation side, kept tokens that fall outside the window are
 counted and reported in :class:`TokenMaskResult` -- a pair whose kept tokens are all cut off carries no
@@ -46,6 +51,11 @@ class EndOfTurn(enum.StrEnum):
     DROP = "drop"
 
 
+class MaskUnit(enum.StrEnum):
+    SENTENCE = "sentence"
+    CLAIM = "claim"
+
+
 class Role(enum.StrEnum):
     CHOSEN = "chosen"
     REJECTED = "rejected"
@@ -64,15 +74,19 @@ class MaskConfig:
 
     rule: MaskRule = MaskRule.DEFAULT
     end_of_turn: EndOfTurn = EndOfTurn.KEEP
+    unit: MaskUnit = MaskUnit.SENTENCE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule", MaskRule(self.rule))
         object.__setattr__(self, "end_of_turn", EndOfTurn(self.end_of_turn))
+        object.__setattr__(self, "unit", MaskUnit(self.unit))
 
     @property
     def identity(self) -> str:
-        """A stable name for results and checkpoints, e.g. ``mask=default,eot=keep,owner=anchor``."""
-        return f"mask={self.rule.value},eot={self.end_of_turn.value},owner=anchor"
+        """A stable name for results and checkpoints, e.g. ``mask=default,eot=keep,owner=anchor``
+        (``,unit=claim`` added for claim-level masks)."""
+        unit = "" if self.unit is MaskUnit.SENTENCE else f",unit={self.unit.value}"
+        return f"mask={self.rule.value},eot={self.end_of_turn.value},owner=anchor{unit}"
 
     @property
     def is_vanilla(self) -> bool:
@@ -92,6 +106,15 @@ def sentence_is_kept(label: SentenceLabel, role: Role, rule: MaskRule, parsed: b
     if Role(role) is Role.CHOSEN:
         return label is SentenceLabel.OK
     return label.is_incorrect
+
+
+def position_is_kept(sentence: LabeledSentence, position: int, role: Role, unit: MaskUnit) -> bool:
+    """Within a kept sentence, whether the character at ``position`` (relative to the response) counts:
+    always at the sentence unit and on the chosen side; at the claim unit, on the rejected side, only inside
+    the spans of the sentence's wrong values when the judge gave them."""
+    if unit is MaskUnit.SENTENCE or role is Role.CHOSEN or not sentence.wrong_spans:
+        return True
+    return any(span.start <= position < span.end for span in sentence.wrong_spans)
 
 
 @dataclass(slots=True)
@@ -141,6 +164,12 @@ def _check_sentences(sentences: Sequence[LabeledSentence], response_len: int) ->
             raise ValueError(
                 f"sentence {i} span [{span.start}, {span.end}) overlaps or precedes sentence {i - 1}"
             )
+        for wrong in sentence.wrong_spans:
+            if wrong.start < span.start or wrong.end > span.end:
+                raise ValueError(
+                    f"sentence {i}: wrong-value span [{wrong.start}, {wrong.end}) lies outside the sentence "
+                    f"[{span.start}, {span.end})"
+                )
         previous_end = span.end
 
 
@@ -170,13 +199,15 @@ def token_mask(
     response_end = response_start + response_len
     starts = [s.span.start for s in sentences]
     owner: list[int] = []
+    positions: list[int] = []
     for start, end in completion:
         anchor = _anchor(text, start, end)
+        rel = anchor - response_start
+        positions.append(rel)
         if anchor >= response_end or (start == end == 0 and response_end > 0):
             # after the answer, or a special token a post-processor added without any text position
             owner.append(END_OF_TURN)
             continue
-        rel = anchor - response_start
         i = bisect.bisect_right(starts, rel) - 1
         owner.append(i if rel >= 0 and i >= 0 and rel < sentences[i].span.end else GAP)
 
@@ -185,7 +216,14 @@ def token_mask(
         mask = [1] * len(completion)
     else:
         keep_eot = config.end_of_turn is EndOfTurn.KEEP
-        mask = [int(keep_eot if o == END_OF_TURN else (o >= 0 and keep_sentence[o])) for o in owner]
+        mask = [
+            int(
+                keep_eot
+                if o == END_OF_TURN
+                else o >= 0 and keep_sentence[o] and position_is_kept(sentences[o], rel, role, config.unit)
+            )
+            for o, rel in zip(owner, positions, strict=True)
+        ]
     result = TokenMaskResult(mask=mask, owner=owner, kept_sentences=sum(keep_sentence))
 
     owned = set(owner)

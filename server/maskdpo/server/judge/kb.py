@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from maskdpo.server.judge.abstention import is_refusal
+from maskdpo.server.judge.claim_spans import wrong_value_spans
 from maskdpo.server.judge.claim_templates import TemplateClaimExtractor
 from maskdpo.server.judge.knowledge_base import ClaimCheck, KnowledgeBase
 from maskdpo.server.judge.natural_claims import NaturalClaimExtractor
@@ -207,7 +208,8 @@ class KbJudge:
                 )
         checks = [kb.check(claim) for claim in claims]
         return SentenceVerdict(
-            sentence=LabeledSentence(span, sentence_label(checks), sentence),
+            sentence=LabeledSentence(span, sentence_label(checks), sentence,
+                                     wrong_spans=wrong_value_spans(sentence, span.start, claims, checks)),
             evidence="; ".join(kb.explain(claim, check) for claim, check in zip(claims, checks, strict=True)),
             facts=len(claims),
             supported=sum(check is ClaimCheck.SUPPORTED for check in checks),

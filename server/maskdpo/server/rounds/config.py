@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from maskdpo.server.edge.names import MODEL_ID_RULE, MODEL_NAME, ROUND_NAME
 from maskdpo.server.errors import InvalidArgument
@@ -16,7 +17,9 @@ from maskdpo.server.judge.types import Fact, Passage
 from maskdpo.trainer.memory_plan import Precision
 from maskdpo.v1 import alignment_pb2, common_pb2, memory_plan_pb2
 
-METRICS = ("anah_score", "factscore")
+METRICS = ("anah_score", "factscore", "f1_at_k")
+"""Promotion metrics: Evaluation fields (and :mod:`maskdpo.server.judge.metrics` names)."""
+DEFAULT_EVAL_PROMPTS = 200
 MAX_PROMPTS = 10_000
 
 
@@ -62,13 +65,20 @@ class Training:
     gpus: int = 1
     fsdp: bool = False
     grad_accum: int = 1
+    nll_alpha: float = 0.0
 
 
 @dataclass(frozen=True)
 class Promotion:
+    """The promotion rule (alignment.proto PromotionRule) and the evaluation set it decides on."""
+
     metric: str = "anah_score"
     min_improvement: float = 0.01
-    max_correct_drop: float = 0.1
+    max_correct_drop: float = 0.0
+    f1_k: float | None = None
+    """K of F1@K; None = the median facts per answer of the chain start's evaluation answers."""
+    eval_prompts: int = DEFAULT_EVAL_PROMPTS
+    """Evaluation prompts when a round's eval_prompts.limit is 0 (0 = all)."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,10 @@ class RoundSpec:
     judge: str = ""
     loss: str = "maskdpo"
     mask_rule: str = "default"
+    mask_unit: str = "sentence"
     min_margin: float = 0.1
     keep_degenerate: bool = False
+    pair_rule: str = "precision"
     training: Training = field(default_factory=Training)
     promotion: Promotion = field(default_factory=Promotion)
     start_from_round: str = ""
@@ -199,7 +211,13 @@ def validate_config(
     _check(0 <= t.batch_size <= 1024, f"{c}.training.batch_size", "must be between 0 and 1024")
     _check(t.max_steps >= 0, f"{c}.training.max_steps", "must be >= 0 (0 = no cap)")
     _check(0 <= t.max_length <= 131072, f"{c}.training.max_length", "must be between 0 and 131072")
-    promotion = _promotion(config.promotion, defaults or Promotion())
+    _check(_finite(t.nll_alpha) and 0.0 <= t.nll_alpha <= 100.0, f"{c}.training.nll_alpha", "must be in [0, 100]")
+    unit = _enum_value(alignment_pb2.MaskUnit, config.mask_unit, "MASK_UNIT_", f"{c}.mask_unit")
+    pair_rule = _enum_value(alignment_pb2.PairRule, config.pairs.rule, "PAIR_RULE_", f"{c}.pairs.rule")
+    defaults = defaults or Promotion()
+    promotion = _promotion(config.promotion, defaults)
+    if not config.eval_prompts.limit:
+        eval_prompts = replace(eval_prompts, limit=defaults.eval_prompts)
     if config.start_from_round:
         _check(
             bool(ROUND_NAME.fullmatch(config.start_from_round)),
@@ -215,10 +233,16 @@ def validate_config(
         judge=config.judge,
         loss=loss or "",
         mask_rule=rule or "",
+        mask_unit=unit,
         min_margin=margin,
         keep_degenerate=config.pairs.keep_degenerate,
+        pair_rule=pair_rule,
         training=_recipe(
-            t, Training(beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, t.lora)
+            t,
+            Training(
+                beta, lr, t.epochs or 1, t.batch_size or 8, t.max_steps, t.max_length or 1024, t.lora,
+                nll_alpha=t.nll_alpha,
+            ),
         ),
         promotion=promotion,
         start_from_round=config.start_from_round,
@@ -257,4 +281,16 @@ def _promotion(p: alignment_pb2.PromotionRule, defaults: Promotion) -> Promotion
     _check(_finite(gain) and -1.0 <= gain <= 1.0, f"{name}.min_improvement", "must be in [-1, 1]")
     drop = p.max_correct_drop if p.HasField("max_correct_drop") else defaults.max_correct_drop
     _check(_finite(drop) and 0.0 <= drop <= 1.0, f"{name}.max_correct_drop", "must be in [0, 1]")
-    return Promotion(metric, gain, drop)
+    k = p.f1_k if p.HasField("f1_k") else defaults.f1_k
+    _check(k is None or (_finite(k) and 0.0 < k <= 1000.0), f"{name}.f1_k", "must be in (0, 1000]")
+    return Promotion(metric, gain, drop, k, defaults.eval_prompts)
+
+
+def _enum_value(enum: Any, number: int, prefix: str, field_name: str) -> str:
+    """The lower-case name of a proto enum value without its prefix (``MASK_UNIT_CLAIM`` -> ``claim``);
+    unspecified -> the first named value."""
+    names = [n for n in enum.keys() if not n.endswith("_UNSPECIFIED")]
+    name = enum.Name(number) if number in enum.values() else None
+    _check(name is not None, field_name, f"unknown value {number}")
+    chosen: str = names[0] if name is None or name.endswith("_UNSPECIFIED") else name
+    return chosen.removeprefix(prefix).lower()

@@ -21,7 +21,7 @@ _LOCK = threading.Lock()
 
 
 LOADS = [0]
-"""How many models this process has loaded (a LoRA round must load none: both sides run on the engine)."""
+"""How many models this process has loaded (a LoRA round must load none: every side runs on the engine)."""
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,10 +1,12 @@
-"""EVALUATE: decode the evaluation prompts with the start weights and with the candidate, judge both.
+"""EVALUATE: decode the evaluation prompts with the start weights, the candidate and (for a chained round)
+the chain's start weights, judge them, and compare: the evidence PROMOTE decides on.
 
-Both sides are decoded greedily by the same code: on the serving engine, each request naming its weights,
-when the engine can run both (a LoRA round: the start and the candidate are adapters, or none, on the base
-the engine holds) -- no model is loaded in the round controller; otherwise (full-parameter candidates)
-with transformers on their folders (:mod:`.local_model`). Both are judged with the round's judge and
-summarised as :class:`Evaluation` messages (docs/metrics.md) that PROMOTE decides on.
+Every side is decoded greedily by the same code: on the serving engine, each request naming its weights,
+when the engine can run them all (a LoRA round: the sides are adapters, or none, on the base the engine
+holds) -- no model is loaded in the round controller; otherwise (full-parameter candidates) with
+transformers on their folders (:mod:`.local_model`). Every side is judged with the round's judge;
+:mod:`.comparison` turns the answers into :class:`Evaluation` messages (docs/metrics.md) and the paired
+bootstrap intervals of candidate - start and candidate - chain start on every metric.
 """
 
 
@@ -16,10 +18,8 @@ from typing import Any
 
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from maskdpo.server.generation.weights import is_adapter
-from maskdpo.server.judge.metrics import compute_metrics
-from maskdpo.server.judge.records import from_judgment
-from maskdpo.server.judge.types import Judgment
-from maskdpo.server.rounds import local_model
+from maskdpo.server.rounds import comparison, local_model
+from maskdpo.server.rounds.chain import chain_start
 from maskdpo.server.rounds.context import (
     PhaseOutput,
     RoundContext,
@@ -29,49 +29,10 @@ from maskdpo.server.rounds.context import (
 from maskdpo.server.rounds.phase_judge import judge_texts
 from maskdpo.server.rounds.phase_sample import Policy, each_with_backpressure
 from maskdpo.server.rounds.phase_train import final_dir
-from maskdpo.trainer.labels import LabelCounts
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
-
-def evaluation_of(weights: str, texts: list[str], judgments: list[Judgment]) -> alignment_pb2.Evaluation:
-    metrics = compute_metrics([from_judgment(j) for j in judgments], resamples=0)
-    n = max(len(judgments), 1)
-    total = LabelCounts()
-    for j in judgments:
-        total = total + j.counts
-    out = alignment_pb2.Evaluation(
-        weights=weights,
-        correct_per_answer=total.ok / n,
-        incorrect_per_answer=total.incorrect / n,
-        nofact_per_answer=total.nofact / n,
-        mean_length=sum(len(t) for t in texts) / n,
-        answers=len(judgments),
-    )
-    for name in ("anah_score", "anah_score_released", "factscore"):
-        value = getattr(metrics, name)
-        if value is not None:
-            setattr(out, name, value)
-    return out
-
-
-def as_dict(evaluation: alignment_pb2.Evaluation) -> dict[str, Any]:
-    fields = (
-        "weights",
-        "anah_score",
-        "anah_score_released",
-        "factscore",
-        "correct_per_answer",
-        "incorrect_per_answer",
-        "nofact_per_answer",
-        "mean_length",
-        "answers",
-    )
-    return {
-        f: getattr(evaluation, f)
-        for f in fields
-        if f not in ("anah_score", "anah_score_released", "factscore") or evaluation.HasField(f)  # type: ignore[arg-type]
-    }
+SUMMARY_METRICS = ("anah_score", "factscore", "f1_at_k", "correct_facts_per_answer", "correct_per_answer")
 
 
 def candidate_policy(ctx: RoundContext, start: Policy) -> Policy:
@@ -102,18 +63,23 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
     backend = ctx.judge_for(dataset)
     start = Policy.of(ctx.store.phase_summary(ctx.rid, P.SAMPLE))
     candidate = candidate_policy(ctx, start)
-    engine_base = Path((await ctx.generator.current_version()).checkpoint)
-    # a LoRA candidate shares its base with the start: the engine runs both when it holds that base
-    on_engine = candidate.adapter is not None and start.base.resolve() == engine_base.resolve()
-    ctx.log("EVALUATE decodes both sides on the serving engine" if on_engine
-            else "EVALUATE decodes both sides with transformers (full-parameter candidate)")
+    sides: list[tuple[str, Policy]] = [("before", start), ("after", candidate)]
+    chain = ""
+    if ctx.spec.start_from_round:
+        origin, chain = chain_start(ctx)
+        sides.insert(0, (comparison.ORIGIN, origin))
+    engine_base = Path((await ctx.generator.current_version()).checkpoint).resolve()
+    # a LoRA candidate shares its base with the start: the engine runs every side when it holds that base
+    on_engine = candidate.adapter is not None and all(p.base.resolve() == engine_base for _, p in sides)
+    ctx.log("EVALUATE decodes every side on the serving engine" if on_engine
+            else "EVALUATE decodes every side with transformers (full-parameter candidate)")
     rows: list[dict[str, Any]] = []
-    results: dict[str, alignment_pb2.Evaluation] = {}
-    for step, (side, policy) in enumerate((("before", start), ("after", candidate))):
+    sided: dict[str, tuple[list[str], list[Any]]] = {}
+    for step, (side, policy) in enumerate(sides):
         ctx.check_cancel()
         texts = await _greedy(ctx, policy, [i.prompt for i in items], on_engine)
         judged = await judge_texts(ctx, backend, items, texts, dataset, P.EVALUATE)
-        results[side] = evaluation_of(str(policy.folder), texts, judged)
+        sided[side] = (texts, comparison.records_of(judged))
         rows += [
             {
                 "side": side,
@@ -121,27 +87,40 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
                 "topic": i.topic,
                 "response": t,
                 "labels": [v.sentence.label.value for v in j.verdicts],
+                "facts": {"correct": r.supported, "incorrect": r.unsupported},
             }
-            for i, t, j in zip(items, texts, judged, strict=True)
+            for i, t, j, r in zip(items, texts, judged, sided[side][1], strict=True)
         ]
-        ctx.progress(P.EVALUATE, step + 1, 2, f"{side}: {_line(results[side])}")
-    write_jsonl(work / "answers.jsonl", rows)
-    summary = {side: as_dict(e) for side, e in results.items()}
-    write_json(work / "evaluation.json", summary)
-    metrics = {
-        f"{side}_{k}": float(v)
-        for side, e in summary.items()
-        for k, v in e.items()
-        if k in ("anah_score", "factscore", "correct_per_answer")
-    }
-    return PhaseOutput(
-        summary,
-        {"answers": "answers.jsonl", "evaluation": "evaluation.json"},
-        {"before": results["before"].SerializeToString(), "after": results["after"].SerializeToString()},
-        metrics,
+        ctx.progress(P.EVALUATE, step + 1, len(sides), f"{side}: {len(texts)} answers judged")
+    evaluations, decision = comparison.compare(
+        [(side, str(policy.folder), *sided[side]) for side, policy in sides],
+        ctx.spec.promotion,
+        ctx.spec.seed,
+        chain or f"rounds/{ctx.rid}",
     )
+    for side, e in evaluations.items():
+        ctx.progress(P.EVALUATE, len(sides), len(sides), f"{side}: {_line(e)}")
+    write_jsonl(work / "answers.jsonl", rows)
+    summary = {side: comparison.as_dict(e) for side, e in evaluations.items()}
+    write_json(work / "evaluation.json", {**summary, "decision_evidence": comparison.as_dict(decision)})
+    metrics = {
+        f"{side}_{name}": float(value)
+        for side, e in summary.items()
+        for name, value in e.items()
+        if name in SUMMARY_METRICS
+    }
+    updates = {
+        "before": evaluations["before"].SerializeToString(),
+        "after": evaluations["after"].SerializeToString(),
+        "chain_start": evaluations[comparison.ORIGIN if chain else "before"].SerializeToString(),
+        "decision": decision.SerializeToString(),
+    }
+    return PhaseOutput(summary, {"answers": "answers.jsonl", "evaluation": "evaluation.json"}, updates, metrics)
 
 
 def _line(e: alignment_pb2.Evaluation) -> str:
     score = f"{e.anah_score:.3f}" if e.HasField("anah_score") else "undefined"
-    return f"anah_score {score}, correct/answer {e.correct_per_answer:.2f}"
+    return (
+        f"anah_score {score}, correct facts/answer {e.correct_facts_per_answer:.2f}, incorrect facts/answer "
+        f"{e.incorrect_facts_per_answer:.2f}, length {e.mean_length:.0f}"
+    )

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from maskdpo.server.judge.records import from_judgment
 from maskdpo.server.judge.types import JudgeRequest, Judgment
 from maskdpo.server.rounds.config import PromptItem
 from maskdpo.server.rounds.context import (
@@ -75,6 +76,8 @@ async def judge(ctx: RoundContext, work: Path) -> PhaseOutput:
     for row, judgment in zip(rows, judged, strict=True):
         row["sentences"] = sentences_to_rows(judgment.sentences)
         row["abstained"] = judgment.abstained
+        claims = from_judgment(judgment, unit="fact")  # the fact-aware pair rules count claims
+        row["facts"] = {"correct": claims.supported, "incorrect": claims.unsupported}
         counts = counts + judgment.counts
     write_jsonl(work / "judged.jsonl", rows)
     identity = await ctx.judges.identity(backend)

@@ -15,7 +15,7 @@ from maskdpo.server.rounds.context import (
     write_json,
 )
 from maskdpo.trainer.data import load_judged_samples, write_pairs
-from maskdpo.trainer.pairs import Degenerate, PairConfig
+from maskdpo.trainer.pairs import Degenerate, PairConfig, PairRule
 from maskdpo.trainer.token_masks import MaskRule
 from maskdpo.v1 import alignment_pb2
 
@@ -24,7 +24,8 @@ P = alignment_pb2.RoundPhase
 def pair_config(ctx: RoundContext) -> PairConfig:
     rule = MaskRule.ALL if ctx.spec.loss == "dpo" else MaskRule(ctx.spec.mask_rule)
     degenerate = Degenerate.KEEP if ctx.spec.keep_degenerate else Degenerate.DROP_BOTH
-    return PairConfig(min_margin=ctx.spec.min_margin, degenerate=degenerate, mask_rule=rule)
+    return PairConfig(min_margin=ctx.spec.min_margin, degenerate=degenerate, mask_rule=rule,
+                      rule=PairRule(ctx.spec.pair_rule))
 
 
 async def pair(ctx: RoundContext, work: Path) -> PhaseOutput:

@@ -1,4 +1,7 @@
-"""PROMOTE: apply the promotion rule to the evaluation; deploy a passing candidate, verified.
+"""PROMOTE: apply the promotion rule to EVALUATE's evidence; deploy a passing candidate, verified.
+
+The decision (outcome, the rule, every paired interval, the findings in words) is recorded with the round
+(``AlignmentRound.decision``) and in ``decision.json``.
 
 A passing candidate is deployed the way DeployCheckpoint deploys (:func:`maskdpo.server.workers.deploys.deploy`):
 the model's GeneratorActor verifies the served weights and rolls back on failure, and the version it serves
@@ -16,6 +19,7 @@ from typing import Any
 
 from maskdpo.server.errors import ServiceError
 from maskdpo.server.generation.types import DeployReport
+from maskdpo.server.rounds.comparison import as_dict, by_metric
 from maskdpo.server.rounds.context import (
     PhaseFailed,
     PhaseOutput,
@@ -29,18 +33,30 @@ from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
 
+
 async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
     row = ctx.store.row(ctx.rid)
-    before = alignment_pb2.Evaluation.FromString(row["before"])
+    if not row["decision"]:
+        raise PhaseFailed("EVALUATE left no promotion evidence (a round evaluated by an older version)")
     after = alignment_pb2.Evaluation.FromString(row["after"])
-    decision = decide(ctx.spec.promotion, before, after)
+    evidence = alignment_pb2.PromotionDecision.FromString(row["decision"])
+    decision = decide(
+        ctx.spec.promotion,
+        by_metric(evidence.versus_start),
+        by_metric(evidence.versus_chain_start),
+        answers=after.answers,
+        chain=evidence.chain_round if ctx.spec.start_from_round else "",
+    )
+    evidence.outcome = decision.outcome  # type: ignore[assignment]
+    evidence.findings[:] = decision.findings
     candidate = final_dir(ctx).resolve()  # full weights, or a LoRA adapter (deployed as one)
     outcome: dict[str, Any] = {
         "promote": decision.promote,
         "rule": decision.reason,
         "candidate": str(candidate),
+        "decision": as_dict(evidence),
     }
-    updates: dict[str, Any] = {"reason": decision.reason}
+    updates: dict[str, Any] = {"reason": decision.reason, "decision": evidence.SerializeToString()}
     round_name = f"rounds/{ctx.rid}"
     if decision.promote:
         served = await ctx.generator.current_version()

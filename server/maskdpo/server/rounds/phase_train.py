@@ -39,6 +39,7 @@ from maskdpo.trainer.memory_plan import Precision
 from maskdpo.trainer.merge import merge_adapter
 from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.trainer.run import TrainOptions
+from maskdpo.trainer.token_masks import MaskUnit
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -90,7 +91,10 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         out=work,
         loss=ctx.spec.loss,
         mask_rule=config.mask_rule,
+        mask_unit=MaskUnit(ctx.spec.mask_unit),
         degenerate=config.degenerate,
+        pair_rule=config.rule,
+        nll_alpha=t.nll_alpha,
         steps=steps,
         learning_rate=t.learning_rate,
         beta=t.beta,

@@ -1,7 +1,8 @@
 """The per-round report: ``<data_dir>/rounds/<id>/report.md`` and ``report.png``.
 
-The Markdown holds the configuration, the outcome and its reason, the before / after evaluation table,
-the phases with their durations and attempts, the artifacts, and the factuality of every round of the same
+The Markdown holds the configuration, the outcome and its reason, the evaluation table (the chain's start,
+before, after), the promotion decision in words with the paired 95 % intervals it was decided on, the
+phases with their durations and attempts, the artifacts, and the factuality of every round of the same
 model so far (newest last); the plot shows factuality before and after this round, and across rounds.
 """
 
@@ -22,19 +23,72 @@ from maskdpo.v1 import alignment_pb2
 ROWS = (
     ("anah_score", "ANAH score"),
     ("factscore", "FActScore"),
-    ("correct_per_answer", "correct / answer"),
-    ("incorrect_per_answer", "incorrect / answer"),
-    ("nofact_per_answer", "fact-free / answer"),
+    ("f1_at_k", "F1@K"),
+    ("correct_facts_per_answer", "correct facts / answer"),
+    ("incorrect_facts_per_answer", "incorrect facts / answer"),
+    ("correct_per_answer", "correct sentences / answer"),
+    ("incorrect_per_answer", "incorrect sentences / answer"),
+    ("nofact_per_answer", "fact-free sentences / answer"),
     ("mean_length", "mean length (chars)"),
+    ("abstentions", "abstentions"),
     ("answers", "answers"),
 )
+DIFFERENCES = (*(r for r in ROWS if r[0] not in ("abstentions", "answers")), ("abstention_rate", "abstention rate"))
+OUTCOMES = {
+    alignment_pb2.PromotionDecision.OUTCOME_UNSPECIFIED: "not decided",
+    alignment_pb2.PromotionDecision.PROMOTED: "promoted",
+    alignment_pb2.PromotionDecision.REFUSED: "not promoted: refused",
+    alignment_pb2.PromotionDecision.UNDECIDED: "not promoted: undecided (too few evaluation answers to tell)",
+}
 
 
 def _value(e: alignment_pb2.Evaluation, name: str) -> str:
-    if name in ("anah_score", "factscore") and not e.HasField(name):  # type: ignore[arg-type]
+    if alignment_pb2.Evaluation.DESCRIPTOR.fields_by_name[name].has_presence and not e.HasField(name):  # type: ignore[arg-type]
         return "-"
     value = getattr(e, name)
     return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def _difference(d: alignment_pb2.PairedDifference | None) -> list[str]:
+    if d is None:
+        return ["-"] * 4
+    bounds = (d.interval.low, d.interval.high) if d.HasField("interval") else (None, None)
+    fmt = [f"{x:+.4f}" if x is not None else "-" for x in (d.delta if d.HasField("delta") else None, *bounds)]
+    values = [f"{getattr(d, f):.4f}" if d.HasField(f) else "-" for f in ("baseline", "candidate")]
+    p = f"{d.p_value:.3f}" if d.HasField("p_value") else "-"
+    return [*values, f"{fmt[0]} [{fmt[1]}, {fmt[2]}]", p]
+
+
+def _decision(r: alignment_pb2.AlignmentRound) -> list[str]:
+    d = r.decision
+    if not d.versus_start:
+        return []
+    rule = d.rule
+    lines = [
+        "## Promotion decision",
+        "",
+        f"**{OUTCOMES[d.outcome]}**. Rule: the lower end of the {100 * d.level:.0f} % paired interval of the "
+        f"{rule.metric} gain over the round's start must reach {rule.min_improvement:+.4f}, and correct facts "
+        f"per answer must not fall significantly against the chain's start ({d.chain_round}; tolerated: "
+        f"{100 * rule.max_correct_drop:.0f} % of its value); paired bootstrap, {d.resamples} resamples of the "
+        f"{r.after.answers} evaluation answers.",
+        "",
+        *[f"- {f}" for f in d.findings],
+    ]
+    tables = [("the round's start", d.versus_start)]
+    if r.config.start_from_round:
+        tables.append(("the chain's start", d.versus_chain_start))
+    for title, diffs in tables:
+        by_metric = {x.metric: x for x in diffs}
+        lines += [
+            "",
+            f"Candidate against {title}:",
+            "",
+            "| metric | baseline | candidate | change [95 % interval] | p |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [f"| {label} | " + " | ".join(_difference(by_metric.get(name))) + " |" for name, label in DIFFERENCES]
+    return [*lines, ""]
 
 
 def _history(store: RoundStore, model: str) -> list[tuple[str, float | None, float | None, bool]]:
@@ -68,11 +122,13 @@ def write_report(store: RoundStore, rid: str, data_dir: Path, reason: str, state
         "",
         "## Evaluation (greedy, held-out prompts)",
         "",
-        "| metric | before | after |",
-        "| --- | --- | --- |",
     ]
-    lines += [f"| {label} | {_value(r.before, name)} | {_value(r.after, name)} |" for name, label in ROWS]
-    lines += ["", "## Phases", "", "| phase | attempts | seconds |", "| --- | --- | --- |"]
+    sides = [("chain start", r.chain_start)] if r.config.start_from_round and r.HasField("chain_start") else []
+    sides += [("before", r.before), ("after", r.after)]
+    lines += ["| metric | " + " | ".join(n for n, _ in sides) + " |", "| --- |" + " --- |" * len(sides)]
+    lines += [f"| {label} | " + " | ".join(_value(e, name) for _, e in sides) + " |" for name, label in ROWS]
+    lines += ["", *_decision(r)]
+    lines += ["## Phases", "", "| phase | attempts | seconds |", "| --- | --- | --- |"]
     for p in store.phase_rows(rid):
         seconds = f"{p['finished'] - p['started']:.1f}" if p["finished"] else "unfinished"
         lines.append(f"| {phase_name(p['phase'])} | {p['attempts']} | {seconds} |")

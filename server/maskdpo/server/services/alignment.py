@@ -151,7 +151,7 @@ def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> Cont
         judges=tuple(judges),
         judge_replicas=settings.judge_replicas,
         promotion=Promotion(settings.rounds_promotion_metric, settings.rounds_min_improvement,
-                            settings.rounds_max_correct_drop),
+                            settings.rounds_max_correct_drop, eval_prompts=settings.rounds_eval_prompts),
         workers=Workers(
             on_ray=settings.rounds_trainer_on_ray,
             trainer=settings.trainer_placement(settings.rounds_trainer_cpus),

@@ -96,6 +96,10 @@ MIGRATIONS = [
         PRIMARY KEY (round_id, phase, name)
     )
     """,
+    """
+    ALTER TABLE rounds ADD COLUMN chain_start BLOB;
+    ALTER TABLE rounds ADD COLUMN decision BLOB
+    """,
 ]
 
 _ROUND_COLUMNS = frozenset(
@@ -108,6 +112,8 @@ _ROUND_COLUMNS = frozenset(
         "reason",
         "before",
         "after",
+        "chain_start",
+        "decision",
         "checkpoint",
         "report_path",
         "judge",
@@ -420,6 +426,10 @@ class RoundStore:
             out.before.ParseFromString(r["before"])
         if r["after"]:
             out.after.ParseFromString(r["after"])
+        if r["chain_start"]:
+            out.chain_start.ParseFromString(r["chain_start"])
+        if r["decision"]:
+            out.decision.ParseFromString(r["decision"])
         if r["judge"]:
             out.judge.CopyFrom(common_pb2.JudgeIdentity.FromString(r["judge"]))
         if r["end_time"] is not None:
