@@ -5,7 +5,7 @@ model is absent), the detached RoundController actor, a Trainer actor, the toy w
 The tests run in file order on one cluster: malformed config; validate_only (the memory plan on the
 cluster's devices, a refusal, nothing created); a promoted round (events in order across a
 watcher reconnect, same request_id twice = one round, the new version is what the engine serves); a round
-the rule refuses; cancel during TRAIN; SIGKILL of the server and the controller in the middle of TRAIN,
+the rule refuses; cancel during TRAIN; a LoRA round on the engine and a LoRA round chained on it; SIGKILL of the server and the controller in the middle of TRAIN,
 then a restart: the round finishes, SAMPLE..PAIR are not redone and TRAIN resumes from its checkpoint
 (attempt 2).
 """
@@ -262,6 +262,27 @@ def test_lora_round_evaluates_on_the_engine_and_promotes_an_adapter(
     op = client.wait_operation(client.deploy_checkpoint("toy", str(broken)).name, timeout=300)
     assert op.error.message and "adapter_model.safetensors" in op.error.message
     assert served_version(client) == r.promoted_weight_version == client.get_model("toy").weight_version
+
+
+def test_chained_lora_round_is_judged_against_the_chains_start_on_the_engine(client: Client) -> None:
+    """A LoRA round chained on the promoted adapter: it goes on training that adapter, and EVALUATE decodes
+    three sides on the serving engine -- its start (the adapter), the candidate and the chain's start (the
+    base the first round started from) -- so the rule compares the candidate with the chain's start."""
+    first = next(r for r in client.list_rounds(state=State.SUCCEEDED) if r.promoted and r.config.training.lora)
+    config = small(promote=True, seed=5, lora=True)
+    config.start_from_round = first.name
+    name = round_of(client.create_round(config))
+    for _ in client.watch_round(name):
+        pass
+    r = client.get_round(name)
+    assert r.state == State.SUCCEEDED and r.promoted, r.reason
+    messages = [e.message for e in client.watch_round(name)]
+    assert any("EVALUATE decodes every side on the serving engine" in m for m in messages), messages
+    assert r.decision.chain_round == first.name
+    assert r.chain_start.weights == first.before.weights != r.before.weights
+    facts = {d.metric: d for d in r.decision.versus_chain_start}["correct_facts_per_answer"]
+    assert facts.baseline == pytest.approx(r.chain_start.correct_facts_per_answer)
+    assert_model_serves(client, r)
 
 
 def test_sigkill_of_server_and_controller_in_train_then_resume(
