@@ -32,11 +32,7 @@ from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
 from maskdpo.server.services.longrunning import OperationsServicer
 from maskdpo.server.services.models import ModelServicer
-from maskdpo.server.services.pending import (
-    PendingAlignmentServicer,
-    PendingGenerationServicer,
-    PendingModelServicer,
-)
+from maskdpo.server.services.pending import pending_servicer
 from maskdpo.server.settings import ServerSettings
 from maskdpo.server.store.checkpoints import CheckpointStore
 from maskdpo.server.store.knowledge_sources import KnowledgeStore
@@ -198,10 +194,13 @@ async def start_server(settings: ServerSettings) -> RunningServer:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(generators, deploys), server)
     else:
-        generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
-        models_pb2_grpc.add_ModelServiceServicer_to_server(PendingModelServicer(), server)
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(
+            pending_servicer(generation_pb2, generation_pb2_grpc, "GenerationService"), server)
+        models_pb2_grpc.add_ModelServiceServicer_to_server(
+            pending_servicer(models_pb2, models_pb2_grpc, "ModelService"), server)
     alignment = await build_alignment_servicer(settings, generators, judges) if generators else None
-    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(alignment or PendingAlignmentServicer(), server)
+    alignment_pb2_grpc.add_AlignmentServiceServicer_to_server(
+        alignment or pending_servicer(alignment_pb2, alignment_pb2_grpc, "AlignmentService"), server)
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(operations), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -2,73 +2,46 @@
 with a message that says what is missing -- never a made-up result.
 
 Generation, model management and alignment rounds are served once their Ray actors are configured; until
-then these stand in.
+then these stand in. Their methods are read from the service descriptors, so an RPC added to a proto is
+answered here without a second list to keep.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import Any, NoReturn
+
+from google.protobuf.descriptor import MethodDescriptor
 
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import NotImplementedYet
-from maskdpo.v1 import alignment_pb2_grpc, generation_pb2_grpc, models_pb2_grpc
+
+REASON = "no generator engine is configured"
 
 
 def _missing(what: str) -> NoReturn:
-    raise NotImplementedYet(f"{what} is not available in this server: no generator engine is configured")
+    raise NotImplementedYet(f"{what} is not available in this server: {REASON}")
 
 
-class PendingGenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    @unary
-    async def Generate(self, request: Any, context: Ctx) -> Any:
-        _missing("GenerationService.Generate")
+def _stand_in(method: MethodDescriptor) -> Any:
+    what = f"{method.containing_service.name}.{method.name}"
+    if method.server_streaming:
 
-    @unary
-    async def BatchGenerate(self, request: Any, context: Ctx) -> Any:
-        _missing("GenerationService.BatchGenerate")
+        async def stream(self: Any, request: Any, context: Ctx) -> AsyncIterator[Any]:
+            _missing(what)
+            yield  # pragma: no cover - makes this an async generator
 
-    @streaming
-    async def StreamGenerate(self, request: Any, context: Ctx) -> Any:
-        _missing("GenerationService.StreamGenerate")
-        yield
+        return streaming(stream)
 
+    async def call(self: Any, request: Any, context: Ctx) -> Any:
+        _missing(what)
 
-class PendingModelServicer(models_pb2_grpc.ModelServiceServicer):
-    @unary
-    async def ListModels(self, request: Any, context: Ctx) -> Any:
-        _missing("ModelService.ListModels")
-
-    @unary
-    async def GetModel(self, request: Any, context: Ctx) -> Any:
-        _missing("ModelService.GetModel")
-
-    @unary
-    async def ListCheckpoints(self, request: Any, context: Ctx) -> Any:
-        _missing("ModelService.ListCheckpoints")
-
-    @unary
-    async def DeployCheckpoint(self, request: Any, context: Ctx) -> Any:
-        _missing("ModelService.DeployCheckpoint")
+    return unary(call)
 
 
-class PendingAlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
-    @unary
-    async def CreateAlignmentRound(self, request: Any, context: Ctx) -> Any:
-        _missing("AlignmentService.CreateAlignmentRound")
-
-    @unary
-    async def GetAlignmentRound(self, request: Any, context: Ctx) -> Any:
-        _missing("AlignmentService.GetAlignmentRound")
-
-    @unary
-    async def ListAlignmentRounds(self, request: Any, context: Ctx) -> Any:
-        _missing("AlignmentService.ListAlignmentRounds")
-
-    @streaming
-    async def WatchAlignmentRound(self, request: Any, context: Ctx) -> Any:
-        _missing("AlignmentService.WatchAlignmentRound")
-        yield
-
-    @unary
-    async def CancelAlignmentRound(self, request: Any, context: Ctx) -> Any:
-        _missing("AlignmentService.CancelAlignmentRound")
+def pending_servicer(messages: ModuleType, stubs: ModuleType, service: str) -> Any:
+    """A servicer of ``service`` (generated in ``messages``/``stubs``, e.g. generation_pb2 and
+    generation_pb2_grpc) whose every RPC answers UNIMPLEMENTED, naming the method and why."""
+    methods = {m.name: _stand_in(m) for m in messages.DESCRIPTOR.services_by_name[service].methods}
+    return type(f"Pending{service}", (getattr(stubs, f"{service}Servicer"),), methods)()
