@@ -14,13 +14,12 @@ from maskdpo.server.errors import (
     InvalidArgument,
     TextTooLong,
 )
-from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
+from maskdpo.server.generation.types import MAX_N, GenerationResult, Prompt, SamplingOptions, StreamDelta
 from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
 from maskdpo.server.wire import timestamp
 from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
 
-MAX_N = 64
 MAX_TEMPERATURE = 10.0
 MAX_STOP = 16
 MAX_STOP_CHARS = 200
