@@ -196,7 +196,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                                           settings.generator_start_timeout_s, settings.generator_replicas)
         deploys = DeployManager(generators, operations)
         deploys.fail_leftovers()
-        generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)
+        generation = GenerationServicer(settings, generators, judging)
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(generation, server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(generators, deploys), server)
     else:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(PendingGenerationServicer(), server)
