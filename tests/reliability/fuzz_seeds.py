@@ -2,7 +2,8 @@
 mutate field by field, and strings that mean something in a field of a given name.
 
 Each seed passes validation on the toy server, and none starts expensive work: the deploy names a folder
-that does not exist, the round names a start round that does not exist, generation asks for a few tokens.
+that does not exist, the round names a start round that does not exist, generation asks for a few tokens
+(Generate as best-of-2 and StreamGenerate with judging, so their judging paths are fuzzed too).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ GENERATE = generation_pb2.GenerateRequest(
         n=2, max_tokens=8, temperature=0.7, seed=1, logprobs=True, stop=["\n\n"]
     ),
 )
+JUDGING = generation_pb2.Judging(judge="kb", knowledge=FACTS, topic="Ada Lind",
+                                 options=factuality_pb2.ScoreOptions(mask_rule=common_pb2.MASK_RULE_RELEASED))
+BEST_OF = generation_pb2.GenerateRequest(
+    model=MODEL, messages=GENERATE.messages, best_of=2, judging=JUDGING,
+    sampling=common_pb2.SamplingParams(max_tokens=8, temperature=0.7, logprobs=True),
+)
+JUDGED_STREAM = generation_pb2.GenerateRequest(model=MODEL, messages=GENERATE.messages, sampling=GENERATE.sampling,
+                                               judging=JUDGING)
 ROUND_CONFIG = alignment_pb2.RoundConfig(
     model=MODEL,
     prompts=alignment_pb2.PromptSet(
@@ -93,11 +102,11 @@ SEEDS: dict[str, Message] = {
     "DeleteKnowledgeSource": factuality_pb2.DeleteKnowledgeSourceRequest(
         name=f"knowledgeSources/{SOURCE_ID}"
     ),
-    "Generate": GENERATE,
+    "Generate": BEST_OF,
     "BatchGenerate": generation_pb2.BatchGenerateRequest(
         requests=[GENERATE, generation_pb2.GenerateRequest(prompt="Ada Lind was", sampling=GENERATE.sampling)]
     ),
-    "StreamGenerate": GENERATE,
+    "StreamGenerate": JUDGED_STREAM,
     "ListModels": models_pb2.ListModelsRequest(page_size=1),
     "GetModel": models_pb2.GetModelRequest(name=MODEL),
     "ListCheckpoints": models_pb2.ListCheckpointsRequest(parent=MODEL, page_size=5),

@@ -9,11 +9,11 @@ Failed calls raise subclasses of :class:`maskdpo.client.errors.MaskdpoError`.
 
 from maskdpo.client._async_client import AsyncClient
 from maskdpo.client._client import Client, GenerationStream
-from maskdpo.client._generation import Sampling, deploy_metadata, deploy_result
+from maskdpo.client._generation import Judging, Sampling, deploy_metadata, deploy_result
 from maskdpo.client._requests import Item, Knowledge, ScoreOptions
 from maskdpo.client._rounds import planned_round, round_metadata, round_of, toy_round_config
 from maskdpo.client.errors import MaskdpoError
 
-__all__ = ["AsyncClient", "Client", "GenerationStream", "Item", "Knowledge", "MaskdpoError", "Sampling",
-           "ScoreOptions", "deploy_metadata", "deploy_result", "planned_round", "round_metadata", "round_of",
-           "toy_round_config"]
+__all__ = ["AsyncClient", "Client", "GenerationStream", "Item", "Judging", "Knowledge", "MaskdpoError",
+           "Sampling", "ScoreOptions", "deploy_metadata", "deploy_result", "planned_round", "round_metadata",
+           "round_of", "toy_round_config"]

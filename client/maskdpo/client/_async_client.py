@@ -22,6 +22,7 @@ from google.longrunning import operations_proto_pb2
 from maskdpo.client._channel import DEFAULT_TARGET, Connection, channel_options, credentials
 from maskdpo.client._client import DEFAULT_TIMEOUT_S, RoundState
 from maskdpo.client._generation import (
+    Judging,
     PromptLike,
     Sampling,
     deploy_request,
@@ -135,8 +136,10 @@ class AsyncClient(Connection):
     # --- generation and models ---------------------------------------------------------------------------
 
     async def generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
-                       timeout: float | None = None, **options: Any) -> generation_pb2.GenerateResponse:
-        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+                       best_of: int = 0, judging: Judging | None = None, timeout: float | None = None,
+                       **options: Any) -> generation_pb2.GenerateResponse:
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options),
+                                   best_of=best_of, judging=judging)
         return await self._call(self.generation.Generate, request, timeout)
 
     async def batch_generate(self, prompts: Sequence[PromptLike], *, model: str = "",
@@ -148,11 +151,12 @@ class AsyncClient(Connection):
         return await self._call(self.generation.BatchGenerate, request, timeout)
 
     async def stream_generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
-                              timeout: float | None = None,
+                              judging: Judging | None = None, timeout: float | None = None,
                               **options: Any) -> AsyncIterator[generation_pb2.GenerateChunk]:
-        """Chunks as they are sampled; leaving the loop early (or cancelling the task) cancels the call,
-        which aborts the request in the server's engine."""
-        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        """Chunks as they are sampled (with ``judging``, also each sentence's verdict); leaving the loop
+        early (or cancelling the task) cancels the call, which aborts the request in the server's engine."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options),
+                                   judging=judging)
         call = self.generation.StreamGenerate(request, timeout=timeout or self.timeout, metadata=self._metadata)
         try:
             async for item in call:

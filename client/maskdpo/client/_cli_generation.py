@@ -2,6 +2,10 @@
 
 maskdpo generate "Tell me about Ada Lind." [--model toy] [-n 4] [--temperature 0.7] [--max-tokens 128]
                  [--stream] [--raw] [--system TEXT] [--logprobs] [--seed 1] [--stop STR] [--json]
+maskdpo generate "Tell me a bio of Taia Zandal." --best-of 8 --judge toyworld --topic "Taia Zandal"
+                 # the 8 answers judged, ranked best first, with their sentence tables
+maskdpo generate "..." --stream --judge kb --topic T --fact "T|birthplace|Oslo"
+                 # text as it is sampled, then each sample's streamed verdicts as a table
 maskdpo models list | get MODEL | checkpoints MODEL
 maskdpo deploy MODEL CHECKPOINT [--wait] [--tolerance 1e-3] [--request-id ID]
 """
@@ -16,9 +20,11 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from maskdpo.client._cli_judging import add_judge_args, knowledge_of, options_of
 from maskdpo.client._client import Client
-from maskdpo.client._generation import PromptLike, Sampling, deploy_metadata, deploy_result
-from maskdpo.v1 import generation_pb2, models_pb2
+from maskdpo.client._generation import Judging, PromptLike, Sampling, deploy_metadata, deploy_result
+from maskdpo.client.display import judge_line, print_answer
+from maskdpo.v1 import factuality_pb2, generation_pb2, models_pb2
 
 COMMANDS = ("generate", "models", "deploy")
 STATES = {v: k for k, v in models_pb2.Model.State.items()}
@@ -39,6 +45,9 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     gen.add_argument("--stop", action="append", default=[])
     gen.add_argument("--logprobs", action="store_true", help="print each token's log-prob")
     gen.add_argument("--stream", action="store_true", help="print text as it is sampled")
+    gen.add_argument("--best-of", type=int, default=0, metavar="N",
+                     help="sample N answers, judge each (--judge, knowledge) and print them ranked, best first")
+    add_judge_args(gen)
     gen.add_argument("--json", action="store_true")
     connection_args(gen)
     models = sub.add_parser("models", help="list served models or a model's checkpoints")
@@ -64,12 +73,28 @@ def _prompt(args: argparse.Namespace) -> PromptLike:
 def _sample_header(sample: generation_pb2.Sample) -> str:
     mean = sum(t.logprob for t in sample.tokens) / len(sample.tokens) if sample.tokens else None
     extra = f", mean log-prob {mean:.3f}" if mean is not None else ""
-    return (
-        f"--- sample {sample.index} (weight version {sample.weight_version}, {sample.finish_reason}{extra})"
-    )
+    return f"sample {sample.index} (weight version {sample.weight_version}, {sample.finish_reason}{extra})"
+
+
+def _judging(args: argparse.Namespace) -> Judging | None:
+    """How to judge: asked for by --best-of or --judge; knowledge flags alone are a mistake."""
+    knowledge = knowledge_of(args)
+    if not (args.best_of or args.judge):
+        if knowledge.passages or knowledge.facts or knowledge.source or args.topic:
+            raise ValueError("knowledge and --topic are for judging: add --judge NAME (or --best-of N)")
+        return None
+    return Judging(judge=args.judge, knowledge=knowledge, topic=args.topic, options=options_of(args))
+
+
+def _ranked(result: generation_pb2.GenerateResponse) -> None:
+    for rank, sample in enumerate(result.samples, start=1):
+        print(f"=== #{rank}: {_sample_header(sample)}")
+        print_answer(sample.judged)
+    print(judge_line(result.judge))
 
 
 def _generate(client: Client, args: argparse.Namespace) -> int:
+    judging = _judging(args)
     sampling = Sampling(
         n=args.n,
         temperature=args.temperature,
@@ -81,12 +106,16 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         logprobs=args.logprobs,
     )
     if not args.stream:
-        result = client.generate(_prompt(args), model=args.model, sampling=sampling)
+        result = client.generate(_prompt(args), model=args.model, sampling=sampling, best_of=args.best_of,
+                                 judging=judging)
         if args.json:
             print(json_format.MessageToJson(result))
             return 0
+        if args.best_of:
+            _ranked(result)
+            return 0
         for sample in result.samples:
-            print(_sample_header(sample))
+            print(f"--- {_sample_header(sample)}")
             print(sample.text)
             if args.logprobs:
                 print("  " + " ".join(f"{t.token!r}:{t.logprob:.2f}" for t in sample.tokens))
@@ -97,14 +126,21 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         )
         return 0
     ends: dict[int, str] = {}
-    with client.stream_generate(_prompt(args), model=args.model, sampling=sampling) as stream:
+    judged: dict[int, factuality_pb2.ScoredAnswer] = {}
+    identity = None
+    with client.stream_generate(_prompt(args), model=args.model, sampling=sampling, judging=judging) as stream:
         for chunk in stream:
             if args.json:
                 print(json_format.MessageToJson(chunk, indent=None), flush=True)
-            elif args.n > 1:
+            elif chunk.delta and args.n > 1:
                 print(f"[{chunk.index}] {chunk.delta}", flush=True)
-            else:
+            elif chunk.delta:
                 print(chunk.delta, end="", flush=True)
+            answer = judged.setdefault(chunk.index, factuality_pb2.ScoredAnswer())
+            answer.sentences.extend(chunk.verdicts)
+            if chunk.HasField("metrics"):
+                answer.metrics.CopyFrom(chunk.metrics)
+                identity = chunk.judge
             if chunk.finish_reason:
                 ends[chunk.index] = (
                     f"{chunk.index}: {chunk.finish_reason}, weight version {chunk.weight_version}"
@@ -112,6 +148,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     if not args.json:
         print()
         print("(" + "; ".join(ends[i] for i in sorted(ends)) + ")", file=sys.stderr)
+        if identity is not None:
+            for index in sorted(judged):
+                print(f"--- verdicts of sample {index}")
+                print_answer(judged[index])
+            print(judge_line(identity))
     return 0
 
 

@@ -21,6 +21,7 @@ from google.longrunning import operations_proto_pb2
 
 from maskdpo.client._channel import DEFAULT_TARGET, Connection, channel_options, credentials
 from maskdpo.client._generation import (
+    Judging,
     PromptLike,
     Sampling,
     deploy_request,
@@ -147,10 +148,14 @@ class Client(Connection):
     # --- generation and models -----------------------------------------------------------------------
 
     def generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
-                 timeout: float | None = None, **options: Any) -> generation_pb2.GenerateResponse:
+                 best_of: int = 0, judging: Judging | None = None, timeout: float | None = None,
+                 **options: Any) -> generation_pb2.GenerateResponse:
         """Sample ``n`` answers; ``prompt`` is text or (role, content) chat messages. Keyword options
-        (``n=4, temperature=0.7, max_tokens=64, logprobs=True, seed=1``) override ``sampling``."""
-        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        (``n=4, temperature=0.7, max_tokens=64, logprobs=True, seed=1``) override ``sampling``.
+        ``best_of=N`` samples N answers instead, judges each as ``judging`` says and returns them ranked
+        by factuality, the best first, each with its judged sentences (``sample.judged``)."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options),
+                                   best_of=best_of, judging=judging)
         result: generation_pb2.GenerateResponse = self._call(self.generation.Generate, request, timeout)
         return result
 
@@ -164,10 +169,14 @@ class Client(Connection):
         return result
 
     def stream_generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,
-                        timeout: float | None = None, **options: Any) -> GenerationStream:
+                        judging: Judging | None = None, timeout: float | None = None,
+                        **options: Any) -> GenerationStream:
         """Stream chunks as they are sampled. Iterate it; ``cancel()`` (or leaving a ``with`` block)
-        aborts the request in the server's engine."""
-        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options))
+        aborts the request in the server's engine. With ``judging``, chunks also carry each sentence's
+        verdict (``chunk.verdicts``) soon after the sentence is complete, and a sample's last chunk its
+        metrics."""
+        request = generate_request(prompt, model=model, sampling=sampling_of(sampling, options),
+                                   judging=judging)
         call = self.generation.StreamGenerate(request, timeout=timeout or self.timeout, metadata=self._metadata)
         return GenerationStream(call)
 

@@ -3,6 +3,7 @@
 Sampling(n=4, temperature=0.7, max_tokens=128, logprobs=True)
 generate_request("Tell me about Ada Lind.", model="toy", sampling=...)
 generate_request([("user", "Tell me about Ada Lind.")])         # chat messages
+generate_request(prompt, best_of=8, judging=Judging(judge="kb", topic="Ada Lind", knowledge=...))
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from google.longrunning import operations_proto_pb2
 
+from maskdpo.client._requests import Knowledge, ScoreOptions
 from maskdpo.client.errors import from_status
 from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
 
@@ -61,17 +63,37 @@ def sampling_of(sampling: Sampling | None, options: dict[str, Any]) -> Sampling:
     return Sampling(**{**{f: getattr(base, f) for f in SAMPLING_FIELDS}, **options})
 
 
+@dataclass
+class Judging:
+    """How generated answers are judged (best-of-N, or verdicts streamed per sentence); see
+    ``maskdpo.v1.Judging``. An empty judge is the server's default."""
+
+    judge: str = ""
+    knowledge: Knowledge | None = None
+    topic: str = ""
+    options: ScoreOptions | None = None
+
+    def to_proto(self) -> generation_pb2.Judging:
+        return generation_pb2.Judging(judge=self.judge, knowledge=(self.knowledge or Knowledge()).to_proto(),
+                                      topic=self.topic, options=(self.options or ScoreOptions()).to_proto())
+
+
 def model_name(model: str) -> str:
     """``models/{model}`` for a bare id; "" stays "" (the server's default model)."""
     return model if not model or model.startswith("models/") else f"models/{model}"
 
 
 def generate_request(
-    prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None
+    prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None, best_of: int = 0,
+    judging: Judging | None = None,
 ) -> generation_pb2.GenerateRequest:
+    """A GenerateRequest; ``best_of`` (Generate) samples that many answers instead of ``sampling.n`` and
+    returns them judged and ranked; ``judging`` says how answers are judged."""
     request = generation_pb2.GenerateRequest(
-        model=model_name(model), sampling=(sampling or Sampling()).to_proto()
+        model=model_name(model), sampling=(sampling or Sampling()).to_proto(), best_of=best_of
     )
+    if judging is not None:
+        request.judging.CopyFrom(judging.to_proto())
     if isinstance(prompt, str):
         request.prompt = prompt
     else:

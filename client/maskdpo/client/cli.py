@@ -6,6 +6,7 @@
     maskdpo judges | health
     maskdpo knowledge list | get SOURCE | delete SOURCE   # registered knowledge sources (delete: operator)
     maskdpo generate "Tell me about Ada Lind." [--model toy] [-n 4] [--stream]    # see _cli_generation.py
+    maskdpo generate "Tell me a bio of Taia Zandal." --best-of 8 --judge toyworld --topic "Taia Zandal"
     maskdpo models list | get MODEL | checkpoints MODEL
     maskdpo deploy MODEL CHECKPOINT [--wait]
     maskdpo round create|watch|list|get|cancel   # alignment rounds, see _cli_rounds.py
@@ -27,14 +28,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from google.protobuf import json_format
 
 from maskdpo.client import _cli_generation, _cli_rounds
 from maskdpo.client._channel import DEFAULT_TARGET
+from maskdpo.client._cli_judging import add_judge_args, knowledge_of, options_of
 from maskdpo.client._client import Client
-from maskdpo.client._requests import Item, Knowledge, ScoreOptions
+from maskdpo.client._requests import Item, Knowledge
 from maskdpo.client.display import judge_line, print_answer, print_batch
 from maskdpo.client.errors import MaskdpoError
 
@@ -60,15 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("text", nargs="?", help="the answer text")
     score.add_argument("--file", type=Path, help="read the answer from a file")
     score.add_argument("--jsonl", type=Path, help="a batch: one JSON object per line")
-    score.add_argument("--passage", action="append", default=[], help="reference passage text (repeat)")
-    score.add_argument("--passages-file", type=Path, help="reference passages: JSONL of {title, text}")
-    score.add_argument("--fact", action="append", default=[], metavar="SUBJECT|ATTRIBUTE|VALUE")
-    score.add_argument("--source", help="registered knowledge source id")
-    score.add_argument("--topic", default="")
+    add_judge_args(score)
     score.add_argument("--prompt", default="")
-    score.add_argument("--judge", default="")
-    score.add_argument("--mask-rule", choices=["default", "released"], default="default")
-    score.add_argument("--gamma", type=float)
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _connection_args(score)
     for name, text in (("judges", "list the server's judges"), ("health", "check the server's health")):
@@ -83,19 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     for name in _LAZY:
         sub.add_parser(name, help=f"see `maskdpo {name} --help` (needs the 'server' extra)", add_help=False)
     return parser
-
-
-def _knowledge(args: argparse.Namespace) -> Knowledge:
-    passages: list[Any] = list(args.passage)
-    if args.passages_file:
-        passages += [json.loads(line) for line in args.passages_file.read_text().splitlines() if line.strip()]
-    facts = []
-    for raw in args.fact:
-        parts = raw.split("|")
-        if len(parts) != 3:
-            raise ValueError(f"--fact {raw!r}: expected SUBJECT|ATTRIBUTE|VALUE")
-        facts.append((parts[0], parts[1], parts[2]))
-    return Knowledge(passages=passages, facts=facts, source=args.source or "")
 
 
 def _items(path: Path) -> list[Item]:
@@ -117,8 +98,8 @@ def _items(path: Path) -> list[Item]:
 
 
 def _run_score(client: Client, args: argparse.Namespace) -> int:
-    knowledge = _knowledge(args)
-    options = ScoreOptions(mask_rule=args.mask_rule, gamma=args.gamma)
+    knowledge = knowledge_of(args)
+    options = options_of(args)
     if args.jsonl:
         batch = client.batch_score(_items(args.jsonl), knowledge=knowledge, judge=args.judge, options=options)
         if args.json:

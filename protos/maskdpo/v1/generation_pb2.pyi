@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from maskdpo.v1 import common_pb2 as _common_pb2
+from maskdpo.v1 import factuality_pb2 as _factuality_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,10 +30,18 @@ class GenerateRequest(_message.Message):
     PROMPT_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
+    BEST_OF_FIELD_NUMBER: _builtins.int
+    JUDGING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Resource name of the served model, "models/{model}"; empty means the server's default model."""
     prompt: _builtins.str
     """Raw prompt text, passed to the model as is."""
+    best_of: _builtins.int
+    """Best-of-N (Generate, BatchGenerate): sample this many answers, judge each as `judging` says, and return
+    them all ranked by factuality, the best first (Sample.index keeps the order they were drawn in). 0 = off;
+    1 judges a single answer (greedy with temperature 0); at most the server's max_best_of. It replaces
+    sampling.n, which must then be unset (0 or 1). StreamGenerate does not rank: it takes judging alone.
+    """
     @_builtins.property
     def messages(self) -> Global___ChatMessages:
         """Chat messages."""
@@ -41,6 +50,13 @@ class GenerateRequest(_message.Message):
     def sampling(self) -> _common_pb2.SamplingParams:
         """Sampling settings."""
 
+    @_builtins.property
+    def judging(self) -> Global___Judging:
+        """How the answers are judged: with best_of on Generate, and on StreamGenerate, where each sentence's
+        verdict is streamed as soon as the sentence is complete. Unset with best_of: the server's default judge
+        and no knowledge, as a ScoreRequest that names neither.
+        """
+
     def __init__(
         self,
         *,
@@ -48,16 +64,56 @@ class GenerateRequest(_message.Message):
         prompt: _builtins.str = ...,
         messages: Global___ChatMessages | None = ...,
         sampling: _common_pb2.SamplingParams | None = ...,
+        best_of: _builtins.int = ...,
+        judging: Global___Judging | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "messages", b"messages", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "judging", b"judging", "messages", b"messages", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "messages", b"messages", "model", b"model", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_of", b"best_of", "input", b"input", "judging", b"judging", "messages", b"messages", "model", b"model", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["prompt", "messages"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_input) -> _WhichOneofReturnType_input | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class Judging(_message.Message):
+    """How generated answers are judged: what a ScoreRequest names besides the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JUDGE_FIELD_NUMBER: _builtins.int
+    KNOWLEDGE_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    judge: _builtins.str
+    """Judge backend; empty means the server's default."""
+    topic: _builtins.str
+    """The entity the answers are about (e.g. the person of a biography); used for retrieval and kb lookup."""
+    @_builtins.property
+    def knowledge(self) -> _factuality_pb2.Knowledge:
+        """What to judge the answers against."""
+
+    @_builtins.property
+    def options(self) -> _factuality_pb2.ScoreOptions:
+        """Scoring options (the masks' rule, gamma)."""
+
+    def __init__(
+        self,
+        *,
+        judge: _builtins.str = ...,
+        knowledge: _factuality_pb2.Knowledge | None = ...,
+        topic: _builtins.str = ...,
+        options: _factuality_pb2.ScoreOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["knowledge", b"knowledge", "options", b"options"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "knowledge", b"knowledge", "options", b"options", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Judging: _TypeAlias = Judging  # noqa: Y015
 
 @_typing.final
 class ChatMessages(_message.Message):
@@ -124,6 +180,7 @@ class Sample(_message.Message):
     TOKENS_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     WEIGHT_VERSION_FIELD_NUMBER: _builtins.int
+    JUDGED_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index of the sample among the prompt's n samples."""
     text: _builtins.str
@@ -136,6 +193,10 @@ class Sample(_message.Message):
     def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
         """Per-token log-probs (when requested)."""
 
+    @_builtins.property
+    def judged(self) -> _factuality_pb2.ScoredAnswer:
+        """With best_of: the judged answer (sentences with spans, labels and masks; metrics), as Score returns it."""
+
     def __init__(
         self,
         *,
@@ -144,10 +205,11 @@ class Sample(_message.Message):
         tokens: _abc.Iterable[Global___TokenLogprob] | None = ...,
         finish_reason: _builtins.str = ...,
         weight_version: _builtins.int = ...,
+        judged: _factuality_pb2.ScoredAnswer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["judged", b"judged"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "index", b"index", "text", b"text", "tokens", b"tokens", "weight_version", b"weight_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "index", b"index", "judged", b"judged", "text", b"text", "tokens", b"tokens", "weight_version", b"weight_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -188,6 +250,7 @@ class GenerateResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SAMPLES_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    JUDGE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model that served it."""
     @_builtins.property
@@ -198,16 +261,21 @@ class GenerateResponse(_message.Message):
     def usage(self) -> Global___Usage:
         """Token counts."""
 
+    @_builtins.property
+    def judge(self) -> _common_pb2.JudgeIdentity:
+        """With best_of: who judged the samples."""
+
     def __init__(
         self,
         *,
         model: _builtins.str = ...,
         samples: _abc.Iterable[Global___Sample] | None = ...,
         usage: Global___Usage | None = ...,
+        judge: _common_pb2.JudgeIdentity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "samples", b"samples", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "model", b"model", "samples", b"samples", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -272,6 +340,9 @@ class GenerateChunk(_message.Message):
     TOKENS_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     WEIGHT_VERSION_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    JUDGE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Which of the n samples this piece belongs to."""
     delta: _builtins.str
@@ -284,6 +355,22 @@ class GenerateChunk(_message.Message):
     def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
         """Log-probs of the new tokens (when requested)."""
 
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[_factuality_pb2.ScoredSentence]:
+        """With judging: verdicts of this sample's sentences completed since its previous verdicts, in order, as
+        Score returns them; start/end index the sample's text streamed so far (its deltas concatenated). A
+        sentence is complete once the next one has begun, or when the sample finishes; the verdict follows in
+        a later chunk of the same sample (the text streams on meanwhile).
+        """
+
+    @_builtins.property
+    def metrics(self) -> _factuality_pb2.AnswerMetrics:
+        """With judging, on the sample's last chunk: the metrics of the whole answer, as Score reports them."""
+
+    @_builtins.property
+    def judge(self) -> _common_pb2.JudgeIdentity:
+        """With judging, on the sample's last chunk: who judged it."""
+
     def __init__(
         self,
         *,
@@ -292,10 +379,13 @@ class GenerateChunk(_message.Message):
         tokens: _abc.Iterable[Global___TokenLogprob] | None = ...,
         finish_reason: _builtins.str = ...,
         weight_version: _builtins.int = ...,
+        verdicts: _abc.Iterable[_factuality_pb2.ScoredSentence] | None = ...,
+        metrics: _factuality_pb2.AnswerMetrics | None = ...,
+        judge: _common_pb2.JudgeIdentity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "metrics", b"metrics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "finish_reason", b"finish_reason", "index", b"index", "tokens", b"tokens", "weight_version", b"weight_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "finish_reason", b"finish_reason", "index", b"index", "judge", b"judge", "metrics", b"metrics", "tokens", b"tokens", "verdicts", b"verdicts", "weight_version", b"weight_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

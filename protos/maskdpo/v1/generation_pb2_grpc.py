@@ -59,7 +59,8 @@ class GenerationServiceServicer:
     """
 
     def Generate(self, request, context):
-        """Samples n answers for one prompt.
+        """Samples n answers for one prompt; with best_of, samples best_of answers, judges each and returns them
+        ranked by factuality, the best first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,8 +74,9 @@ class GenerationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamGenerate(self, request, context):
-        """Samples answers for one prompt, streaming text deltas as tokens are produced. Cancelling the call
-        aborts the request in the engine.
+        """Samples answers for one prompt, streaming text deltas as tokens are produced; with judging, also each
+        sentence's verdict as soon as the sentence is complete. Cancelling the call aborts the request in the
+        engine.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,12 +36,15 @@ class GenerationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
-    """Samples n answers for one prompt."""
+    """Samples n answers for one prompt; with best_of, samples best_of answers, judges each and returns them
+    ranked by factuality, the best first.
+    """
     BatchGenerate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.BatchGenerateRequest, _generation_pb2.BatchGenerateResponse]
     """Samples answers for many prompts in one call."""
     StreamGenerate: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateChunk]
-    """Samples answers for one prompt, streaming text deltas as tokens are produced. Cancelling the call
-    aborts the request in the engine.
+    """Samples answers for one prompt, streaming text deltas as tokens are produced; with judging, also each
+    sentence's verdict as soon as the sentence is complete. Cancelling the call aborts the request in the
+    engine.
     """
 
 @_typing.type_check_only
@@ -52,12 +55,15 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
-    """Samples n answers for one prompt."""
+    """Samples n answers for one prompt; with best_of, samples best_of answers, judges each and returns them
+    ranked by factuality, the best first.
+    """
     BatchGenerate: _aio.UnaryUnaryMultiCallable[_generation_pb2.BatchGenerateRequest, _generation_pb2.BatchGenerateResponse]  # type: ignore[assignment]
     """Samples answers for many prompts in one call."""
     StreamGenerate: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateChunk]  # type: ignore[assignment]
-    """Samples answers for one prompt, streaming text deltas as tokens are produced. Cancelling the call
-    aborts the request in the engine.
+    """Samples answers for one prompt, streaming text deltas as tokens are produced; with judging, also each
+    sentence's verdict as soon as the sentence is complete. Cancelling the call aborts the request in the
+    engine.
     """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,7 +77,9 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.GenerateResponse, _abc.Awaitable[_generation_pb2.GenerateResponse]]:
-        """Samples n answers for one prompt."""
+        """Samples n answers for one prompt; with best_of, samples best_of answers, judges each and returns them
+        ranked by factuality, the best first.
+        """
 
     @_abc_1.abstractmethod
     def BatchGenerate(
@@ -87,8 +95,9 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateChunk], _abc.AsyncIterator[_generation_pb2.GenerateChunk]]:
-        """Samples answers for one prompt, streaming text deltas as tokens are produced. Cancelling the call
-        aborts the request in the engine.
+        """Samples answers for one prompt, streaming text deltas as tokens are produced; with judging, also each
+        sentence's verdict as soon as the sentence is complete. Cancelling the call aborts the request in the
+        engine.
         """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

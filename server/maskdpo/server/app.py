@@ -30,6 +30,7 @@ from maskdpo.server.rounds import datasets
 from maskdpo.server.services.alignment import build_alignment_servicer
 from maskdpo.server.services.factuality import FactualityServicer
 from maskdpo.server.services.generation import GenerationServicer
+from maskdpo.server.services.judging import AnswerJudge
 from maskdpo.server.services.longrunning import OperationsServicer
 from maskdpo.server.services.models import ModelServicer
 from maskdpo.server.services.pending import pending_servicer
@@ -178,8 +179,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
         lock.release()
         raise
     lock.record(port)
-    factuality_pb2_grpc.add_FactualityServiceServicer_to_server(
-        FactualityServicer(settings, judges, KnowledgeStore(settings.data_dir)), server)
+    judging = AnswerJudge(settings, judges, KnowledgeStore(settings.data_dir))
+    factuality_pb2_grpc.add_FactualityServiceServicer_to_server(FactualityServicer(settings, judging), server)
     operations = OperationStore(DataDir(settings.data_dir).operations)
     generators, deploys = None, None
     if settings.models:
@@ -191,7 +192,8 @@ async def start_server(settings: ServerSettings) -> RunningServer:
                                           settings.generator_start_timeout_s, settings.generator_replicas)
         deploys = DeployManager(generators, operations)
         deploys.fail_leftovers()
-        generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(settings, generators), server)
+        generation = GenerationServicer(settings, generators, judging)
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(generation, server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(generators, deploys), server)
     else:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(

@@ -36,6 +36,7 @@ from maskdpo.server.edge.names import MODEL_ID, MODEL_ID_RULE
 from maskdpo.server.generation import dtype as dtypes
 from maskdpo.server.generation.builtin_models import DEFAULT_MODELS_DIR, smollm2_path
 from maskdpo.server.generation.engine_settings import EngineSettings
+from maskdpo.server.generation.types import MAX_N
 from maskdpo.server.judge.kb import DEFAULT_EXTRACTOR, EXTRACTORS
 from maskdpo.server.judge.registry import backend_names
 from maskdpo.server.rounds.config import DEFAULT_EVAL_PROMPTS, METRICS
@@ -114,6 +115,8 @@ class ServerSettings(BaseSettings):
                                      "previous)")
     generator_start_timeout_s: float = Field(900.0, gt=0, description="longest engine start before the model is FAILED")
     generator_default_max_tokens: int = Field(256, ge=1, description="max_tokens of requests that give 0")
+    max_best_of: int = Field(16, ge=1, le=MAX_N, description="most answers one best-of-N Generate samples and "
+                             f"judges (best_of); at most {MAX_N}, an engine's samples per request")
     verify_tolerance: float | None = Field(None, gt=0, description="hot-swap probe tolerance; unset = by dtype")
 
     # Placement of the Ray actors (see docs/deploy.md). Custom resources pin a role to a node group.

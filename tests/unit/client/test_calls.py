@@ -11,8 +11,8 @@ from google.longrunning import operations_proto_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
-from maskdpo.client import AsyncClient, Client
-from maskdpo.v1 import factuality_pb2
+from maskdpo.client import AsyncClient, Client, Judging, Knowledge
+from maskdpo.v1 import factuality_pb2, generation_pb2
 
 
 class Stub:
@@ -104,3 +104,25 @@ async def test_operations(client: Client | AsyncClient) -> None:
     assert [m for m, _ in fake.sent] == ["ListOperations", "WaitOperation", "CancelOperation", "DeleteOperation"]
     assert fake.sent[0][1].filter == "kind=round"  # type: ignore[attr-defined]
     assert 0 < fake.sent[1][1].timeout.seconds <= 5  # type: ignore[attr-defined]
+
+
+async def test_best_of_sends_the_count_and_how_to_judge(client: Client | AsyncClient) -> None:
+    reply = generation_pb2.GenerateResponse(model="models/toy")
+    fake = stub(client, "generation", {"Generate": [reply, reply]})
+    judging = Judging(judge="toyworld", topic="Taia Zandal", knowledge=Knowledge(source="bios"))
+    assert await run(client, "generate", "Tell me a bio of Taia Zandal.", best_of=4, judging=judging,
+                     temperature=0.8) == reply
+    assert await run(client, "generate", "Hi", n=2) == reply
+    sent = [request for _, request in fake.sent]
+    assert isinstance(sent[0], generation_pb2.GenerateRequest) and isinstance(sent[1], generation_pb2.GenerateRequest)
+    assert sent[0].best_of == 4 and sent[0].sampling.temperature == pytest.approx(0.8)
+    assert (sent[0].judging.judge, sent[0].judging.topic) == ("toyworld", "Taia Zandal")
+    assert sent[0].judging.knowledge.knowledge_source == "knowledgeSources/bios"
+    assert sent[1].best_of == 0 and not sent[1].HasField("judging") and sent[1].sampling.n == 2
+
+
+def test_cli_generate_refuses_knowledge_without_a_judge(capsys: pytest.CaptureFixture[str]) -> None:
+    from maskdpo.client.cli import main
+
+    assert main(["generate", "Hi", "--topic", "Ada", "--target", "127.0.0.1:1"]) == 2
+    assert "add --judge NAME (or --best-of N)" in capsys.readouterr().err

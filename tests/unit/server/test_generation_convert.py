@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from maskdpo.client import Sampling, deploy_result
+from maskdpo.client import Judging, Knowledge, Sampling, ScoreOptions, deploy_result
 from maskdpo.client import errors as sdk_errors
 from maskdpo.client._generation import generate_request, model_name, sampling_of
 from maskdpo.server.edge.names import parse_checkpoint_name
@@ -31,7 +31,7 @@ from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.store.checkpoints import CheckpointStore, checkpoint_id
 from maskdpo.server.workers.generator_actor import engine_is_dead, service_error
 from maskdpo.server.workers.ray_runtime import call_error
-from maskdpo.v1 import common_pb2, generation_pb2
+from maskdpo.v1 import common_pb2, factuality_pb2, generation_pb2
 
 
 def test_sampling_defaults() -> None:
@@ -253,3 +253,66 @@ def test_serve_cli_rejects_a_malformed_model_flag(capsys: pytest.CaptureFixture[
 
     assert main(["--model", "toy"]) == 2
     assert "expected NAME=FOLDER" in capsys.readouterr().err
+
+
+BEST_OF_LIMIT = 16
+
+
+@pytest.mark.parametrize(
+    ("fields", "streaming", "field", "words"),
+    [
+        ({"best_of": -1}, False, "best_of", "between 1 and 16"),
+        ({"best_of": BEST_OF_LIMIT + 1}, False, "best_of", "between 1 and 16"),
+        ({"best_of": 4, "sampling": common_pb2.SamplingParams(n=4)}, False, "sampling.n", "leave it unset"),
+        ({"best_of": 4, "sampling": common_pb2.SamplingParams(temperature=0.0)}, False, "sampling.temperature",
+         "greedy"),
+        ({"judging": generation_pb2.Judging(judge="kb")}, False, "judging", "set best_of"),
+        ({"best_of": 2}, True, "best_of", "use Generate"),
+    ],
+)
+def test_best_of_is_checked_against_the_limit_and_the_request(
+    fields: dict[str, object], streaming: bool, field: str, words: str
+) -> None:
+    request = generation_pb2.GenerateRequest(prompt="Hi", **fields)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=words) as info:
+        convert.best_of(request, "requests[1].", BEST_OF_LIMIT, streaming)
+    assert info.value.field == f"requests[1].{field}"
+
+
+def test_best_of_accepted() -> None:
+    def best_of(streaming: bool = False, **fields: object) -> int:
+        request = generation_pb2.GenerateRequest(prompt="Hi", **fields)  # type: ignore[arg-type]
+        return convert.best_of(request, "", BEST_OF_LIMIT, streaming)
+
+    assert best_of() == 0 and best_of(streaming=True, judging=generation_pb2.Judging()) == 0
+    assert best_of(best_of=BEST_OF_LIMIT, sampling=common_pb2.SamplingParams(n=1)) == BEST_OF_LIMIT
+    assert best_of(best_of=1, sampling=common_pb2.SamplingParams(temperature=0.0)) == 1  # one greedy answer
+
+
+def test_the_question_judges_read() -> None:
+    assert convert.question(generation_pb2.GenerateRequest(prompt="Tell me")) == "Tell me"
+    chat = generate_request([("system", "Be brief."), ("user", "First"), ("assistant", "A"), ("user", "Second")])
+    assert convert.question(chat) == "Second"
+    assert convert.question(generate_request([("system", "Be brief.")])) == ""
+
+
+def test_ranked_orders_the_samples_and_keeps_their_draw_index() -> None:
+    samples = tuple(Sample(i, f"text {i}", (i,), (), "stop", 2) for i in range(3))
+    response = convert.generate_response("toy", GenerationResult("r", 5, samples, 2), False, lambda ids: [])
+    judged = [factuality_pb2.ScoredAnswer(metrics=factuality_pb2.AnswerMetrics(facts=i)) for i in range(3)]
+    judge = common_pb2.JudgeIdentity(backend="kb")
+    convert.ranked(response, judged, [2, 0, 1], judge)
+    assert [(s.index, s.text, s.judged.metrics.facts) for s in response.samples] == [
+        (2, "text 2", 2), (0, "text 0", 0), (1, "text 1", 1)]
+    assert response.judge == judge and response.usage.completion_tokens == 3
+
+
+def test_sdk_judged_requests() -> None:
+    judging = Judging(judge="kb", topic="Ada", knowledge=Knowledge(facts=[("Ada", "birthplace", "Oslo")]),
+                      options=ScoreOptions(mask_rule="released"))
+    proto = generate_request("Hi", best_of=8, judging=judging)
+    assert proto.best_of == 8 and proto.judging.judge == "kb" and proto.judging.topic == "Ada"
+    assert proto.judging.knowledge.facts.facts[0].value == "Oslo"
+    assert proto.judging.options.mask_rule == common_pb2.MASK_RULE_RELEASED
+    plain = generate_request("Hi")
+    assert plain.best_of == 0 and not plain.HasField("judging")

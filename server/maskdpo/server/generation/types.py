@@ -8,6 +8,9 @@ from pathlib import Path
 
 from maskdpo.server.generation.errors import InvalidRequestError
 
+MAX_N = 64
+"""Most samples one request may ask an engine for."""
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
@@ -36,7 +39,7 @@ class SamplingOptions:
     def validate(self) -> None:
         """Raise InvalidRequestError naming the first field out of range."""
         checks = [
-            (1 <= self.n <= 64, "n", "must be between 1 and 64"),
+            (1 <= self.n <= MAX_N, "n", f"must be between 1 and {MAX_N}"),
             (self.n == 1 or self.temperature > 0, "n", "must be 1 with greedy sampling (temperature 0)"),
             (0.0 <= self.temperature <= 10.0, "temperature", "must be between 0 and 10"),
             (0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]"),

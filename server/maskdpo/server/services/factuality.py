@@ -1,94 +1,44 @@
-"""FactualityService: Score, BatchScore, ListJudges and knowledge-source management."""
+"""FactualityService: Score, BatchScore, ListJudges and knowledge-source management (judging itself goes
+through :mod:`maskdpo.server.services.judging`, shared with GenerationService)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from maskdpo.server.edge.paging import page
 from maskdpo.server.edge.rpc import Ctx, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.judge.metrics import FactualityMetrics, compute_metrics
-from maskdpo.server.judge.records import ResponseFacts, from_judgment
-from maskdpo.server.judge.registry import READS_FACTS_ONLY
-from maskdpo.server.judge.types import ChunkVectors, Fact, JudgeRequest, Judgment, Passage
 from maskdpo.server.services import factuality_convert as convert
+from maskdpo.server.services.judging import AnswerJudge
 from maskdpo.server.settings import ServerSettings
-from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, KnowledgeStore, parse_name
+from maskdpo.server.store.knowledge_sources import KnowledgeSourceInfo, parse_name
 from maskdpo.server.wire import judge_identity, timestamp
-from maskdpo.server.workers.judge_pool import JudgePool
 from maskdpo.v1 import factuality_pb2, factuality_pb2_grpc
-
-DEFAULT_GAMMA = 10.0
-DEFAULT_RESAMPLES = 1000
-MAX_RESAMPLES = 20_000
 
 
 class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
-    def __init__(self, settings: ServerSettings, judges: JudgePool, store: KnowledgeStore) -> None:
+    def __init__(self, settings: ServerSettings, judging: AnswerJudge) -> None:
         self.settings = settings
-        self.judges = judges
-        self.store = store
+        self.judging = judging
+        self.judges = judging.judges
+        self.store = judging.store
 
     # --- scoring -------------------------------------------------------------------------------------
-
-    async def _knowledge(self, knowledge: factuality_pb2.Knowledge, topic: str,
-                         field: str) -> tuple[list[Passage], list[Fact], str, ChunkVectors | None]:
-        kind = knowledge.WhichOneof("source")
-        if kind == "knowledge_source":
-            source_id = parse_name(knowledge.knowledge_source, f"{field}.knowledge_source")
-            found = await asyncio.to_thread(self.store.resolve, source_id, topic)
-            vectors = await asyncio.to_thread(self.store.chunk_vectors, source_id, topic)
-            return list(found[0]), list(found[1]), knowledge.knowledge_source, vectors
-        passages, facts = convert.inline_knowledge(knowledge, field, self.settings.max_passages_chars)
-        return passages, facts, "inline" if kind else "", None
-
-    async def _request(self, judge: str, answer: factuality_pb2.Answer, knowledge: factuality_pb2.Knowledge,
-                       field: str, knowledge_field: str) -> JudgeRequest:
-        passages, facts, source, vectors = await self._knowledge(knowledge, answer.topic, knowledge_field)
-        if judge in READS_FACTS_ONLY and not facts:
-            raise InvalidArgument(knowledge_field, f"the {judge} judge reads facts: give inline facts or a "
-                                  "knowledge source with facts (about the answer's topic)")
-        request = convert.judge_request(answer, passages, facts, source, field, self.settings.max_text_chars)
-        return replace(request, chunk_vectors=vectors) if vectors is not None else request
-
-    @staticmethod
-    def _options(options: factuality_pb2.ScoreOptions) -> tuple[float, float | None, int]:
-        gamma = options.gamma if options.HasField("gamma") else DEFAULT_GAMMA
-        if not gamma >= 0:  # also rejects NaN
-            raise InvalidArgument("options.gamma", "must be >= 0")
-        if options.f1_k < 0:
-            raise InvalidArgument("options.f1_k", "must be >= 0")
-        resamples = options.bootstrap_resamples
-        if resamples < -1 or resamples > MAX_RESAMPLES:
-            raise InvalidArgument("options.bootstrap_resamples", f"must be -1, 0 or 1..{MAX_RESAMPLES}")
-        resamples = DEFAULT_RESAMPLES if resamples == 0 else max(resamples, 0)
-        if options.bootstrap_seed < 0:  # numpy's generators take non-negative seeds only
-            raise InvalidArgument("options.bootstrap_seed", "must be >= 0")
-        if options.split_on_semicolon:
-            raise InvalidArgument("options.split_on_semicolon",
-                                  "not supported by this server's judges yet; split with the default rule")
-        return gamma, float(options.f1_k) or None, resamples
-
-    @staticmethod
-    def _record(judgment: Judgment, answer: factuality_pb2.Answer) -> ResponseFacts:
-        return from_judgment(judgment, topic=answer.topic,
-                             buckets={f"group:{g}": g for g in answer.groups})
 
     @unary
     async def Score(self, request: factuality_pb2.ScoreRequest, context: Ctx) -> factuality_pb2.ScoreResponse:
         if not request.HasField("answer"):
             raise InvalidArgument("answer", "required")
-        name = self.judges.resolve(request.judge)
-        rule = convert.mask_rule(request.options.mask_rule, "options.mask_rule")
-        gamma, k, _ = self._options(request.options)
-        judge_request = await self._request(name, request.answer, request.knowledge, "answer", "knowledge")
-        [judgment] = await self.judges.judge(name, [judge_request], context.time_remaining())
-        metrics = compute_metrics([self._record(judgment, request.answer)], gamma=gamma, k=k, resamples=0)
+        name = self.judging.resolve(request.judge)
+        scoring = self.judging.scoring(request.options)
+        judge_request = await self.judging.request(name, request.answer, request.knowledge, "answer",
+                                                    "knowledge")
+        [judgment] = await self.judging.judge(name, [judge_request], context.time_remaining())
+        record = self.judging.record(judgment, request.answer.topic, request.answer.groups)
+        answer, _ = self.judging.scored(judgment, record, scoring)
         return factuality_pb2.ScoreResponse(
-            answer=convert.scored_answer(judgment, rule, metrics),
-            judge=judge_identity(judgment.identity, judge_request.knowledge_source),
-        )
+            answer=answer, judge=self.judging.identity(judgment, judge_request.knowledge_source))
 
     @unary
     async def BatchScore(self, request: factuality_pb2.BatchScoreRequest,
@@ -97,33 +47,33 @@ class FactualityServicer(factuality_pb2_grpc.FactualityServiceServicer):
             raise InvalidArgument("items", "at least one item is required")
         if len(request.items) > self.settings.max_batch_items:
             raise BatchTooLarge("items", len(request.items), self.settings.max_batch_items)
-        name = self.judges.resolve(request.judge)
-        rule = convert.mask_rule(request.options.mask_rule, "options.mask_rule")
-        gamma, k, resamples = self._options(request.options)
+        name = self.judging.resolve(request.judge)
+        scoring = self.judging.scoring(request.options)
         judge_requests = []
         for i, item in enumerate(request.items):
             own = item.HasField("knowledge") and item.knowledge.WhichOneof("source") is not None
             knowledge = item.knowledge if own else request.knowledge
             knowledge_field = f"items[{i}].knowledge" if own else "knowledge"
-            judge_requests.append(await self._request(name, item.answer, knowledge, f"items[{i}].answer",
-                                                      knowledge_field))
-        judgments = await self.judges.judge(name, judge_requests, context.time_remaining())
-        records = [self._record(j, item.answer) for j, item in zip(judgments, request.items, strict=True)]
-        overall = await asyncio.to_thread(compute_metrics, records, gamma=gamma, k=k, resamples=resamples,
-                                          seed=request.options.bootstrap_seed)
-        answers = [convert.scored_answer(j, rule, compute_metrics([r], gamma=gamma, k=overall.k, resamples=0))
+            judge_requests.append(await self.judging.request(name, item.answer, knowledge,
+                                                             f"items[{i}].answer", knowledge_field))
+        judgments = await self.judging.judge(name, judge_requests, context.time_remaining())
+        records = [self.judging.record(j, item.answer.topic, item.answer.groups)
+                   for j, item in zip(judgments, request.items, strict=True)]
+        overall = await asyncio.to_thread(compute_metrics, records, gamma=scoring.gamma, k=scoring.k,
+                                          resamples=scoring.resamples, seed=scoring.seed)
+        answers = [self.judging.scored(j, r, scoring, overall.k)[0]
                    for j, r in zip(judgments, records, strict=True)]
         groups = sorted({g for item in request.items for g in item.answer.groups})
         by_group: list[tuple[str, FactualityMetrics]] = [
-            (g, compute_metrics([r for r in records if f"group:{g}" in r.buckets], gamma=gamma, k=overall.k,
-                                resamples=0))
+            (g, compute_metrics([r for r in records if f"group:{g}" in r.buckets], gamma=scoring.gamma,
+                                k=overall.k, resamples=0))
             for g in groups
         ]
         sources = {r.knowledge_source for r in judge_requests}
         return factuality_pb2.BatchScoreResponse(
             answers=answers,
             metrics=convert.aggregate_metrics(overall, by_group),
-            judge=judge_identity(judgments[0].identity, sources.pop() if len(sources) == 1 else "mixed"),
+            judge=self.judging.identity(judgments[0], sources.pop() if len(sources) == 1 else "mixed"),
         )
 
     @unary

@@ -14,13 +14,12 @@ from maskdpo.server.errors import (
     InvalidArgument,
     TextTooLong,
 )
-from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions, StreamDelta
+from maskdpo.server.generation.types import MAX_N, GenerationResult, Prompt, SamplingOptions, StreamDelta
 from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
 from maskdpo.server.wire import timestamp
-from maskdpo.v1 import common_pb2, generation_pb2, models_pb2
+from maskdpo.v1 import common_pb2, factuality_pb2, generation_pb2, models_pb2
 
-MAX_N = 64
 MAX_TEMPERATURE = 10.0
 MAX_STOP = 16
 MAX_STOP_CHARS = 200
@@ -98,6 +97,38 @@ def sampling(params: common_pb2.SamplingParams, field: str, default_max_tokens: 
     )
 
 
+def best_of(request: generation_pb2.GenerateRequest, field: str, limit: int, streaming: bool = False) -> int:
+    """The request's best_of (0 = off), checked against the server's ``limit`` and the rest of the request."""
+    value = request.best_of
+    if streaming:
+        if value:
+            raise InvalidArgument(f"{field}best_of", "StreamGenerate does not rank answers: use Generate for "
+                                  "best-of-N (judging alone streams each sentence's verdict)")
+        return 0
+    if not value:
+        if request.HasField("judging"):
+            raise InvalidArgument(f"{field}judging", "Generate judges the answers of best_of: set best_of "
+                                  "(StreamGenerate takes judging alone)")
+        return 0
+    if not 1 <= value <= limit:
+        raise InvalidArgument(f"{field}best_of", f"{value}; must be between 1 and {limit} (0: off)")
+    if request.sampling.n > 1:
+        raise InvalidArgument(f"{field}sampling.n", f"{request.sampling.n}; leave it unset with best_of, "
+                              "which sets how many answers are sampled")
+    if value > 1 and request.sampling.HasField("temperature") and request.sampling.temperature == 0:
+        raise InvalidArgument(f"{field}sampling.temperature", "best_of > 1 needs temperature > 0: greedy "
+                              "decoding gives one answer")
+    return value
+
+
+def question(request: generation_pb2.GenerateRequest) -> str:
+    """What the answers reply to, for a judge: the raw prompt, or the last user message."""
+    if request.WhichOneof("input") == "prompt":
+        return request.prompt
+    users = [m.content for m in request.messages.messages if m.role == "user"]
+    return users[-1] if users else ""
+
+
 def _tokens(
     ids: Sequence[int], logprobs: Sequence[float], decode: Decoder
 ) -> list[generation_pb2.TokenLogprob]:
@@ -125,6 +156,20 @@ def generate_response(
     out.usage.prompt_tokens = result.prompt_tokens
     out.usage.completion_tokens = sum(len(s.token_ids) for s in result.samples)
     return out
+
+
+def ranked(response: generation_pb2.GenerateResponse, judged: Sequence[factuality_pb2.ScoredAnswer],
+           order: Sequence[int], judge: common_pb2.JudgeIdentity) -> None:
+    """Attach each sample's judged answer (``judged`` in draw order) and put the samples in ``order``."""
+    ordered = []
+    for i in order:
+        sample = generation_pb2.Sample()
+        sample.CopyFrom(response.samples[i])
+        sample.judged.CopyFrom(judged[i])
+        ordered.append(sample)
+    response.ClearField("samples")
+    response.samples.extend(ordered)
+    response.judge.CopyFrom(judge)
 
 
 def chunk(delta: StreamDelta, want_logprobs: bool, decode: Decoder) -> generation_pb2.GenerateChunk:
