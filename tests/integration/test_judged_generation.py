@@ -88,7 +88,9 @@ def test_best_of_one_greedy_answer_and_inline_facts(client: Client, person: Prom
     assert sample.judged == score.answer and result.judge.knowledge_source == "inline"
 
 
-def test_batch_generate_ranks_the_requests_that_ask_for_it(server: ServerProcess, person: PromptItem) -> None:
+def test_batch_generate_ranks_the_requests_that_ask_for_it(
+    server: ServerProcess, client: Client, person: PromptItem
+) -> None:
     judged = generate_request(chat(person), best_of=3, judging=Judging(topic=person.topic))
     judged.sampling.temperature, judged.sampling.max_tokens = 1.0, 80
     plain = generate_request(chat(person))
@@ -104,6 +106,10 @@ def test_batch_generate_ranks_the_requests_that_ask_for_it(server: ServerProcess
             stub.BatchGenerate(generation_pb2.BatchGenerateRequest(requests=[plain, bad]), timeout=60)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "requests[1].best_of" in str(refused.value.trailing_metadata())
+    sdk = client.batch_generate([chat(person)] * 2, best_of=2, judging=Judging(topic=person.topic),
+                                temperature=1.0, max_tokens=40)
+    assert [len(r.samples) for r in sdk.responses] == [2, 2]
+    assert all(s.HasField("judged") for r in sdk.responses for s in r.samples)
 
 
 @pytest.mark.parametrize(

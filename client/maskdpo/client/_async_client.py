@@ -25,6 +25,7 @@ from maskdpo.client._generation import (
     Judging,
     PromptLike,
     Sampling,
+    batch_generate_request,
     deploy_request,
     generate_request,
     model_name,
@@ -143,11 +144,11 @@ class AsyncClient(Connection):
         return await self._call(self.generation.Generate, request, timeout)
 
     async def batch_generate(self, prompts: Sequence[PromptLike], *, model: str = "",
-                             sampling: Sampling | None = None, timeout: float | None = None,
+                             sampling: Sampling | None = None, best_of: int = 0, judging: Judging | None = None,
+                             timeout: float | None = None,
                              **options: Any) -> generation_pb2.BatchGenerateResponse:
-        shared = sampling_of(sampling, options)
-        request = generation_pb2.BatchGenerateRequest(
-            requests=[generate_request(p, model=model, sampling=shared) for p in prompts])
+        request = batch_generate_request(prompts, model=model, sampling=sampling_of(sampling, options),
+                                         best_of=best_of, judging=judging)
         return await self._call(self.generation.BatchGenerate, request, timeout)
 
     async def stream_generate(self, prompt: PromptLike, *, model: str = "", sampling: Sampling | None = None,

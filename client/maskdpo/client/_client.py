@@ -24,6 +24,7 @@ from maskdpo.client._generation import (
     Judging,
     PromptLike,
     Sampling,
+    batch_generate_request,
     deploy_request,
     generate_request,
     model_name,
@@ -160,11 +161,12 @@ class Client(Connection):
         return result
 
     def batch_generate(self, prompts: Sequence[PromptLike], *, model: str = "", sampling: Sampling | None = None,
-                       timeout: float | None = None, **options: Any) -> generation_pb2.BatchGenerateResponse:
-        """Sample answers for many prompts in one call (same model and sampling for all)."""
-        shared = sampling_of(sampling, options)
-        request = generation_pb2.BatchGenerateRequest(
-            requests=[generate_request(p, model=model, sampling=shared) for p in prompts])
+                       best_of: int = 0, judging: Judging | None = None, timeout: float | None = None,
+                       **options: Any) -> generation_pb2.BatchGenerateResponse:
+        """Sample answers for many prompts in one call (same model, sampling, ``best_of`` and ``judging``
+        for all, as ``generate`` takes them)."""
+        request = batch_generate_request(prompts, model=model, sampling=sampling_of(sampling, options),
+                                         best_of=best_of, judging=judging)
         result: generation_pb2.BatchGenerateResponse = self._call(self.generation.BatchGenerate, request, timeout)
         return result
 

@@ -103,6 +103,15 @@ def generate_request(
     return request
 
 
+def batch_generate_request(
+    prompts: Sequence[PromptLike], *, model: str = "", sampling: Sampling | None = None, best_of: int = 0,
+    judging: Judging | None = None,
+) -> generation_pb2.BatchGenerateRequest:
+    """One BatchGenerateRequest asking the same of every prompt (model, sampling, best-of and judging)."""
+    return generation_pb2.BatchGenerateRequest(requests=[
+        generate_request(p, model=model, sampling=sampling, best_of=best_of, judging=judging) for p in prompts])
+
+
 def deploy_request(
     model: str, checkpoint: str, *, verify_tolerance: float = 0.0, request_id: str = ""
 ) -> models_pb2.DeployCheckpointRequest:

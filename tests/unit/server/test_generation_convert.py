@@ -11,7 +11,7 @@ import pytest
 
 from maskdpo.client import Judging, Knowledge, Sampling, ScoreOptions, deploy_result
 from maskdpo.client import errors as sdk_errors
-from maskdpo.client._generation import generate_request, model_name, sampling_of
+from maskdpo.client._generation import batch_generate_request, generate_request, model_name, sampling_of
 from maskdpo.server.edge.names import parse_checkpoint_name
 from maskdpo.server.errors import (
     Cancelled,
@@ -316,3 +316,7 @@ def test_sdk_judged_requests() -> None:
     assert proto.judging.options.mask_rule == common_pb2.MASK_RULE_RELEASED
     plain = generate_request("Hi")
     assert plain.best_of == 0 and not plain.HasField("judging")
+    batch = batch_generate_request(["Hi", [("user", "Who?")]], model="toy", best_of=4, judging=judging)
+    assert [(r.model, r.best_of, r.judging.topic) for r in batch.requests] == [("models/toy", 4, "Ada")] * 2
+    assert batch.requests[1].messages.messages[0].content == "Who?"
+    assert not any(r.HasField("judging") for r in batch_generate_request(["Hi", "Ho"]).requests)
