@@ -24,6 +24,7 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.helpers when run as a script
 
 
 def main() -> None:
@@ -51,6 +53,7 @@ def main() -> None:
     from maskdpo.server.generation.engine_settings import EngineSettings
     from maskdpo.server.workers.generator_actor import create_generator_actor
     from maskdpo.server.workers.generator_pool import resolve_folder
+    from tests.helpers.tiny_model import build_tiny_adapter
 
     folder = resolve_folder("bench", args.model)
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
@@ -58,7 +61,7 @@ def main() -> None:
         copy = Path(shutil.copytree(folder, Path(tmp) / f"{folder.name}-copy"))
         actor = create_generator_actor(EngineSettings(model=folder, served_name="bench", dtype=args.dtype,
                                                       max_lora_rank=16 if args.lora else 0))
-        adapters = [make_adapter(folder, Path(tmp) / f"adapter-{i}", seed=i) for i in range(2)] if args.lora else []
+        adapters = [build_tiny_adapter(folder, Path(tmp) / f"adapter-{i}", seed=i) for i in range(2)] if args.lora else []
         try:
             start = time.perf_counter()
             info = ray.get(actor.ready.remote())
@@ -98,23 +101,6 @@ def main() -> None:
         median = statistics.median(adapter_swaps)
         print(f"adapter swap / cold start: first {adapter_swaps[0] / cold:.3f}, median {median / cold:.3f} "
               f"(target <= 0.05); adapter swap / full reload (medians): {median / statistics.median(swaps):.3f}")
-
-
-def make_adapter(base: Path, out: Path, seed: int) -> Path:
-    """A LoRA adapter of ``base`` (rank 8, every linear layer) with random, non-zero weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, weight in lora.named_parameters():
-            if "lora_B" in name:  # B starts at zero (a no-op adapter): give it weights
-                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.01)
-    lora.save_pretrained(str(out))
-    return out
 
 
 if __name__ == "__main__":

@@ -109,5 +109,24 @@ def build_tiny_model(
     return path
 
 
+def build_tiny_adapter(base: Path, out: Path, seed: int = 0, rank: int = 8) -> Path:
+    """A LoRA adapter of ``base`` as the trainer makes them (every linear layer of the decoder), with
+    random non-zero weights (a fresh adapter is a no-op: its B matrices start at zero)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weight in lora.named_parameters():
+            if "lora_B" in name:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.01)
+    lora.save_pretrained(str(out))
+    return Path(out)
+
+
 if __name__ == "__main__":
     print(build_tiny_model(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("tiny-model")))

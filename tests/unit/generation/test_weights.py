@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from maskdpo.server.generation.errors import CheckpointError
-from maskdpo.server.generation.weights import check_compatible, tensor_shapes
+from maskdpo.server.generation.weights import check_adapter, check_compatible, tensor_shapes
 
 CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4, "vocab_size": 8}
 
@@ -61,3 +61,32 @@ def test_truncated_and_absent_files(tmp_path: Path) -> None:
         check_compatible(tmp_path / "a" / "..", served)
     with pytest.raises(CheckpointError, match="not a folder"):
         check_compatible(tmp_path / "nowhere", served)
+
+
+def make_adapter(folder: Path, targets: object, modules_to_save: object = None, rank: int = 4) -> Path:
+    folder.mkdir()
+    config = {"r": rank, "target_modules": targets, "modules_to_save": modules_to_save, "peft_type": "LORA"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    save_file({"a.lora_A.weight": torch.zeros(rank, 4)}, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
+def test_adapter_on_the_decoder_projections_passes(tmp_path: Path) -> None:
+    check_adapter(make_adapter(tmp_path / "a", ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"]), 8)
+    check_adapter(make_adapter(tmp_path / "b", "o_proj"), 8)
+
+
+@pytest.mark.parametrize(
+    ("targets", "saved", "named"),
+    [(["model.layers.0.self_attn.q_proj", "lm_head"], None, "lm_head"), (["q_proj"], ["embed_tokens"], "embed_tokens")],
+)
+def test_adapter_on_the_head_or_embeddings_is_refused_by_name(
+    tmp_path: Path, targets: object, saved: object, named: str
+) -> None:
+    with pytest.raises(CheckpointError, match=f"adapts {named}; the engine serves adapters on q_proj"):
+        check_adapter(make_adapter(tmp_path / "a", targets, saved), 8)
+
+
+def test_adapter_rank_beyond_the_engine_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"rank 16; the engine serves ranks 1\.\.8"):
+        check_adapter(make_adapter(tmp_path / "a", ["q_proj"], rank=16), 8)

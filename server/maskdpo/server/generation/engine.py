@@ -35,6 +35,7 @@ from maskdpo.server.generation.types import (
     Weights,
     WeightVersion,
 )
+from maskdpo.server.generation.weights import ADAPTER_LAYERS
 
 
 class GenerationEngine:
@@ -84,7 +85,7 @@ class GenerationEngine:
         )
         if settings.max_lora_rank > 0:
             options.update(enable_lora=True, max_lora_rank=settings.max_lora_rank, max_loras=settings.max_loras,
-                           max_cpu_loras=2 * settings.max_loras)
+                           max_cpu_loras=2 * settings.max_loras, lora_target_modules=list(ADAPTER_LAYERS))
         if current_platform.is_cpu():
             options.update(cpu_kernels.ir_op_priority())
         llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))

@@ -101,6 +101,13 @@ def check_compatible(candidate: Path, served: Path) -> None:
 
 ADAPTER_CONFIG = "adapter_config.json"
 
+ADAPTER_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""The layers an engine serves LoRA adapters on: a decoder layer's projections, the set PEFT's
+``target_modules="all-linear"`` (what the trainer uses) picks on Llama-family models. Never the output head
+or the embeddings: vLLM's LoRA wrapper of the output head maps the log-probs of prompt tokens to the wrong
+requests, and the engine died (``einsum(): subscript b ...``) whenever a probe was scored beside a running
+generation."""
+
 
 def is_adapter(folder: Path) -> bool:
     """True for a LoRA adapter folder (peft layout: ``adapter_config.json`` + adapter weights)."""
@@ -119,4 +126,11 @@ def check_adapter(folder: Path, max_rank: int) -> None:
     rank = int(config.get("r", 0)) if isinstance(config, dict) else 0
     if not 0 < rank <= max_rank:
         raise CheckpointError(f"adapter {folder}: rank {rank}; the engine serves ranks 1..{max_rank}")
+    targets = config.get("target_modules") or []
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    outside = sorted({str(t).rsplit(".", 1)[-1] for t in targets} - set(ADAPTER_LAYERS))
+    if outside or config.get("modules_to_save"):
+        extra = outside + list(config.get("modules_to_save") or [])
+        raise CheckpointError(f"adapter {folder} adapts {', '.join(map(str, extra))}; the engine serves adapters "
+                              f"on {', '.join(ADAPTER_LAYERS)} only (peft target_modules=\"all-linear\")")
     tensor_shapes(folder)  # a missing or truncated adapter_model.safetensors is refused here
