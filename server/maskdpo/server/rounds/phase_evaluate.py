@@ -1,10 +1,11 @@
 """EVALUATE: decode the evaluation prompts with the start weights, the candidate and (for a chained round)
 the chain's start weights, judge them, and compare: the evidence PROMOTE decides on.
 
-Every side is decoded greedily by the same code: on the serving engine, each request naming its weights,
-when the engine can run them all (a LoRA round: the sides are adapters, or none, on the base the engine
-holds) -- no model is loaded in the round controller; otherwise (full-parameter candidates) with
-transformers on their folders (:mod:`.local_model`). Every side is judged with the round's judge;
+Every side is decoded greedily by the same code, where :mod:`.decoding` says: on the serving engine when it
+holds the side's base (a LoRA round: every side is an adapter, or none, on that base; each request names its
+weights), else on an engine the phase starts on the side's weights (a full-parameter candidate; a chained
+round's unpromoted start shares it, reloaded in place) with the serving engines' settings. The serving
+engine's sides are decoded first. No model is loaded in the round controller. Every side is judged with the round's judge;
 :mod:`.comparison` turns the answers into :class:`Evaluation` messages (docs/metrics.md) and the paired
 bootstrap intervals of candidate - start and candidate - chain start on every metric.
 """
@@ -12,13 +13,12 @@ bootstrap intervals of candidate - start and candidate - chain start on every me
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from maskdpo.server.generation.types import Prompt, SamplingOptions
 from maskdpo.server.generation.weights import is_adapter
-from maskdpo.server.rounds import comparison, local_model
+from maskdpo.server.rounds import comparison
 from maskdpo.server.rounds.chain import chain_start
 from maskdpo.server.rounds.context import (
     PhaseOutput,
@@ -26,9 +26,10 @@ from maskdpo.server.rounds.context import (
     write_json,
     write_jsonl,
 )
+from maskdpo.server.rounds.decoding import Decoder, Decoders, each_with_backpressure
 from maskdpo.server.rounds.phase_judge import judge_texts
-from maskdpo.server.rounds.phase_sample import Policy, each_with_backpressure
 from maskdpo.server.rounds.phase_train import final_dir
+from maskdpo.server.rounds.policy import Policy
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -41,21 +42,16 @@ def candidate_policy(ctx: RoundContext, start: Policy) -> Policy:
     return Policy(start.base, final) if is_adapter(final) else Policy(final)
 
 
-async def _greedy(ctx: RoundContext, policy: Policy, prompts: list[str], on_engine: bool) -> list[str]:
-    """Greedy answers of ``policy`` to ``prompts``: on the serving engine, or with transformers."""
-    max_tokens = ctx.spec.sampling.max_tokens
-    if on_engine:
-        options = SamplingOptions(temperature=0.0, max_tokens=max_tokens, logprobs=False)
-        results = await each_with_backpressure(
-            prompts,
-            lambda _, prompt: ctx.generator.generate(Prompt.chat([("user", prompt)]), options, policy.weights()),
-            ctx.check_cancel,
-            lambda _: None,
-        )
-        return [r.samples[0].text.strip() for r in results]
-    answers = await asyncio.to_thread(local_model.generate, policy.folder, prompts, greedy=True,
-                                      max_tokens=max_tokens)
-    return [a[0] for a in answers]
+async def _greedy(ctx: RoundContext, decoder: Decoder, prompts: list[str]) -> list[str]:
+    """Greedy answers of the decoder's policy to ``prompts``."""
+    options = SamplingOptions(temperature=0.0, max_tokens=ctx.spec.sampling.max_tokens, logprobs=False)
+    results = await each_with_backpressure(
+        prompts,
+        lambda _, prompt: decoder.generator.generate(Prompt.chat([("user", prompt)]), options, decoder.weights),
+        ctx.check_cancel,
+        lambda _: None,
+    )
+    return [r.samples[0].text.strip() for r in results]
 
 
 async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
@@ -68,18 +64,22 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
     if ctx.spec.start_from_round:
         origin, chain = chain_start(ctx)
         sides.insert(0, (comparison.ORIGIN, origin))
-    engine_base = Path((await ctx.generator.current_version()).checkpoint).resolve()
-    # a LoRA candidate shares its base with the start: the engine runs every side when it holds that base
-    on_engine = candidate.adapter is not None and all(p.base.resolve() == engine_base for _, p in sides)
-    ctx.log("EVALUATE decodes every side on the serving engine" if on_engine
-            else "EVALUATE decodes every side with transformers (full-parameter candidate)")
     rows: list[dict[str, Any]] = []
     sided: dict[str, tuple[list[str], list[Any]]] = {}
-    for step, (side, policy) in enumerate(sides):
-        ctx.check_cancel()
-        texts = await _greedy(ctx, policy, [i.prompt for i in items], on_engine)
-        judged = await judge_texts(ctx, backend, items, texts, dataset, P.EVALUATE)
-        sided[side] = (texts, comparison.records_of(judged))
+    judgments: dict[str, list[Any]] = {}
+    async with Decoders(ctx) as decoders:
+        serving = {side: await decoders.on_serving_engine(policy) for side, policy in sides}
+        ordered = sorted(sides, key=lambda s: not serving[s[0]])  # the serving engine's sides first
+        for step, (side, policy) in enumerate(ordered):
+            ctx.check_cancel()
+            decoder = await decoders.of(policy)
+            ctx.log(f"EVALUATE decodes {side} ({policy.folder}) on {decoder.where}")
+            texts = await _greedy(ctx, decoder, [i.prompt for i in items])
+            judgments[side] = await judge_texts(ctx, backend, items, texts, dataset, P.EVALUATE)
+            sided[side] = (texts, comparison.records_of(judgments[side]))
+            ctx.progress(P.EVALUATE, step + 1, len(sides), f"{side}: {len(texts)} answers judged")
+    for side, _ in sides:
+        texts, records = sided[side]
         rows += [
             {
                 "side": side,
@@ -89,9 +89,8 @@ async def evaluate(ctx: RoundContext, work: Path) -> PhaseOutput:
                 "labels": [v.sentence.label.value for v in j.verdicts],
                 "facts": {"correct": r.supported, "incorrect": r.unsupported},
             }
-            for i, t, j, r in zip(items, texts, judged, sided[side][1], strict=True)
+            for i, t, j, r in zip(items, texts, judgments[side], records, strict=True)
         ]
-        ctx.progress(P.EVALUATE, step + 1, len(sides), f"{side}: {len(texts)} answers judged")
     evaluations, decision = comparison.compare(
         [(side, str(policy.folder), *sided[side]) for side, policy in sides],
         ctx.spec.promotion,

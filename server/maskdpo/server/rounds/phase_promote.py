@@ -26,6 +26,7 @@ from maskdpo.server.rounds.context import (
     RoundContext,
     write_json,
 )
+from maskdpo.server.rounds.decoding import SERVING
 from maskdpo.server.rounds.phase_train import final_dir
 from maskdpo.server.rounds.promotion import decide
 from maskdpo.server.workers.deploys import deploy
@@ -66,7 +67,7 @@ async def promote(ctx: RoundContext, work: Path) -> PhaseOutput:
             outcome |= {"deployed": True, "version": served.version, "note": "already served (resumed)"}
         else:
             sampled = ctx.store.phase_summary(ctx.rid, P.SAMPLE)
-            if sampled.get("sampler") == "generator" and served.version != row["start_version"]:
+            if sampled.get("sampler") == SERVING and served.version != row["start_version"]:
                 raise PhaseFailed(
                     f"the served weights changed during the round (version {row['start_version']} "
                     f"-> {served.version}); not promoting over them"

@@ -32,7 +32,7 @@ from maskdpo.server.rounds.context import (
     RoundContext,
 )
 from maskdpo.server.rounds.phase_pair import pair_config
-from maskdpo.server.rounds.phase_sample import Policy
+from maskdpo.server.rounds.policy import Policy
 from maskdpo.server.rounds.workers import Workers, run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
 from maskdpo.trainer.memory_plan import Precision

@@ -11,7 +11,8 @@
   many Ray Train workers, each placed by ``workers.trainer``) or in a thread of this process, forwarding its
   numbered progress events and stopping it when ``should_cancel`` turns true (the trainer checks after every
   optimizer step).
-- :class:`Workers` says where a round's work runs (the controller gets it from the server's settings).
+- :class:`Workers` says where a round's work runs (the controller gets it from the server's settings),
+  including the settings of the engines a round starts on weights the serving engine does not hold.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from maskdpo.server.errors import Unavailable
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import (
     DeployReport,
     GenerationResult,
@@ -62,6 +64,15 @@ class Workers:
     the TRAIN phase sets it from the round's ``training.gpus``."""
     fsdp: bool = False
     """TRAIN shards the model over its workers (the round's ``training.fsdp``)."""
+    engine: EngineSettings | None = None
+    """The serving engines' settings: a round starts an engine with them (its model replaced) on weights the
+    serving engine does not hold (:mod:`maskdpo.server.rounds.decoding`); None = transformers in this process."""
+
+    @property
+    def engine_placement(self) -> Placement:
+        """Where a round's engine runs: as the trainer does (its devices are free outside TRAIN), with the
+        engine's own GPU count -- or the trainer's share of the generator's GPU when they alternate on it."""
+        return replace(self.trainer, num_gpus=self.trainer.num_gpus if self.alternate_gpu else None)
 
     def scaling(self, fsdp: bool = False) -> TrainScaling | None:
         """The Ray Train worker group a run trains on (``fsdp`` needs one even for one worker); None for one

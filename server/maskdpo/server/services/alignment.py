@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from google.longrunning import operations_proto_pb2
@@ -157,6 +158,7 @@ def controller_settings(settings: ServerSettings, judges: Sequence[str]) -> Cont
             trainer=settings.trainer_placement(settings.rounds_trainer_cpus),
             alternate_gpu=settings.gpu_sharing is GpuSharing.ALTERNATE,
             placement_timeout_s=settings.placement_timeout_s,
+            engine=settings.engine_settings("", Path()),
         ),
         save_steps=settings.rounds_save_steps,
         keep_checkpoints=settings.rounds_keep_checkpoints,
