@@ -8,8 +8,10 @@ and asks every validation person's question ("Tell me a bio of <name>.") through
 
 - greedy: one Generate call with ``best_of=1`` at temperature 0 (one answer, judged);
 - best-of-N: one Generate call with ``best_of=N`` at temperature 1, which samples N answers, judges them
-  and returns them ranked; the first (the most factual) is the answer counted. The draw-0 sample of the
-  largest N is reported too: what one sample at temperature 1 scores.
+  and returns them ranked; the first (the most factual) is the answer counted. Each N is asked twice, ranked
+  by ``anah_score`` (the default) and by ``f1_at_k``, with the same seed per person: the same N answers, two
+  choices among them. The draw-0 sample of the largest N is reported too: what one sample at temperature 1
+  scores.
 
 For each, the ANAH score (correct / (correct + incorrect) sentences, pooled over the answers) and correct
 facts per answer (the service's facts: fact-stating sentences, so correct facts = ``ok`` sentences), with
@@ -65,11 +67,11 @@ def counts(answer: factuality_pb2.ScoredAnswer) -> Counts:
     return c.ok, c.contradictory + c.unverifiable
 
 
-def best(client: Client, item: PromptItem, n: int) -> generation_pb2.GenerateResponse:
-    judging = Judging(judge=JUDGE, topic=item.topic)
+def best(client: Client, item: PromptItem, n: int, rank_by: str = "", seed: int = 0) -> generation_pb2.GenerateResponse:
+    judging = Judging(judge=JUDGE, topic=item.topic, rank_by=rank_by)
     temperature = 0.0 if n == 1 else 1.0
     return client.generate([("user", item.prompt)], best_of=n, judging=judging, temperature=temperature,
-                           max_tokens=MAX_TOKENS)
+                           max_tokens=MAX_TOKENS, seed=seed)
 
 
 def terms(answers: list[Counts]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -84,13 +86,13 @@ def point(num: np.ndarray, den: np.ndarray) -> float:
 
 def report_best_of(systems: dict[str, list[Counts]]) -> None:
     greedy = terms(systems["greedy"])
-    print(f"\n{'answers':<26} {'ANAH %':>7} {'95% CI':>15} {'correct/ans':>11} {'95% CI':>13}")
+    print(f"\n{'answers':<36} {'ANAH %':>7} {'95% CI':>15} {'correct/ans':>11} {'95% CI':>13}")
     for name, answers in systems.items():
         t = terms(answers)
         ci = bootstrap_intervals(t, resamples=RESAMPLES, seed=0)
-        print(f"{name:<26} {100 * point(*t['anah']):>7.1f} [{100 * ci['anah'].low:5.1f}, {100 * ci['anah'].high:5.1f}]"
+        print(f"{name:<36} {100 * point(*t['anah']):>7.1f} [{100 * ci['anah'].low:5.1f}, {100 * ci['anah'].high:5.1f}]"
               f" {point(*t['correct']):>11.2f} [{ci['correct'].low:4.2f}, {ci['correct'].high:4.2f}]")
-    print(f"\n{'ratio to greedy':<26} {'ANAH':>7} {'95% CI':>15} {'correct/ans':>11} {'95% CI':>13}")
+    print(f"\n{'ratio to greedy':<36} {'ANAH':>7} {'95% CI':>15} {'correct/ans':>11} {'95% CI':>13}")
     for name, answers in systems.items():
         if name == "greedy":
             continue
@@ -99,7 +101,7 @@ def report_best_of(systems: dict[str, list[Counts]]) -> None:
         cis = {m: bootstrap_derived(both, lambda d, m=m: d[f"{m}_b"] / d[f"{m}_g"], resamples=RESAMPLES, seed=0)
                for m in ("anah", "correct")}
         ratios = {m: point(*t[m]) / point(*greedy[m]) for m in ("anah", "correct")}
-        line = f"{name + ' / greedy':<26}"
+        line = f"{name + ' / greedy':<36}"
         for m in ("anah", "correct"):
             ci = cis[m]
             assert ci is not None
@@ -156,13 +158,15 @@ def main() -> None:
             best(client, items[0], 2)  # warm-up
             systems: dict[str, list[Counts]] = {}
             with ThreadPoolExecutor(args.clients) as pool:
-                for n in [1, *args.n]:
+                runs = [(1, "")] + [(n, rank) for n in args.n for rank in ("anah_score", "f1_at_k")]
+                for n, rank in runs:
                     started = time.perf_counter()
-                    responses = list(pool.map(lambda item, n=n: best(client, item, n), items))
+                    responses = list(pool.map(lambda i, n=n, rank=rank: best(client, items[i], n, rank, seed=i),
+                                              range(len(items))))
                     seconds = time.perf_counter() - started
-                    name = "greedy" if n == 1 else f"best of {n}"
+                    name = "greedy" if n == 1 else f"best of {n} by {rank}"
                     systems[name] = [counts(r.samples[0].judged) for r in responses]
-                    if n == max(args.n):
+                    if n == max(args.n) and rank == "anah_score":
                         draw0 = [next(s for s in r.samples if s.index == 0) for r in responses]
                         systems["one sample (T=1)"] = [counts(s.judged) for s in draw0]
                     print(f"{name}: {len(items)} people, {n} answer(s) each, {seconds:.1f} s "

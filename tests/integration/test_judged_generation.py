@@ -9,6 +9,7 @@ INVALID_ARGUMENT or NOT_FOUND naming the field.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,30 @@ def test_best_of_returns_every_sample_ranked_with_what_score_finds(client: Clien
     assert len({s.text for s in result.samples}) > 1
 
 
+def test_best_of_by_f1_at_k_ranks_with_one_k_for_the_answers(client: Client, person: PromptItem) -> None:
+    """rank_by f1_at_k: the samples come in F1@K order with K the median facts of the N answers; each judged
+    answer is still exactly what Score returns."""
+    judging = Judging(judge="toyworld", topic=person.topic, rank_by="f1_at_k")
+    result = client.generate(chat(person), best_of=6, judging=judging, temperature=1.0, max_tokens=120, seed=13)
+    metrics = [s.judged.metrics for s in result.samples]
+    scored = [m for m in metrics if m.HasField("precision")]
+    k = statistics.median(m.facts for m in scored)
+    keys = []
+    for sample, m in zip(result.samples, metrics, strict=True):
+        f1 = None
+        if m.HasField("precision"):
+            supported = round(m.precision * m.facts)
+            recall = min(supported / k, 1.0)
+            f1 = 2 * m.precision * recall / (m.precision + recall) if supported else 0.0
+        keys.append((f1 is None, -(f1 or 0.0), -supported if f1 is not None else 0, sample.index))
+    assert keys == sorted(keys)
+    anah = [(not m.HasField("anah_score"), -m.anah_score, -m.counts.ok, s.index)
+            for s, m in zip(result.samples, metrics, strict=True)]
+    assert anah != sorted(anah), "this draw ranks alike by both metrics: the test would not see rank_by"
+    assert result.samples[0].judged == client.score(result.samples[0].text, judge="toyworld", topic=person.topic,
+                                                    prompt=person.prompt).answer
+
+
 def test_best_of_one_greedy_answer_and_inline_facts(client: Client, person: PromptItem) -> None:
     facts = [(f.subject, f.attribute, f.value) for f in person.facts]
     judging = Judging(judge="kb", topic=person.topic, knowledge=Knowledge(facts=facts))
@@ -121,6 +146,7 @@ def test_batch_generate_ranks_the_requests_that_ask_for_it(
         ({"best_of": 2, "judging": Judging(judge="nope")}, "judging.judge", "unknown judge 'nope'"),
         ({"best_of": 2, "judging": Judging(judge="kb")}, "judging.knowledge", "reads facts"),
         ({"judging": Judging()}, "judging", "set best_of"),
+        ({"best_of": 2, "judging": Judging(rank_by="length")}, "judging.rank_by", "one of anah_score, f1_at_k"),
     ],
 )
 def test_bad_best_of_requests_name_the_field(client: Client, options: dict[str, object], field: str,

@@ -47,6 +47,9 @@ def add_parsers(sub: Any, connection_args: Callable[[argparse.ArgumentParser], N
     gen.add_argument("--stream", action="store_true", help="print text as it is sampled")
     gen.add_argument("--best-of", type=int, default=0, metavar="N",
                      help="sample N answers, judge each (--judge, knowledge) and print them ranked, best first")
+    gen.add_argument("--rank-by", default="", metavar="METRIC",
+                     help="what --best-of ranks by: anah_score (default) or f1_at_k (more correct facts win at "
+                          "equal precision)")
     add_judge_args(gen)
     gen.add_argument("--json", action="store_true")
     connection_args(gen)
@@ -79,11 +82,14 @@ def _sample_header(sample: generation_pb2.Sample) -> str:
 def _judging(args: argparse.Namespace) -> Judging | None:
     """How to judge: asked for by --best-of or --judge; knowledge flags alone are a mistake."""
     knowledge = knowledge_of(args)
+    if args.rank_by and not args.best_of:
+        raise ValueError("--rank-by orders the answers of --best-of N: add --best-of")
     if not (args.best_of or args.judge):
         if knowledge.passages or knowledge.facts or knowledge.source or args.topic:
             raise ValueError("knowledge and --topic are for judging: add --judge NAME (or --best-of N)")
         return None
-    return Judging(judge=args.judge, knowledge=knowledge, topic=args.topic, options=options_of(args))
+    return Judging(judge=args.judge, knowledge=knowledge, topic=args.topic, options=options_of(args),
+                   rank_by=args.rank_by)
 
 
 def _ranked(result: generation_pb2.GenerateResponse) -> None:

@@ -72,10 +72,13 @@ class Judging:
     knowledge: Knowledge | None = None
     topic: str = ""
     options: ScoreOptions | None = None
+    rank_by: str = ""
+    """What best_of ranks the answers by: "anah_score" (the server's default) or "f1_at_k"."""
 
     def to_proto(self) -> generation_pb2.Judging:
         return generation_pb2.Judging(judge=self.judge, knowledge=(self.knowledge or Knowledge()).to_proto(),
-                                      topic=self.topic, options=(self.options or ScoreOptions()).to_proto())
+                                      topic=self.topic, options=(self.options or ScoreOptions()).to_proto(),
+                                      rank_by=self.rank_by)
 
 
 def model_name(model: str) -> str:

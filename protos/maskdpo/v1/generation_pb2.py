@@ -29,7 +29,7 @@ from maskdpo.v1 import factuality_pb2 as maskdpo_dot_v1_dot_factuality__pb2
 from maskdpo.v1 import policy_pb2 as maskdpo_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmaskdpo/v1/generation.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17maskdpo/v1/common.proto\x1a\x1bmaskdpo/v1/factuality.proto\x1a\x17maskdpo/v1/policy.proto\"\xe5\x01\n\x0fGenerateRequest\x12$\n\x05model\x18\x01 \x01(\tB\x15\xfa\x41\x12\n\x10maskdpo.v1/Model\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12,\n\x08messages\x18\x03 \x01(\x0b\x32\x18.maskdpo.v1.ChatMessagesH\x00\x12,\n\x08sampling\x18\x04 \x01(\x0b\x32\x1a.maskdpo.v1.SamplingParams\x12\x0f\n\x07\x62\x65st_of\x18\x05 \x01(\x05\x12$\n\x07judging\x18\x06 \x01(\x0b\x32\x13.maskdpo.v1.JudgingB\x07\n\x05input\"|\n\x07Judging\x12\r\n\x05judge\x18\x01 \x01(\t\x12(\n\tknowledge\x18\x02 \x01(\x0b\x32\x15.maskdpo.v1.Knowledge\x12\r\n\x05topic\x18\x03 \x01(\t\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.maskdpo.v1.ScoreOptions\"?\n\x0c\x43hatMessages\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x17.maskdpo.v1.ChatMessageB\x04\xe2\x41\x01\x02\"@\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\"\xa8\x01\n\x06Sample\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x03(\x0b\x32\x18.maskdpo.v1.TokenLogprob\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x16\n\x0eweight_version\x18\x05 \x01(\x03\x12(\n\x06judged\x18\x06 \x01(\x0b\x32\x18.maskdpo.v1.ScoredAnswer\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\x92\x01\n\x10GenerateResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.maskdpo.v1.Sample\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maskdpo.v1.Usage\x12(\n\x05judge\x18\x04 \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentity\"K\n\x14\x42\x61tchGenerateRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.maskdpo.v1.GenerateRequestB\x04\xe2\x41\x01\x02\"H\n\x15\x42\x61tchGenerateResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.maskdpo.v1.GenerateResponse\"\x8a\x02\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x03(\x0b\x32\x18.maskdpo.v1.TokenLogprob\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x16\n\x0eweight_version\x18\x05 \x01(\x03\x12,\n\x08verdicts\x18\x06 \x03(\x0b\x32\x1a.maskdpo.v1.ScoredSentence\x12*\n\x07metrics\x18\x07 \x01(\x0b\x32\x19.maskdpo.v1.AnswerMetrics\x12(\n\x05judge\x18\x08 \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentity2\x94\x02\n\x11GenerationService\x12M\n\x08Generate\x12\x1b.maskdpo.v1.GenerateRequest\x1a\x1c.maskdpo.v1.GenerateResponse\"\x06\xda\xa8\x19\x02\x08\x01\x12\\\n\rBatchGenerate\x12 .maskdpo.v1.BatchGenerateRequest\x1a!.maskdpo.v1.BatchGenerateResponse\"\x06\xda\xa8\x19\x02\x08\x01\x12R\n\x0eStreamGenerate\x12\x1b.maskdpo.v1.GenerateRequest\x1a\x19.maskdpo.v1.GenerateChunk\"\x06\xda\xa8\x19\x02\x08\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmaskdpo/v1/generation.proto\x12\nmaskdpo.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x17maskdpo/v1/common.proto\x1a\x1bmaskdpo/v1/factuality.proto\x1a\x17maskdpo/v1/policy.proto\"\xe5\x01\n\x0fGenerateRequest\x12$\n\x05model\x18\x01 \x01(\tB\x15\xfa\x41\x12\n\x10maskdpo.v1/Model\x12\x10\n\x06prompt\x18\x02 \x01(\tH\x00\x12,\n\x08messages\x18\x03 \x01(\x0b\x32\x18.maskdpo.v1.ChatMessagesH\x00\x12,\n\x08sampling\x18\x04 \x01(\x0b\x32\x1a.maskdpo.v1.SamplingParams\x12\x0f\n\x07\x62\x65st_of\x18\x05 \x01(\x05\x12$\n\x07judging\x18\x06 \x01(\x0b\x32\x13.maskdpo.v1.JudgingB\x07\n\x05input\"\x8d\x01\n\x07Judging\x12\r\n\x05judge\x18\x01 \x01(\t\x12(\n\tknowledge\x18\x02 \x01(\x0b\x32\x15.maskdpo.v1.Knowledge\x12\r\n\x05topic\x18\x03 \x01(\t\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.maskdpo.v1.ScoreOptions\x12\x0f\n\x07rank_by\x18\x05 \x01(\t\"?\n\x0c\x43hatMessages\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x17.maskdpo.v1.ChatMessageB\x04\xe2\x41\x01\x02\"@\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\"\xa8\x01\n\x06Sample\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x03(\x0b\x32\x18.maskdpo.v1.TokenLogprob\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x16\n\x0eweight_version\x18\x05 \x01(\x03\x12(\n\x06judged\x18\x06 \x01(\x0b\x32\x18.maskdpo.v1.ScoredAnswer\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\x92\x01\n\x10GenerateResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.maskdpo.v1.Sample\x12 \n\x05usage\x18\x03 \x01(\x0b\x32\x11.maskdpo.v1.Usage\x12(\n\x05judge\x18\x04 \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentity\"K\n\x14\x42\x61tchGenerateRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.maskdpo.v1.GenerateRequestB\x04\xe2\x41\x01\x02\"H\n\x15\x42\x61tchGenerateResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.maskdpo.v1.GenerateResponse\"\x8a\x02\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\t\x12(\n\x06tokens\x18\x03 \x03(\x0b\x32\x18.maskdpo.v1.TokenLogprob\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x16\n\x0eweight_version\x18\x05 \x01(\x03\x12,\n\x08verdicts\x18\x06 \x03(\x0b\x32\x1a.maskdpo.v1.ScoredSentence\x12*\n\x07metrics\x18\x07 \x01(\x0b\x32\x19.maskdpo.v1.AnswerMetrics\x12(\n\x05judge\x18\x08 \x01(\x0b\x32\x19.maskdpo.v1.JudgeIdentity2\x94\x02\n\x11GenerationService\x12M\n\x08Generate\x12\x1b.maskdpo.v1.GenerateRequest\x1a\x1c.maskdpo.v1.GenerateResponse\"\x06\xda\xa8\x19\x02\x08\x01\x12\\\n\rBatchGenerate\x12 .maskdpo.v1.BatchGenerateRequest\x1a!.maskdpo.v1.BatchGenerateResponse\"\x06\xda\xa8\x19\x02\x08\x01\x12R\n\x0eStreamGenerate\x12\x1b.maskdpo.v1.GenerateRequest\x1a\x19.maskdpo.v1.GenerateChunk\"\x06\xda\xa8\x19\x02\x08\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,24 +50,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATIONSERVICE'].methods_by_name['StreamGenerate']._serialized_options = b'\332\250\031\002\010\001'
   _globals['_GENERATEREQUEST']._serialized_start=183
   _globals['_GENERATEREQUEST']._serialized_end=412
-  _globals['_JUDGING']._serialized_start=414
-  _globals['_JUDGING']._serialized_end=538
-  _globals['_CHATMESSAGES']._serialized_start=540
-  _globals['_CHATMESSAGES']._serialized_end=603
-  _globals['_TOKENLOGPROB']._serialized_start=605
-  _globals['_TOKENLOGPROB']._serialized_end=669
-  _globals['_SAMPLE']._serialized_start=672
-  _globals['_SAMPLE']._serialized_end=840
-  _globals['_USAGE']._serialized_start=842
-  _globals['_USAGE']._serialized_end=899
-  _globals['_GENERATERESPONSE']._serialized_start=902
-  _globals['_GENERATERESPONSE']._serialized_end=1048
-  _globals['_BATCHGENERATEREQUEST']._serialized_start=1050
-  _globals['_BATCHGENERATEREQUEST']._serialized_end=1125
-  _globals['_BATCHGENERATERESPONSE']._serialized_start=1127
-  _globals['_BATCHGENERATERESPONSE']._serialized_end=1199
-  _globals['_GENERATECHUNK']._serialized_start=1202
-  _globals['_GENERATECHUNK']._serialized_end=1468
-  _globals['_GENERATIONSERVICE']._serialized_start=1471
-  _globals['_GENERATIONSERVICE']._serialized_end=1747
+  _globals['_JUDGING']._serialized_start=415
+  _globals['_JUDGING']._serialized_end=556
+  _globals['_CHATMESSAGES']._serialized_start=558
+  _globals['_CHATMESSAGES']._serialized_end=621
+  _globals['_TOKENLOGPROB']._serialized_start=623
+  _globals['_TOKENLOGPROB']._serialized_end=687
+  _globals['_SAMPLE']._serialized_start=690
+  _globals['_SAMPLE']._serialized_end=858
+  _globals['_USAGE']._serialized_start=860
+  _globals['_USAGE']._serialized_end=917
+  _globals['_GENERATERESPONSE']._serialized_start=920
+  _globals['_GENERATERESPONSE']._serialized_end=1066
+  _globals['_BATCHGENERATEREQUEST']._serialized_start=1068
+  _globals['_BATCHGENERATEREQUEST']._serialized_end=1143
+  _globals['_BATCHGENERATERESPONSE']._serialized_start=1145
+  _globals['_BATCHGENERATERESPONSE']._serialized_end=1217
+  _globals['_GENERATECHUNK']._serialized_start=1220
+  _globals['_GENERATECHUNK']._serialized_end=1486
+  _globals['_GENERATIONSERVICE']._serialized_start=1489
+  _globals['_GENERATIONSERVICE']._serialized_end=1765
 # @@protoc_insertion_point(module_scope)

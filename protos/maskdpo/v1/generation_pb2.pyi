@@ -87,10 +87,16 @@ class Judging(_message.Message):
     KNOWLEDGE_FIELD_NUMBER: _builtins.int
     TOPIC_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    RANK_BY_FIELD_NUMBER: _builtins.int
     judge: _builtins.str
     """Judge backend; empty means the server's default."""
     topic: _builtins.str
     """The entity the answers are about (e.g. the person of a biography); used for retrieval and kb lookup."""
+    rank_by: _builtins.str
+    """How best_of orders the judged answers (Generate only): "anah_score" (the default; correct / (correct +
+    incorrect) sentences, as the Mask-DPO paper ranks best-of-N) or "f1_at_k" (F1@K of the facts, K from
+    options.f1_k, else the median facts of the N answers: at equal precision, more correct facts win).
+    """
     @_builtins.property
     def knowledge(self) -> _factuality_pb2.Knowledge:
         """What to judge the answers against."""
@@ -106,10 +112,11 @@ class Judging(_message.Message):
         knowledge: _factuality_pb2.Knowledge | None = ...,
         topic: _builtins.str = ...,
         options: _factuality_pb2.ScoreOptions | None = ...,
+        rank_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["knowledge", b"knowledge", "options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "knowledge", b"knowledge", "options", b"options", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge", b"judge", "knowledge", b"knowledge", "options", b"options", "rank_by", b"rank_by", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

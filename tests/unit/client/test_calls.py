@@ -126,3 +126,10 @@ def test_cli_generate_refuses_knowledge_without_a_judge(capsys: pytest.CaptureFi
 
     assert main(["generate", "Hi", "--topic", "Ada", "--target", "127.0.0.1:1"]) == 2
     assert "add --judge NAME (or --best-of N)" in capsys.readouterr().err
+
+
+def test_cli_generate_refuses_rank_by_without_best_of(capsys: pytest.CaptureFixture[str]) -> None:
+    from maskdpo.client.cli import main
+
+    assert main(["generate", "Hi", "--judge", "kb", "--rank-by", "f1_at_k", "--target", "127.0.0.1:1"]) == 2
+    assert "--rank-by orders the answers of --best-of N" in capsys.readouterr().err

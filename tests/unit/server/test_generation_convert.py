@@ -296,6 +296,19 @@ def test_the_question_judges_read() -> None:
     assert convert.question(generate_request([("system", "Be brief.")])) == ""
 
 
+def test_rank_by_is_checked() -> None:
+    def rank_by(best: int, value: str) -> str:
+        request = generation_pb2.GenerateRequest(best_of=best, judging=generation_pb2.Judging(rank_by=value))
+        return convert.rank_by(request, "requests[2].", best)
+
+    assert rank_by(4, "") == "anah_score" and rank_by(4, "f1_at_k") == "f1_at_k" and rank_by(0, "") == "anah_score"
+    with pytest.raises(InvalidArgument, match="one of anah_score, f1_at_k") as bad:
+        rank_by(4, "length")
+    assert bad.value.field == "requests[2].judging.rank_by"
+    with pytest.raises(InvalidArgument, match="set best_of"):
+        rank_by(0, "f1_at_k")
+
+
 def test_ranked_orders_the_samples_and_keeps_their_draw_index() -> None:
     samples = tuple(Sample(i, f"text {i}", (i,), (), "stop", 2) for i in range(3))
     response = convert.generate_response("toy", GenerationResult("r", 5, samples, 2), False, lambda ids: [])
@@ -309,9 +322,10 @@ def test_ranked_orders_the_samples_and_keeps_their_draw_index() -> None:
 
 def test_sdk_judged_requests() -> None:
     judging = Judging(judge="kb", topic="Ada", knowledge=Knowledge(facts=[("Ada", "birthplace", "Oslo")]),
-                      options=ScoreOptions(mask_rule="released"))
+                      options=ScoreOptions(mask_rule="released"), rank_by="f1_at_k")
     proto = generate_request("Hi", best_of=8, judging=judging)
     assert proto.best_of == 8 and proto.judging.judge == "kb" and proto.judging.topic == "Ada"
+    assert proto.judging.rank_by == "f1_at_k"
     assert proto.judging.knowledge.facts.facts[0].value == "Oslo"
     assert proto.judging.options.mask_rule == common_pb2.MASK_RULE_RELEASED
     plain = generate_request("Hi")

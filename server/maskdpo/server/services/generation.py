@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from maskdpo.server.edge.rpc import Ctx, streaming, unary
 from maskdpo.server.errors import BatchTooLarge, InvalidArgument
 from maskdpo.server.generation.types import GenerationResult, Prompt, SamplingOptions
-from maskdpo.server.judge.ranking import best_first
+from maskdpo.server.judge.metrics import choose_k
+from maskdpo.server.judge.ranking import RANKINGS, best_first
 from maskdpo.server.services import generation_convert as convert
 from maskdpo.server.services.judged_stream import judged_chunks
 from maskdpo.server.services.judging import AnswerJudge, Plan
@@ -42,6 +43,8 @@ class Parsed:
     """How to judge the answers (best_of, or a judged stream); None: not judged."""
     question: str
     """What the answers reply to, for the judge."""
+    rank_by: str = RANKINGS[0]
+    """The metric best_of orders the answers by."""
 
 
 @contextmanager
@@ -74,7 +77,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         if best_of or request.HasField("judging"):
             j = request.judging
             plan = await self.judging.plan(j.judge, j.knowledge, j.topic, j.options, f"{prefix}judging")
-        return Parsed(self.pool.serving(name), prompt, options, plan, convert.question(request))
+        return Parsed(self.pool.serving(name), prompt, options, plan, convert.question(request),
+                      convert.rank_by(request, prefix, best_of))
 
     async def _generate(self, parsed: Parsed, prefix: str,
                         timeout: float | None) -> generation_pb2.GenerateResponse:
@@ -83,16 +87,19 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             result = await self.pool.generate(model, parsed.prompt, parsed.options, timeout)
         response = convert.generate_response(model.name, result, parsed.options.logprobs, model.decode)
         if parsed.plan is not None:
-            await self._rank(parsed.plan, parsed.question, result, response, timeout)
+            await self._rank(parsed.plan, parsed.question, result, response, timeout, parsed.rank_by)
         return response
 
     async def _rank(self, plan: Plan, question: str, result: GenerationResult,
-                    response: generation_pb2.GenerateResponse, timeout: float | None) -> None:
-        """Judge every sample in one call; put them in order, the most factual first."""
+                    response: generation_pb2.GenerateResponse, timeout: float | None,
+                    by: str = RANKINGS[0]) -> None:
+        """Judge every sample in one call; put them in order, the most factual first by ``by``."""
         requests = [plan.request(sample.text, question) for sample in result.samples]
         judgments = await self.judging.judge(plan.judge, requests, timeout)
-        scored = [self.judging.scored(j, self.judging.record(j, plan.topic), plan.scoring) for j in judgments]
-        convert.ranked(response, [answer for answer, _ in scored], best_first([m for _, m in scored]),
+        records = [self.judging.record(j, plan.topic) for j in judgments]
+        scored = [self.judging.scored(j, r, plan.scoring) for j, r in zip(judgments, records, strict=True)]
+        k, _ = choose_k(records, plan.scoring.k)  # one K for the N answers, so that their F1@K compare
+        convert.ranked(response, [answer for answer, _ in scored], best_first([m for _, m in scored], by, k),
                        self.judging.identity(judgments[0], plan.knowledge.source))
 
     @unary

@@ -15,6 +15,7 @@ from maskdpo.server.errors import (
     TextTooLong,
 )
 from maskdpo.server.generation.types import MAX_N, GenerationResult, Prompt, SamplingOptions, StreamDelta
+from maskdpo.server.judge.ranking import RANKINGS
 from maskdpo.server.services.factuality_convert import check_text
 from maskdpo.server.store.checkpoints import CheckpointRecord
 from maskdpo.server.wire import timestamp
@@ -118,6 +119,18 @@ def best_of(request: generation_pb2.GenerateRequest, field: str, limit: int, str
     if value > 1 and request.sampling.HasField("temperature") and request.sampling.temperature == 0:
         raise InvalidArgument(f"{field}sampling.temperature", "best_of > 1 needs temperature > 0: greedy "
                               "decoding gives one answer")
+    return value
+
+
+def rank_by(request: generation_pb2.GenerateRequest, field: str, best_of: int) -> str:
+    """The metric best_of ranks its answers by (``RANKINGS``; "" = the first)."""
+    value = request.judging.rank_by
+    if not value:
+        return RANKINGS[0]
+    if not best_of:
+        raise InvalidArgument(f"{field}judging.rank_by", "orders the answers of best_of on Generate: set best_of")
+    if value not in RANKINGS:
+        raise InvalidArgument(f"{field}judging.rank_by", f"{value[:40]!r}; one of {', '.join(RANKINGS)}")
     return value
 
 
