@@ -39,7 +39,9 @@ class Model(_message.Message):
         READY: Model._State.ValueType  # 2
         """Serving requests."""
         SWAPPING: Model._State.ValueType  # 3
-        """A deploy is swapping weights; new requests wait."""
+        """A deploy (DeployCheckpoint, or a round's PROMOTE) is swapping weights: a full-weight swap holds new
+        requests until it ends; an adapter swap holds none.
+        """
         FAILED: Model._State.ValueType  # 4
         """The engine died; requests fail with UNAVAILABLE."""
 
@@ -53,7 +55,9 @@ class Model(_message.Message):
     READY: Model.State.ValueType  # 2
     """Serving requests."""
     SWAPPING: Model.State.ValueType  # 3
-    """A deploy is swapping weights; new requests wait."""
+    """A deploy (DeployCheckpoint, or a round's PROMOTE) is swapping weights: a full-weight swap holds new
+    requests until it ends; an adapter swap holds none.
+    """
     FAILED: Model.State.ValueType  # 4
     """The engine died; requests fail with UNAVAILABLE."""
 

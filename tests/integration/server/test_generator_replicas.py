@@ -1,5 +1,6 @@
 """A model served by several replicas: requests go to them in turn, a deploy reaches every one under the
-same version, and a replica that refuses a deploy sends the others back to what they all served.
+same version, a replica that refuses a deploy sends the others back to what they all served, and a deploy
+the server did not start shows as SWAPPING.
 
 Real Ray; the replicas are stand-in actors that record what they are asked (tests/integration/
 test_generation_service.py runs real engines)."""
@@ -34,6 +35,7 @@ class _Replica:
         self.index, self.refuses = index, refuses
         self.version = WeightVersion(1, BASE)
         self.served: list[int] = []
+        self.deploying = False
 
     def generate(self, prompt: Prompt, options: SamplingOptions, request_id: str) -> GenerationResult:
         self.served.append(self.version.version)
@@ -51,6 +53,12 @@ class _Replica:
     def restore(self, weights: WeightVersion) -> WeightVersion:
         self.version = weights
         return weights
+
+    def load(self) -> dict[str, Any]:
+        return {"deploying": self.deploying}
+
+    def set_deploying(self, value: bool) -> None:
+        self.deploying = value
 
 
 def pool_of(tmp_path: Path, refuses: Path | None = None) -> tuple[GeneratorPool, list[Any]]:
@@ -82,3 +90,14 @@ def test_a_refusing_replica_sends_the_others_back(local_ray: None, tmp_path: Pat
     with pytest.raises(CheckpointRejected, match="replica 1 refuses"):
         asyncio.run(pool.deploy("toy", BAD, None))
     assert [ray.get(a.current_version.remote()) for a in actors] == [WeightVersion(1, BASE)] * 2
+
+
+def test_a_deploy_the_server_did_not_start_shows_as_swapping(local_ray: None, tmp_path: Path) -> None:
+    """A round's PROMOTE deploys through the engines, not through this server: GetModel still says SWAPPING."""
+    pool, actors = pool_of(tmp_path)
+    model = pool.get("toy")
+    assert asyncio.run(pool.describe(model)).state == State.READY
+    ray.get(actors[1].set_deploying.remote(True))
+    assert asyncio.run(pool.describe(model)).state == State.SWAPPING
+    ray.get(actors[1].set_deploying.remote(False))
+    assert asyncio.run(pool.describe(model)).state == State.READY

@@ -224,8 +224,23 @@ class GeneratorPool:
                  served.version, replica.max_model_len)
 
     async def describe(self, model: ServedModel) -> models_pb2.Model:
-        """The model as ModelService shows it, with what the checkpoint store says it serves."""
-        return model.to_proto(self.engine, await asyncio.to_thread(self.checkpoints.current, model.name))
+        """The model as ModelService shows it, with what the checkpoint store says it serves; SWAPPING also
+        while a deploy this server did not start (a round's PROMOTE) runs on one of its engines."""
+        shown = model.to_proto(self.engine, await asyncio.to_thread(self.checkpoints.current, model.name))
+        if shown.state == State.READY and await self._deploying(model):
+            shown.state = State.SWAPPING
+        return shown
+
+    @staticmethod
+    async def _deploying(model: ServedModel, timeout_s: float = 2.0) -> bool:
+        """Whether an engine of ``model`` says a deploy runs on it (an engine that does not answer in
+        ``timeout_s`` counts as not deploying: describing a model never waits on a busy actor)."""
+        ready = [r.actor for r in model.replicas if r.state == State.READY]
+        try:
+            loads = await asyncio.wait_for(asyncio.gather(*(a.load.remote() for a in ready)), timeout_s)
+        except Exception:  # gone, busy or a stand-in without counters: what the server knows stands
+            return False
+        return any(load.get("deploying") for load in loads)
 
     def get(self, name: str) -> ServedModel:
         """The model named ``name`` ("" = the default); NotFound otherwise."""
