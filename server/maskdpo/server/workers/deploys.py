@@ -117,11 +117,9 @@ class DeployManager:
         tolerance: float | None,
     ) -> None:
         metadata.stage = "LOADING"
-        model.swapping = True
         try:
             await asyncio.to_thread(self.operations.update_metadata, name, metadata)
             report, record = await deploy(self.pool.deploy, self.pool.checkpoints, model.name, folder, tolerance)
-            model.swapping = False
             response = models_pb2.DeployCheckpointResponse(
                 model=await self.pool.describe(model),
                 verify_max_abs_diff=report.max_abs_diff,
@@ -135,7 +133,6 @@ class DeployManager:
             error = to_service_error(exc)
             log.warning("deploy %s of %s into models/%s rejected: %s", name, folder, model.name, error.message)
         finally:
-            model.swapping = False
             del self._running[model.name]
         metadata.stage = "DONE"
         try:

@@ -96,16 +96,15 @@ class ServedModel:
     folder: Path
     replicas: list[Replica]
     tokenizer: Any = field(default=None, repr=False)
-    swapping: bool = False
-    """A deploy of this server's runs on the model."""
     _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
     def state(self) -> models_pb2.Model.State.ValueType:
-        """READY (or SWAPPING) while one replica serves; LOADING while one is starting; else FAILED."""
+        """READY while one replica serves (:meth:`GeneratorPool.describe` tells SWAPPING apart); LOADING while
+        one is starting; else FAILED."""
         states = {r.state for r in self.replicas}
         if State.READY in states:
-            return State.SWAPPING if self.swapping else State.READY
+            return State.READY
         return State.LOADING if State.LOADING in states else State.FAILED
 
     @property
@@ -224,8 +223,8 @@ class GeneratorPool:
                  served.version, replica.max_model_len)
 
     async def describe(self, model: ServedModel) -> models_pb2.Model:
-        """The model as ModelService shows it, with what the checkpoint store says it serves; SWAPPING also
-        while a deploy this server did not start (a round's PROMOTE) runs on one of its engines."""
+        """The model as ModelService shows it, with what the checkpoint store says it serves; SWAPPING while a
+        deploy runs on one of its engines (DeployCheckpoint or a round's PROMOTE: the engines own that fact)."""
         shown = model.to_proto(self.engine, await asyncio.to_thread(self.checkpoints.current, model.name))
         if shown.state == State.READY and await self._deploying(model):
             shown.state = State.SWAPPING
