@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
 from maskdpo.server.generation import errors
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.generation.types import SamplingOptions
 
 
@@ -55,3 +57,13 @@ def test_bad_options_name_the_field(options: SamplingOptions, field: str) -> Non
     with pytest.raises(errors.InvalidRequestError, match=f"^sampling.{field}: ") as info:
         options.validate()
     assert info.value.field == f"sampling.{field}"
+
+
+def test_an_engine_not_started_for_pushes_refuses_one(tmp_path: Path) -> None:
+    import asyncio
+
+    from maskdpo.server.generation.engine import GenerationEngine
+
+    engine = GenerationEngine(EngineSettings(model=tmp_path), llm=None, tokenizer=None, max_model_len=8)
+    with pytest.raises(errors.CheckpointError, match="not started to accept pushed weights"):
+        asyncio.run(engine.open_push({"host": "127.0.0.1", "port": 1, "world_size": 2}))

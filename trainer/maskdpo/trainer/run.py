@@ -31,6 +31,7 @@ from maskdpo.trainer.pairs import Degenerate, PairConfig, PairRule
 from maskdpo.trainer.probe import write_probe
 from maskdpo.trainer.serving_weights import serving_dtype
 from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule, MaskUnit
+from maskdpo.trainer.weight_push import PLACED_FILE, push_to_named_engine
 
 Event = dict[str, Any]
 
@@ -89,6 +90,12 @@ class TrainOptions:
     """Evaluate loss and reward accuracy on the training pairs before and after training."""
     progress_bar: bool = True
     limit_pairs: int | None = None
+    push_to: str = ""
+    push_namespace: str | None = None
+    """``push_to`` (in Ray namespace ``push_namespace``): a Ray actor whose engine gets the final full weights pushed in (:mod:`maskdpo.trainer.weight_push`),
+    after they are saved; "" = none. A push that cannot be made is reported, not raised."""
+    push_wait_s: float = 600.0
+    """How long the push waits for that engine to be up."""
 
     @property
     def mask_config(self) -> MaskConfig:
@@ -112,6 +119,8 @@ class TrainResult:
     """Training processes (``torch.distributed`` world size)."""
     sharded: bool = False
     """The model was sharded over them (FSDP)."""
+    pushed: dict[str, Any] = field(default_factory=dict)
+    """The push into ``push_to``: bytes and seconds, or the error that stopped it."""
 
 
 def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], metrics_file: Path) -> Any:
@@ -283,6 +292,9 @@ def run_training(
             # what was saved is what was trained: the probe's reference holds for it (a sharded model has no
             # whole copy on one process; narrowed weights are scored from their folder by the server)
             write_probe(trainer.model, tokenizer, opts.probe_text, result.final_dir)
+        if opts.push_to and not opts.lora:
+            result.pushed = push_to_named_engine(trainer.model, opts.push_to, opts.push_namespace, dtype,
+                                                 opts.push_wait_s, out / PLACED_FILE)
     result.seconds = time.monotonic() - started
     emit(
         {

@@ -36,6 +36,7 @@ from maskdpo.server.generation.types import (
     WeightVersion,
 )
 from maskdpo.server.generation.weights import ADAPTER_LAYERS
+from maskdpo.trainer.weight_push import BACKEND as PUSH_BACKEND
 
 
 class GenerationEngine:
@@ -83,6 +84,8 @@ class GenerationEngine:
             distributed_executor_backend="mp",
             worker_extension_cls="maskdpo.server.generation.worker_ext.ReloadExtension",
         )
+        if settings.accept_pushed_weights:
+            options.update(weight_transfer_config={"backend": PUSH_BACKEND})
         if settings.max_lora_rank > 0:
             options.update(enable_lora=True, max_lora_rank=settings.max_lora_rank, max_loras=settings.max_loras,
                            max_cpu_loras=2 * settings.max_loras, lora_target_modules=list(ADAPTER_LAYERS))
@@ -315,21 +318,59 @@ class GenerationEngine:
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.admission.close()
         try:
-            if not await self.admission.drain(self.settings.swap_drain_timeout_s):
-                await self._llm.abort(list(self.admission.running))
-                await self.admission.drain(30.0)
+            await self._close_and_drain()
             yield loop.time() - started
         finally:
             await self._llm.reset_prefix_cache()
             self.admission.open()
+
+    async def _close_and_drain(self) -> None:
+        self.admission.close()
+        if not await self.admission.drain(self.settings.swap_drain_timeout_s):
+            await self._llm.abort(list(self.admission.running))
+            await self.admission.drain(30.0)
 
     async def load_weights(self, checkpoint: Path) -> None:
         """Reload the running engine's weights in place from a checkpoint folder (no restart)."""
         await self._llm.reset_prefix_cache()
         await self._llm.collective_rpc("reload_weights", kwargs={"weights_path": str(checkpoint)})
         await self._llm.collective_rpc("retie_word_embeddings")  # see worker_ext.py
+
+    # ----- a weight push (maskdpo.trainer.weight_push; the engine starts with accept_pushed_weights)
+
+    async def open_push(self, init: dict[str, Any]) -> None:
+        """Join a sender's push group (returns once the sender has joined too)."""
+        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
+
+        if not self.settings.accept_pushed_weights:
+            raise errors.CheckpointError(f"engine {self.settings.name} was not started to accept pushed weights")
+        await self._llm.init_weight_transfer_engine(WeightTransferInitRequest(init_info=init))
+
+    async def start_push(self) -> None:
+        """Close admission, drain, and start the engine's layer-wise reload."""
+        try:
+            await self._close_and_drain()
+            await self._llm.start_weight_update()
+        except BaseException:
+            self.admission.open()
+            raise
+
+    async def push_chunk(self, chunk: dict[str, Any]) -> None:
+        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
+
+        await self._llm.update_weights(WeightTransferUpdateRequest(update_info=chunk))
+
+    async def finish_push(self) -> None:
+        """Finalise the reload (see worker_ext.py for the re-tie) and admit requests again. The pushed
+        weights are served under the old version until :meth:`Deployer.adopt_pushed` has verified them."""
+        try:
+            await self._llm.finish_weight_update()
+            await self._llm.collective_rpc("retie_word_embeddings")
+            await self._llm.shutdown_weight_transfer_engine()
+        finally:
+            await self._llm.reset_prefix_cache()
+            self.admission.open()
 
     @property
     def can_sleep(self) -> bool:

@@ -47,6 +47,9 @@ class EngineSettings:
     max_loras: int = 4
     """Adapters resident at once (the served one, a candidate being verified or evaluated, the previous
     one kept for rollback)."""
+    accept_pushed_weights: bool = False
+    """Let a trainer push weights into the running engine (:mod:`maskdpo.trainer.weight_push`): a round's
+    engine for its candidate; a serving engine takes weights only from checkpoints (durable, verified)."""
 
     @property
     def name(self) -> str:

@@ -192,6 +192,37 @@ class Deployer:
             )
         return report
 
+    async def adopt_pushed(self, reference: Path, served_as: Path, tolerance: float | None = None) -> DeployReport:
+        """Verify weights just pushed into the engine (:meth:`GenerationEngine.finish_push`) against the probe
+        reference of ``reference`` (the folder the trainer saved them to), then serve them as the next version,
+        named ``served_as`` (where that folder will be kept). A mismatch reloads the previous version from its
+        checkpoint and raises VerificationError."""
+        async with self._lock:
+            previous, t0 = self.engine.version, time.perf_counter()
+            tolerance = self.tolerance if tolerance is None else tolerance
+            await asyncio.to_thread(check_compatible, reference, previous.checkpoint)
+            expected = await self._reference(reference)
+            check = compare(await self.engine.score(self.probe, Weights(None)), expected, tolerance,
+                            statistic=self.statistic)
+            verify_s = time.perf_counter() - t0
+            if check.passed:
+                self.engine.set_version(WeightVersion(previous.version + 1, served_as))
+            else:
+                await self._rollback(previous, await self._reference(previous.checkpoint, previous.adapter))
+            report = DeployReport(
+                accepted=check.passed, served=self.engine.version, candidate=served_as,
+                max_abs_diff=check.max_abs_diff, tolerance=tolerance, probe_tokens=len(self.probe), load_s=0.0,
+                verify_s=verify_s, paused_s=0.0, error=check.reason, timings={"total_s": verify_s},
+                mean_abs_diff=check.mean_abs_diff, statistic=self.statistic,
+            )
+            self.history.append(report)
+            if not check.passed:
+                raise errors.VerificationError(
+                    f"pushed weights of {reference} refused; version {previous.version} is back: {check.reason} "
+                    f"(max |diff| {check.max_abs_diff:.3g}; tolerance {tolerance:.3g} on the {self.statistic})"
+                )
+            return report
+
     async def _rollback(self, previous: WeightVersion, expected: list[float]) -> None:
         try:
             await self.engine.load_weights(previous.checkpoint)

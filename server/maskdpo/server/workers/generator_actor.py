@@ -180,6 +180,37 @@ class GeneratorActorImpl:
         _, deployer = await self._ready()
         return await deployer.deploy(Path(checkpoint), tolerance, version)
 
+    # A weight push (maskdpo.trainer.weight_push.ActorTarget calls these; the engine accepts pushes)
+
+    @_mapped
+    async def push_open(self, init: dict[str, Any]) -> None:
+        engine, _ = await self._ready()
+        await engine.open_push(init)
+
+    @_mapped
+    async def push_start(self) -> None:
+        engine, _ = await self._ready()
+        await engine.start_push()
+
+    @_mapped
+    async def push_chunk(self, chunk: dict[str, Any]) -> None:
+        engine, _ = await self._ready()
+        await engine.push_chunk(chunk)
+
+    @_mapped
+    async def push_finish(self) -> None:
+        engine, _ = await self._ready()
+        await engine.finish_push()
+
+    def push_workers(self) -> int:
+        return self.settings.tensor_parallel_size
+
+    @_mapped
+    async def adopt_pushed(self, reference: str, served_as: str, tolerance: float | None = None) -> DeployReport:
+        """Verify the pushed weights against ``reference``'s probe and serve them as ``served_as``."""
+        _, deployer = await self._ready()
+        return await deployer.adopt_pushed(Path(reference), Path(served_as), tolerance)
+
     @_mapped
     async def sleep(self) -> bool:
         """Leave the GPU to a trainer (see :meth:`GenerationEngine.sleep`); False where the engine cannot."""

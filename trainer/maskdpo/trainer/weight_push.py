@@ -1,0 +1,231 @@
+"""Push a trained model's weights into a running vLLM engine, without a round trip through the disk.
+
+The engine side is vLLM's weight-transfer API -- ``init_weight_transfer_engine``, then per update
+``start_weight_update``, ``update_weights`` (one call per chunk), ``finish_weight_update`` -- with the
+:data:`BACKEND` backend the server registers in every engine process
+(:mod:`maskdpo.server.generation.weight_receiver`). vLLM's own backends (nccl, CUDA IPC) need CUDA; this one
+runs wherever torch's gloo does: the sender and each engine worker join one process group of their own
+(rank 0 = the sender, which hosts its TCP store; worker ``r`` = rank ``1 + r``), and every tensor is broadcast
+as raw bytes, then loaded by the engine's ``load_weights`` under its layer-wise reload (so CPU kernels repack
+and tied embeddings are handled as on a reload from disk).
+
+This module owns the wire: :class:`PushInit` and :class:`PushUpdate` are what the two sides exchange, and
+:func:`push` is the sender. The engine is reached through a :class:`PushTarget` (the server's engine actor,
+or an engine in this process in tests). Every process of a sharded trainer calls :func:`push` (gathering a
+sharded tensor is a collective); only rank 0 talks to the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+BACKEND = "maskdpo-tcp"
+"""The backend name both sides use (vLLM's ``WeightTransferConfig.backend``)."""
+PLACED_FILE = "push-engine-placed"
+"""Written into the run folder once the engine to push to has its resources (an engine starting blocks
+its actor, so the sender cannot ask it)."""
+CHUNK_BYTES = 256 << 20
+"""Bytes announced per ``update_weights`` call (tensors are never split; a larger one is a chunk alone)."""
+
+
+@dataclasses.dataclass
+class PushInit:
+    """``init_weight_transfer_engine``'s info: where the sender's store listens, and the group's size."""
+
+    host: str
+    port: int
+    world_size: int
+    timeout_s: float = 600.0
+
+
+@dataclasses.dataclass
+class PushUpdate:
+    """One ``update_weights`` chunk: the tensors the sender broadcasts next, in this order."""
+
+    names: list[str]
+    dtypes: list[str]
+    shapes: list[list[int]]
+
+    def __post_init__(self) -> None:
+        if not len(self.names) == len(self.dtypes) == len(self.shapes):
+            raise ValueError(f"names, dtypes and shapes differ in length: {len(self.names)}, "
+                             f"{len(self.dtypes)}, {len(self.shapes)}")
+
+
+class PushTarget(Protocol):
+    """The engine's side of a push; each call starts the engine's part and returns a wait for it (the
+    engine's part of a collective must run while the sender does its own)."""
+
+    def begin(self, init: PushInit) -> Callable[[], Any]: ...
+
+    def start(self) -> Callable[[], Any]: ...
+
+    def update(self, chunk: PushUpdate) -> Callable[[], Any]: ...
+
+    def finish(self) -> Callable[[], Any]: ...
+
+    def workers(self) -> int:
+        """The engine's worker processes (its tensor-parallel size)."""
+        ...
+
+
+class ActorTarget:
+    """An engine behind a Ray actor with ``push_open``, ``push_start``, ``push_chunk``, ``push_finish`` and
+    ``push_workers`` (the server's Generator actor)."""
+
+    def __init__(self, actor: Any) -> None:
+        import ray
+
+        self.actor = actor
+        self._workers = int(ray.get(actor.push_workers.remote()))
+
+    def _call(self, method: str, *args: Any) -> Callable[[], Any]:
+        import ray
+
+        ref = getattr(self.actor, method).remote(*args)
+        return lambda: ray.get(ref)
+
+    def begin(self, init: PushInit) -> Callable[[], Any]:
+        return self._call("push_open", dataclasses.asdict(init))
+
+    def start(self) -> Callable[[], Any]:
+        return self._call("push_start")
+
+    def update(self, chunk: PushUpdate) -> Callable[[], Any]:
+        return self._call("push_chunk", dataclasses.asdict(chunk))
+
+    def finish(self) -> Callable[[], Any]:
+        return self._call("push_finish")
+
+    def workers(self) -> int:
+        return self._workers
+
+
+def as_bytes(tensor: Any) -> Any:
+    """A contiguous CPU uint8 view of ``tensor``'s data (gloo moves bytes; bfloat16 needs no support)."""
+    import torch
+
+    return tensor.detach().to("cpu").contiguous().view(-1).view(dtype=torch.uint8)
+
+
+def from_bytes(data: Any, dtype: str, shape: list[int]) -> Any:
+    import torch
+
+    return data.view(dtype=getattr(torch, dtype)).view(shape)
+
+
+def group(host: str, port: int, rank: int, world_size: int, timeout_s: float) -> Any:
+    """A gloo process group of its own (the default group, if any, is left alone)."""
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)  # type: ignore[attr-defined]
+    prefixed = dist.PrefixStore("maskdpo-push", store)  # type: ignore[attr-defined]
+    return dist.ProcessGroupGloo(prefixed, rank, world_size, timeout)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def named_tensors(model: Any, dtype: str | None) -> Iterator[tuple[str, Any]]:
+    """``(name, full tensor)`` for every parameter, in ``dtype`` (None: as trained); a sharded parameter is
+    gathered (a collective: every process iterates alike)."""
+    import torch
+
+    for name, param in model.named_parameters():
+        full = getattr(param, "full_tensor", None)
+        tensor = full() if callable(full) else param
+        yield name, tensor.detach().to(getattr(torch, dtype)) if dtype else tensor.detach()
+
+
+def chunks(meta: list[tuple[str, str, list[int], int]], limit: int = CHUNK_BYTES) -> list[PushUpdate]:
+    """Split ``(name, dtype, shape, nbytes)`` rows into updates of at most ``limit`` bytes each."""
+    out: list[PushUpdate] = []
+    size = limit
+    for name, dtype, shape, nbytes in meta:
+        if size + nbytes > limit or not out:
+            out.append(PushUpdate([], [], []))
+            size = 0
+        out[-1].names.append(name)
+        out[-1].dtypes.append(dtype)
+        out[-1].shapes.append(shape)
+        size += nbytes
+    return out
+
+
+def push(model: Any, target: PushTarget | None, *, rank: int = 0, dtype: str | None = None,
+         host: str | None = None, timeout_s: float = 600.0) -> dict[str, float]:
+    """Send every parameter of ``model`` (cast to ``dtype``) into the engine behind ``target``; rank 0
+    sends, other ranks (``target`` None) only take part in gathering sharded tensors. Returns the bytes
+    sent and the seconds taken (rank 0)."""
+    import torch
+
+    started = time.monotonic()
+    if rank != 0:
+        for _ in named_tensors(model, dtype):
+            pass
+        return {}
+    assert target is not None, "rank 0 needs the engine to push to"
+    host = host or socket.gethostbyname(socket.gethostname())
+    init = PushInit(host, _free_port(host), 1 + target.workers(), timeout_s)
+    joined = target.begin(init)
+    pg = group(init.host, init.port, 0, init.world_size, timeout_s)
+    joined()
+    with torch.no_grad():
+        meta = []
+        for name, t in model.named_parameters():
+            wire = getattr(torch, dtype) if dtype else t.dtype
+            meta.append((name, str(wire).removeprefix("torch."), list(t.shape), t.numel() * wire.itemsize))
+        target.start()()
+        sent = 0
+        tensors = named_tensors(model, dtype)
+        for chunk in chunks(meta):
+            received = target.update(chunk)
+            for expected in chunk.names:
+                name, tensor = next(tensors)
+                if name != expected:
+                    raise RuntimeError(f"parameter order changed during the push: {name} != {expected}")
+                data = as_bytes(tensor)
+                pg.broadcast(data, 0).wait()
+                sent += data.numel()
+            received()
+        target.finish()()
+    return {"bytes": float(sent), "seconds": time.monotonic() - started}
+
+
+def push_to_named_engine(model: Any, name: str, namespace: str | None, dtype: str | None,
+                         wait_s: float, placed: Path) -> dict[str, Any]:
+    """Push ``model`` into the engine of the Ray actor ``name`` (in ``namespace``), if it was placed (its
+    starter wrote the file ``placed``), once it is up (waiting up to ``wait_s``).
+
+    Called by every training process: the main one finds the engine and says whether to go; then all of
+    them iterate the parameters (gathering sharded ones) and the main one sends. Returns ``{"bytes",
+    "seconds"}`` (main), ``{"error": why}`` when nothing was pushed, ``{}`` on the other processes."""
+    import ray
+
+    from maskdpo.trainer import distributed
+
+    target: ActorTarget | None = None
+    reason = ""
+    if distributed.is_main():
+        if not placed.exists():  # no room beside the trainer: it gets its room once this process ends
+            reason = f"engine {name} was not placed beside the trainer"
+        else:
+            try:
+                actor = ray.get_actor(name, namespace=namespace)
+                ray.get(actor.ready.remote(), timeout=wait_s)
+                target = ActorTarget(actor)
+            except Exception as exc:
+                reason = f"engine {name} did not start: {type(exc).__name__}: {str(exc).strip()[:200]}"
+    if not distributed.from_main(target is not None):
+        return {"error": reason} if distributed.is_main() else {}
+    return push(model, target, rank=distributed.rank(), dtype=dtype, host=ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
