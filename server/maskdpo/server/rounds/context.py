@@ -47,6 +47,9 @@ class RoundContext:
     save_steps: int = 0
     keep_checkpoints: int = 2
     serving_dtype: str = "auto"
+    spare_engine: Any = None
+    """An engine TRAIN started and left for EVALUATE (a :class:`~maskdpo.server.rounds.decoding.RoundEngine`
+    holding the candidate); whoever takes it stops it, and the round's end stops one nobody took."""
 
     def check_cancel(self) -> None:
         if self.cancel_requested():
@@ -81,6 +84,12 @@ class RoundContext:
 
     def close(self) -> None:
         """Nothing to release: the judges and the generator belong to the server."""
+
+    async def release(self) -> None:
+        """Stop what a phase left for a later one that did not run (the round ended or failed first)."""
+        spare, self.spare_engine = self.spare_engine, None
+        if spare is not None:
+            await spare.stop()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

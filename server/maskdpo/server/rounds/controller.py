@@ -262,6 +262,10 @@ class RoundController:
         finally:
             if ctx is not None:
                 ctx.close()
+                try:
+                    await ctx.release()
+                except Exception:  # a lost engine: nothing left to stop
+                    log.warning("round %s: stopping its spare engine failed", rid, exc_info=True)
 
     async def _run_phase_retrying(self, ctx: RoundContext, phase: int, fn: PhaseFn) -> None:
         """Run the phase; when a worker is lost (its node died, its process crashed) run it again, from its

@@ -55,7 +55,8 @@ class Decoders:
     """Where a phase decodes its policies: ``async with Decoders(ctx) as decoders``, then
     ``await decoders.of(policy)`` per policy. The serving engine decodes every policy on the base it holds;
     the others share one engine of the phase's own, started on the first of them and reloaded in place (a
-    verified hot-swap) for each next one; it stops when the block ends."""
+    verified hot-swap) for each next one; it stops when the block ends. An engine an earlier phase left for
+    this one (``ctx.spare_engine``: TRAIN's, holding the candidate it pushed) is that engine."""
 
     def __init__(self, ctx: RoundContext) -> None:
         self.ctx = ctx
@@ -65,6 +66,10 @@ class Decoders:
 
     async def __aenter__(self) -> Decoders:
         await self._stack.__aenter__()
+        spare, self.ctx.spare_engine = self.ctx.spare_engine, None
+        if spare is not None:
+            self._stack.push_async_callback(spare.stop)
+            self._own, self._holds = (spare.generator, ROUND_ENGINE, spare.where), spare.holds.resolve()
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -83,7 +88,7 @@ class Decoders:
         base = policy.base.resolve()
         if self._own is None:
             self._own = await self._stack.enter_async_context(round_engine(ctx, base))
-        elif self._holds != base:
+        elif self._holds != base:  # a verified reload from disk
             await self._own[0].deploy(base, None)
             ctx.log(f"the round's engine now holds {base}")
         self._holds = base
@@ -91,40 +96,84 @@ class Decoders:
         return Decoder(generator, policy.weights(), kind, where)
 
 
-@asynccontextmanager
-async def round_engine(ctx: RoundContext, base: Path) -> AsyncIterator[tuple[Generator, str, str]]:
-    """(a Generator on ``base``, its kind, where it runs) for the length of the block."""
-    workers = ctx.workers
-    if workers.engine is None:
-        yield LocalGenerator(base), IN_PROCESS, "transformers in the round controller"
-        return
-    import ray
+@dataclasses.dataclass
+class RoundEngine:
+    """An engine the round started (a Generator actor), and the weights it holds."""
 
+    actor: Any
+    name: str
+    model: str
+    """The model id the round aligns."""
+    holds: Path
+    where: str
+    woke: Generator | None = None
+    """The serving engine it put to sleep (``gpu_sharing = "alternate"``), woken when this one stops."""
+
+    @property
+    def generator(self) -> NamedGenerator:
+        return NamedGenerator([self.name], self.model, wait_s=10.0)
+
+    async def stop(self) -> None:
+        import ray
+
+        with suppress(Exception):  # already gone: nothing left to stop
+            await self.actor.shutdown.remote()
+        ray.kill(self.actor)
+        if self.woke is not None:
+            await self.woke.wake_up()
+
+
+def engine_name(ctx: RoundContext) -> str:
+    return f"{ctx.spec.model_id}-round-{ctx.rid[:8]}-{uuid.uuid4().hex[:6]}"
+
+
+async def start_round_engine(ctx: RoundContext, base: Path, name: str = "", accept_pushed_weights: bool = False,
+                             on_placed: Callable[[], object] = lambda: None) -> RoundEngine:
+    """Start an engine on ``base`` with the serving engines' settings, placed as the trainer is;
+    ``on_placed`` is called once Ray has given it its resources (its start takes a while longer)."""
     from maskdpo.server.workers.generator_actor import create_generator_actor
     from maskdpo.server.workers.placement import wait_placed
     from maskdpo.server.workers.ray_runtime import call_error
 
-    name = f"{ctx.spec.model_id}-round-{ctx.rid[:8]}-{uuid.uuid4().hex[:6]}"
-    settings = dataclasses.replace(workers.engine, model=base, served_name=name, sleep_mode=False)
+    workers = ctx.workers
+    assert workers.engine is not None, "a controller without engine settings decodes in its own process"
+    name = name or engine_name(ctx)
+    settings = dataclasses.replace(workers.engine, model=base, served_name=name, sleep_mode=False,
+                                   accept_pushed_weights=accept_pushed_weights)
     placement = workers.engine_placement
     what = f"the round's engine on {base}"
     asleep = await ctx.generator.sleep() if workers.alternate_gpu else False
-    actor = create_generator_actor(settings, placement=placement, name=name)
+    engine = RoundEngine(create_generator_actor(settings, placement=placement, name=name), name,
+                         ctx.spec.model_id, base, "",
+                         ctx.generator if asleep else None)
     try:
-        await wait_placed(actor, workers.placement_timeout_s, what, placement.describe(settings.tensor_parallel_size))
+        await wait_placed(engine.actor, workers.placement_timeout_s, what,
+                          placement.describe(settings.tensor_parallel_size))
+        on_placed()
         try:
-            await actor.ready.remote()
-            node = await actor.node_id.remote()
+            await engine.actor.ready.remote()
+            node = await engine.actor.node_id.remote()
         except Exception as exc:
             raise call_error(exc, what) from None
-        ctx.log(f"started engine {name} on {base} at node {node}")
-        yield NamedGenerator([name], ctx.spec.model_id, wait_s=10.0), ROUND_ENGINE, f"an engine of the round's at node {node}"
+    except BaseException:
+        await engine.stop()
+        raise
+    engine.where = f"an engine of the round's at node {node}"
+    ctx.log(f"started engine {name} on {base} at node {node}")
+    return engine
+
+
+@asynccontextmanager
+async def round_engine(ctx: RoundContext, base: Path) -> AsyncIterator[tuple[Generator, str, str]]:
+    """(a Generator on ``base``, its kind, where it runs) for the length of the block."""
+    if ctx.workers.engine is None:
+        yield LocalGenerator(base), IN_PROCESS, "transformers in the round controller"
+        return
+    engine = await start_round_engine(ctx, base)
+    try:
+        yield engine.generator, ROUND_ENGINE, engine.where
     finally:
-        with suppress(Exception):  # already gone: nothing left to stop
-            await actor.shutdown.remote()
-        ray.kill(actor)
-        if asleep:
-            await ctx.generator.wake_up()
+        await engine.stop()
 
 
 async def each_with_backpressure(

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,18 @@ from maskdpo.server.rounds.context import (
     RoundCancelled,
     RoundContext,
 )
+from maskdpo.server.rounds.decoding import RoundEngine, engine_name, start_round_engine
 from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.policy import Policy
 from maskdpo.server.rounds.workers import Workers, run_trainer
 from maskdpo.server.workers.placement import PlacementTimeout
+from maskdpo.server.workers.ray_runtime import NAMESPACE, remote_error
 from maskdpo.trainer.memory_plan import Precision
 from maskdpo.trainer.merge import merge_adapter
 from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.trainer.run import TrainOptions
 from maskdpo.trainer.token_masks import MaskUnit
+from maskdpo.trainer.weight_push import PLACED_FILE
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -134,14 +138,33 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         raise PhaseFailed("training.gpus > 1 and training.fsdp train on Ray Train: set the server's "
                           "rounds_trainer_on_ray")
     workers = dataclasses.replace(ctx.workers, trainer_workers=t.gpus, fsdp=t.fsdp)
-    summary = await _train_beside_generator(ctx, options, on_event, workers)
+    spare: asyncio.Task[RoundEngine] | None = None
+    await ctx.release()  # an engine an earlier attempt of this phase left
+    if engine_beside_training(ctx):  # started now, for EVALUATE; the trainer pushes the candidate into it
+        name, placed = engine_name(ctx), work / PLACED_FILE
+        placed.unlink(missing_ok=True)  # a marker of an earlier attempt's engine
+        spare = asyncio.create_task(start_round_engine(ctx, model, name, accept_pushed_weights=True,
+                                                       on_placed=placed.touch))
+        options = dataclasses.replace(options, push_to=name, push_namespace=NAMESPACE)
+    try:
+        summary = await _train_beside_generator(ctx, options, on_event, workers)
+    except BaseException:
+        await _abandon(spare)
+        raise
+    if summary.get("cancelled") or not summary.get("final_dir"):
+        await _abandon(spare)
+    elif spare is not None:
+        ctx.spare_engine = await _engine_started(ctx, spare)
+        if ctx.spare_engine is not None:
+            await _adopt_pushed(ctx, ctx.spare_engine, summary.get("pushed") or {}, Path(summary["final_dir"]))
     if summary.get("cancelled"):
         raise RoundCancelled(f"cancelled during TRAIN at step {summary.get('steps')}")
     if not summary.get("final_dir"):
         raise PhaseFailed("training finished without a final model")
     drop_resume_state(work / "checkpoints")
     keep: dict[str, Any] = {
-        k: summary[k] for k in ("steps", "seconds", "last_log", "pair_stats", "mask_report") if k in summary
+        k: summary[k] for k in ("steps", "seconds", "last_log", "pair_stats", "mask_report", "pushed")
+        if k in summary
     }
     return PhaseOutput(
         {**keep, **policy.as_dict(), "final_dir": str(final_dir(ctx)), "lora": t.lora},
@@ -166,6 +189,49 @@ async def _train_beside_generator(
         if asleep:
             await ctx.generator.wake_up()
             ctx.log("the engine is awake again")
+
+
+def engine_beside_training(ctx: RoundContext) -> bool:
+    """Whether the candidate's engine starts while TRAIN runs: a full-parameter round on Ray whose round
+    engine takes no GPU (a CPU cluster). On GPUs it would take the trainer's devices, so it starts after
+    TRAIN and loads the candidate from disk (``decoding.round_engine``)."""
+    w = ctx.workers
+    if w.engine is None or not w.on_ray or ctx.spec.training.lora:
+        return False
+    return not w.engine_placement.ray_options(auto_gpus=w.engine.tensor_parallel_size)["num_gpus"]
+
+
+async def _abandon(spare: asyncio.Task[RoundEngine] | None) -> None:
+    """Stop the candidate's engine (starting or started): there is no candidate."""
+    if spare is None:
+        return
+    spare.cancel()  # a start in progress stops its actor
+    with suppress(BaseException):
+        await (await spare).stop()
+
+
+async def _engine_started(ctx: RoundContext, task: asyncio.Task[RoundEngine]) -> RoundEngine | None:
+    try:
+        return await task
+    except Exception as exc:  # EVALUATE starts its own
+        ctx.log(f"the candidate's engine did not start beside training: {remote_error(exc)}")
+        return None
+
+
+async def _adopt_pushed(ctx: RoundContext, engine: RoundEngine, pushed: dict[str, Any], saved: Path) -> None:
+    """Serve the pushed candidate on ``engine`` once the probe verifies it; else EVALUATE reloads it from
+    ``saved`` (the checkpoint is written either way: it is what PROMOTE deploys and rolls back to)."""
+    if "bytes" not in pushed:
+        ctx.log(f"the candidate was not pushed ({pushed.get('error', 'no push made')}): EVALUATE loads it from disk")
+        return
+    try:
+        await engine.actor.adopt_pushed.remote(str(saved), str(final_dir(ctx)))
+    except Exception as exc:
+        ctx.log(f"the pushed candidate did not verify ({remote_error(exc)}): EVALUATE loads it from disk")
+        return
+    engine.holds = final_dir(ctx)
+    ctx.log(f"pushed the candidate into engine {engine.name}: {pushed['bytes'] / 2**20:.1f} MiB in "
+            f"{pushed['seconds']:.2f} s, verified by the probe")
 
 
 def final_dir(ctx: RoundContext) -> Path:
