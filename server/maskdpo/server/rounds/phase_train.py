@@ -138,19 +138,26 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
         raise PhaseFailed("training.gpus > 1 and training.fsdp train on Ray Train: set the server's "
                           "rounds_trainer_on_ray")
     workers = dataclasses.replace(ctx.workers, trainer_workers=t.gpus, fsdp=t.fsdp)
-    spare: asyncio.Task[RoundEngine] | None = None
     await ctx.release()  # an engine an earlier attempt of this phase left
-    if engine_beside_training(ctx):  # started now, for EVALUATE; the trainer pushes the candidate into it
+    starts: list[asyncio.Task[RoundEngine]] = []
+    beside = engine_beside_training(ctx)
+    if beside:  # the engine EVALUATE decodes the candidate on; the trainer pushes the candidate into it
         name, placed = engine_name(ctx), work / PLACED_FILE
         placed.unlink(missing_ok=True)  # a marker of an earlier attempt's engine
-        spare = asyncio.create_task(start_round_engine(ctx, model, name, accept_pushed_weights=True,
-                                                       on_placed=placed.touch))
         options = dataclasses.replace(options, push_to=name, push_namespace=NAMESPACE)
+
+    def trainer_placed(where: str) -> None:
+        ctx.log(f"trainer runs on {where}")
+        if beside and not starts:  # only now: it takes what the trainer left, never the trainer's room
+            starts.append(asyncio.create_task(start_round_engine(ctx, model, name, accept_pushed_weights=True,
+                                                                 on_placed=placed.touch)))
+
     try:
-        summary = await _train_beside_generator(ctx, options, on_event, workers)
+        summary = await _train_beside_generator(ctx, options, on_event, workers, trainer_placed)
     except BaseException:
-        await _abandon(spare)
+        await _abandon(starts[0] if starts else None)
         raise
+    spare = starts[0] if starts else None
     if summary.get("cancelled") or not summary.get("final_dir"):
         await _abandon(spare)
     elif spare is not None:
@@ -174,15 +181,15 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
 
 
 async def _train_beside_generator(
-    ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None], workers: Workers
+    ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None], workers: Workers,
+    on_placed: Callable[[str], None],
 ) -> dict[str, Any]:
     """Train; with ``alternate_gpu`` the engine sleeps meanwhile and wakes up however training ends."""
     asleep = workers.alternate_gpu and await ctx.generator.sleep()
     if asleep:
         ctx.log("the engine sleeps while the trainer uses its GPU")
     try:
-        return await run_trainer(options, ctx.cancel_requested, on_event, workers,
-                                 lambda where: ctx.log(f"trainer runs on {where}"))
+        return await run_trainer(options, ctx.cancel_requested, on_event, workers, on_placed)
     except PlacementTimeout as exc:
         raise PhaseFailed(str(exc)) from None
     finally:
