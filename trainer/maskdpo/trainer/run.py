@@ -31,9 +31,10 @@ from maskdpo.trainer.pairs import Degenerate, PairConfig, PairRule
 from maskdpo.trainer.probe import write_probe
 from maskdpo.trainer.serving_weights import serving_dtype
 from maskdpo.trainer.token_masks import EndOfTurn, MaskConfig, MaskRule, MaskUnit
-from maskdpo.trainer.weight_push import PLACED_FILE, push_to_named_engine
 
 Event = dict[str, Any]
+Push = Callable[[Any, str | None], dict[str, Any]]
+"""After the final full weights are saved: (the trained model, the dtype they were saved in) -> a report."""
 
 
 @dataclass
@@ -90,12 +91,6 @@ class TrainOptions:
     """Evaluate loss and reward accuracy on the training pairs before and after training."""
     progress_bar: bool = True
     limit_pairs: int | None = None
-    push_to: str = ""
-    push_namespace: str | None = None
-    """``push_to`` (in Ray namespace ``push_namespace``): a Ray actor whose engine gets the final full weights pushed in (:mod:`maskdpo.trainer.weight_push`),
-    after they are saved; "" = none. A push that cannot be made is reported, not raised."""
-    push_wait_s: float = 600.0
-    """How long the push waits for that engine to be up."""
 
     @property
     def mask_config(self) -> MaskConfig:
@@ -120,7 +115,7 @@ class TrainResult:
     sharded: bool = False
     """The model was sharded over them (FSDP)."""
     pushed: dict[str, Any] = field(default_factory=dict)
-    """The push into ``push_to``: bytes and seconds, or the error that stopped it."""
+    """What ``run_training``'s ``push`` returned: bytes and seconds, or the error that stopped it."""
 
 
 def _callback(emit: Callable[[Event], None], should_cancel: Callable[[], bool], metrics_file: Path) -> Any:
@@ -171,7 +166,10 @@ def run_training(
     opts: TrainOptions,
     emit: Callable[[Event], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    push: Push | None = None,
 ) -> TrainResult:
+    """Train as ``opts`` says; ``push(model, dtype)``, if given, is called by every process once the final
+    full weights are saved (e.g. to send them into a running engine, :mod:`maskdpo.trainer.weight_push`)."""
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -292,9 +290,8 @@ def run_training(
             # what was saved is what was trained: the probe's reference holds for it (a sharded model has no
             # whole copy on one process; narrowed weights are scored from their folder by the server)
             write_probe(trainer.model, tokenizer, opts.probe_text, result.final_dir)
-        if opts.push_to and not opts.lora:
-            result.pushed = push_to_named_engine(trainer.model, opts.push_to, opts.push_namespace, dtype,
-                                                 opts.push_wait_s, out / PLACED_FILE)
+        if push is not None and not opts.lora:
+            result.pushed = push(trainer.model, dtype)
     result.seconds = time.monotonic() - started
     emit(
         {

@@ -11,8 +11,9 @@ and tied embeddings are handled as on a reload from disk).
 
 This module owns the wire: :class:`PushInit` and :class:`PushUpdate` are what the two sides exchange, and
 :func:`push` is the sender. The engine is reached through a :class:`PushTarget` (the server's engine actor,
-or an engine in this process in tests). Every process of a sharded trainer calls :func:`push` (gathering a
-sharded tensor is a collective); only rank 0 talks to the engine.
+:mod:`maskdpo.server.workers.engine_push`, or an engine in this process in tests). Every process of a
+sharded trainer calls :func:`push` (gathering a sharded tensor is a collective); only rank 0 talks to the
+engine.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ import datetime
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 BACKEND = "maskdpo-tcp"
 """The backend name both sides use (vLLM's ``WeightTransferConfig.backend``)."""
-PLACED_FILE = "push-engine-placed"
-"""Written into the run folder once the engine to push to has its resources (an engine starting blocks
-its actor, so the sender cannot ask it)."""
+RENDEZVOUS_S = 60.0
+"""How long the sender and the engine's workers wait for one another to join the group."""
 CHUNK_BYTES = 256 << 20
 """Bytes announced per ``update_weights`` call (tensors are never split; a larger one is a chunk alone)."""
 
@@ -75,38 +74,6 @@ class PushTarget(Protocol):
         ...
 
 
-class ActorTarget:
-    """An engine behind a Ray actor with ``push_open``, ``push_start``, ``push_chunk``, ``push_finish`` and
-    ``push_workers`` (the server's Generator actor)."""
-
-    def __init__(self, actor: Any) -> None:
-        import ray
-
-        self.actor = actor
-        self._workers = int(ray.get(actor.push_workers.remote()))
-
-    def _call(self, method: str, *args: Any) -> Callable[[], Any]:
-        import ray
-
-        ref = getattr(self.actor, method).remote(*args)
-        return lambda: ray.get(ref)
-
-    def begin(self, init: PushInit) -> Callable[[], Any]:
-        return self._call("push_open", dataclasses.asdict(init))
-
-    def start(self) -> Callable[[], Any]:
-        return self._call("push_start")
-
-    def update(self, chunk: PushUpdate) -> Callable[[], Any]:
-        return self._call("push_chunk", dataclasses.asdict(chunk))
-
-    def finish(self) -> Callable[[], Any]:
-        return self._call("push_finish")
-
-    def workers(self) -> int:
-        return self._workers
-
-
 def as_bytes(tensor: Any) -> Any:
     """A contiguous CPU uint8 view of ``tensor``'s data (gloo moves bytes; bfloat16 needs no support)."""
     import torch
@@ -124,8 +91,9 @@ def group(host: str, port: int, rank: int, world_size: int, timeout_s: float) ->
     """A gloo process group of its own (the default group, if any, is left alone)."""
     import torch.distributed as dist
 
+    meet = datetime.timedelta(seconds=min(RENDEZVOUS_S, timeout_s))  # a peer that cannot connect fails soon
+    store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=meet)  # type: ignore[attr-defined]
     timeout = datetime.timedelta(seconds=timeout_s)
-    store = dist.TCPStore(host, port, world_size, is_master=rank == 0, timeout=timeout)  # type: ignore[attr-defined]
     prefixed = dist.PrefixStore("maskdpo-push", store)  # type: ignore[attr-defined]
     return dist.ProcessGroupGloo(prefixed, rank, world_size, timeout)
 
@@ -201,31 +169,3 @@ def push(model: Any, target: PushTarget | None, *, rank: int = 0, dtype: str | N
         target.finish()()
     return {"bytes": float(sent), "seconds": time.monotonic() - started}
 
-
-def push_to_named_engine(model: Any, name: str, namespace: str | None, dtype: str | None,
-                         wait_s: float, placed: Path) -> dict[str, Any]:
-    """Push ``model`` into the engine of the Ray actor ``name`` (in ``namespace``), if it was placed (its
-    starter wrote the file ``placed``), once it is up (waiting up to ``wait_s``).
-
-    Called by every training process: the main one finds the engine and says whether to go; then all of
-    them iterate the parameters (gathering sharded ones) and the main one sends. Returns ``{"bytes",
-    "seconds"}`` (main), ``{"error": why}`` when nothing was pushed, ``{}`` on the other processes."""
-    import ray
-
-    from maskdpo.trainer import distributed
-
-    target: ActorTarget | None = None
-    reason = ""
-    if distributed.is_main():
-        if not placed.exists():  # no room beside the trainer: it gets its room once this process ends
-            reason = f"engine {name} was not placed beside the trainer"
-        else:
-            try:
-                actor = ray.get_actor(name, namespace=namespace)
-                ray.get(actor.ready.remote(), timeout=wait_s)
-                target = ActorTarget(actor)
-            except Exception as exc:
-                reason = f"engine {name} did not start: {type(exc).__name__}: {str(exc).strip()[:200]}"
-    if not distributed.from_main(target is not None):
-        return {"error": reason} if distributed.is_main() else {}
-    return push(model, target, rank=distributed.rank(), dtype=dtype, host=ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]

@@ -69,7 +69,8 @@ class Decoders:
         spare, self.ctx.spare_engine = self.ctx.spare_engine, None
         if spare is not None:
             self._stack.push_async_callback(spare.stop)
-            self._own, self._holds = (spare.generator, ROUND_ENGINE, spare.where), spare.holds.resolve()
+            self._own = (spare.generator, ROUND_ENGINE, spare.where)
+            self._holds = spare.holds.resolve() if spare.holds is not None else None
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -104,7 +105,8 @@ class RoundEngine:
     name: str
     model: str
     """The model id the round aligns."""
-    holds: Path
+    holds: Path | None
+    """None: unknown (a push failed half-way); its next use reloads it from a checkpoint."""
     where: str
     woke: Generator | None = None
     """The serving engine it put to sleep (``gpu_sharing = "alternate"``), woken when this one stops."""

@@ -36,6 +36,7 @@ from maskdpo.server.rounds.decoding import RoundEngine, engine_name, start_round
 from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.policy import Policy
 from maskdpo.server.rounds.workers import Workers, run_trainer
+from maskdpo.server.workers.engine_push import PLACED_FILE, EnginePush
 from maskdpo.server.workers.placement import PlacementTimeout
 from maskdpo.server.workers.ray_runtime import NAMESPACE, remote_error
 from maskdpo.trainer.memory_plan import Precision
@@ -43,7 +44,6 @@ from maskdpo.trainer.merge import merge_adapter
 from maskdpo.trainer.retention import drop_resume_state
 from maskdpo.trainer.run import TrainOptions
 from maskdpo.trainer.token_masks import MaskUnit
-from maskdpo.trainer.weight_push import PLACED_FILE
 from maskdpo.v1 import alignment_pb2
 
 P = alignment_pb2.RoundPhase
@@ -141,10 +141,11 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
     await ctx.release()  # an engine an earlier attempt of this phase left
     starts: list[asyncio.Task[RoundEngine]] = []
     beside = engine_beside_training(ctx)
+    push: EnginePush | None = None
     if beside:  # the engine EVALUATE decodes the candidate on; the trainer pushes the candidate into it
         name, placed = engine_name(ctx), work / PLACED_FILE
         placed.unlink(missing_ok=True)  # a marker of an earlier attempt's engine
-        options = dataclasses.replace(options, push_to=name, push_namespace=NAMESPACE)
+        push = EnginePush(name, NAMESPACE, placed)
 
     def trainer_placed(where: str) -> None:
         ctx.log(f"trainer runs on {where}")
@@ -153,7 +154,7 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
                                                                  on_placed=placed.touch)))
 
     try:
-        summary = await _train_beside_generator(ctx, options, on_event, workers, trainer_placed)
+        summary = await _train_beside_generator(ctx, options, on_event, workers, trainer_placed, push)
     except BaseException:
         await _abandon(starts[0] if starts else None)
         raise
@@ -182,14 +183,14 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
 
 async def _train_beside_generator(
     ctx: RoundContext, options: TrainOptions, on_event: Callable[[dict[str, Any]], None], workers: Workers,
-    on_placed: Callable[[str], None],
+    on_placed: Callable[[str], None], push: EnginePush | None,
 ) -> dict[str, Any]:
     """Train; with ``alternate_gpu`` the engine sleeps meanwhile and wakes up however training ends."""
     asleep = workers.alternate_gpu and await ctx.generator.sleep()
     if asleep:
         ctx.log("the engine sleeps while the trainer uses its GPU")
     try:
-        return await run_trainer(options, ctx.cancel_requested, on_event, workers, on_placed)
+        return await run_trainer(options, ctx.cancel_requested, on_event, workers, on_placed, push)
     except PlacementTimeout as exc:
         raise PhaseFailed(str(exc)) from None
     finally:
@@ -229,6 +230,8 @@ async def _adopt_pushed(ctx: RoundContext, engine: RoundEngine, pushed: dict[str
     """Serve the pushed candidate on ``engine`` once the probe verifies it; else EVALUATE reloads it from
     ``saved`` (the checkpoint is written either way: it is what PROMOTE deploys and rolls back to)."""
     if "bytes" not in pushed:
+        if pushed.get("attempted"):
+            engine.holds = None  # part of a push: neither the start nor the candidate
         ctx.log(f"the candidate was not pushed ({pushed.get('error', 'no push made')}): EVALUATE loads it from disk")
         return
     try:

@@ -44,7 +44,7 @@ from maskdpo.server.workers.generator_actor import deploy_everywhere
 from maskdpo.server.workers.placement import Placement, PlacementTimeout, wait_placed
 from maskdpo.server.workers.ray_runtime import actor_lost, call_error, find_actor
 from maskdpo.server.workers.ray_train import TrainScaling
-from maskdpo.trainer.run import TrainOptions
+from maskdpo.trainer.run import Push, TrainOptions
 
 POLL_S = 0.2
 
@@ -254,13 +254,15 @@ async def run_trainer(
     on_event: Callable[[dict[str, Any]], None],
     workers: Workers | None = None,
     on_placed: Callable[[str], None] = lambda node: None,
+    push: Push | None = None,
 ) -> dict[str, Any]:
     """Run training to the end or until cancelled; returns the trainer's summary dict.
 
     On Ray, ``on_placed`` hears where the training landed (a node, or the worker group's nodes);
-    :class:`PlacementTimeout` when the cluster does not take it in time."""
+    :class:`PlacementTimeout` when the cluster does not take it in time. ``push``: what the training
+    processes do with the final weights once saved (``run_training``'s; on Ray only)."""
     if workers is not None and workers.on_ray:
-        return await _run_on_actor(options, should_cancel, on_event, workers, on_placed)
+        return await _run_on_actor(options, should_cancel, on_event, workers, on_placed, push)
     from dataclasses import asdict
 
     from maskdpo.trainer.run import run_training
@@ -297,13 +299,14 @@ async def _run_on_actor(
     on_event: Callable[[dict[str, Any]], None],
     workers: Workers,
     on_placed: Callable[[str], None],
+    push: Push | None,
 ) -> dict[str, Any]:
     import ray
 
     from maskdpo.server.workers.trainer_actor import create_trainer_actor
 
     scaling = workers.scaling(options.fsdp)
-    actor = create_trainer_actor(options, workers.trainer, scaling)
+    actor = create_trainer_actor(options, workers.trainer, scaling, push)
     try:
         await wait_placed(actor, workers.placement_timeout_s, "trainer", workers.trainer.describe())
         running = actor.train.remote()

@@ -180,7 +180,7 @@ class GeneratorActorImpl:
         _, deployer = await self._ready()
         return await deployer.deploy(Path(checkpoint), tolerance, version)
 
-    # A weight push (maskdpo.trainer.weight_push.ActorTarget calls these; the engine accepts pushes)
+    # A weight push (maskdpo.server.workers.engine_push.ActorTarget calls these; accept_pushed_weights engines)
 
     @_mapped
     async def push_open(self, init: dict[str, Any]) -> None:

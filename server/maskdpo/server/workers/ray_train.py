@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.server.workers.placement import Placement, node_id
-from maskdpo.trainer.run import TrainOptions, TrainResult, run_training
+from maskdpo.trainer.run import Push, TrainOptions, TrainResult, run_training
 
 STORAGE = "ray_train"
 """Ray Train's own folder (its run state) inside the run folder."""
@@ -67,7 +67,7 @@ def train_loop(config: dict[str, Any]) -> TrainResult | None:
     import ray.train
 
     options: TrainOptions = config["options"]
-    hub = config["hub"]
+    hub, push = config["hub"], config.get("push")
     rank = ray.train.get_context().get_world_rank()
     ray.get(hub.worker_started.remote(rank, node_id()))
 
@@ -77,12 +77,13 @@ def train_loop(config: dict[str, Any]) -> TrainResult | None:
     def should_cancel() -> bool:
         return bool(ray.get(hub.cancel_requested.remote()))
 
-    result = run_training(options, emit, should_cancel)  # events and cancel checks happen on rank 0 only
+    result = run_training(options, emit, should_cancel, push)  # events and cancel checks: rank 0 only
     return result if rank == 0 else None
 
 
-def fit(options: TrainOptions, scaling: TrainScaling, hub: Any) -> TrainResult:
-    """Run ``options`` on ``scaling.workers`` Ray Train workers reporting to ``hub``; rank 0's result."""
+def fit(options: TrainOptions, scaling: TrainScaling, hub: Any, push: Push | None = None) -> TrainResult:
+    """Run ``options`` on ``scaling.workers`` Ray Train workers reporting to ``hub`` (each calls ``push``
+    with the final weights, see ``run_training``); rank 0's result."""
     from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
@@ -98,7 +99,7 @@ def fit(options: TrainOptions, scaling: TrainScaling, hub: Any) -> TrainResult:
     loop: Any = train_loop
     trainer = TorchTrainer(
         loop,
-        train_loop_config={"options": absolute, "hub": hub},
+        train_loop_config={"options": absolute, "hub": hub, "push": push},
         scaling_config=scaling.scaling_config(),
         run_config=RunConfig(
             name=STORAGE, storage_path=str(absolute.out), failure_config=FailureConfig(max_failures=0)

@@ -22,7 +22,7 @@ import ray
 
 from maskdpo.server.workers.placement import Placement, node_id
 from maskdpo.server.workers.ray_train import TrainScaling, fit
-from maskdpo.trainer.run import Event, TrainOptions, TrainResult, run_training
+from maskdpo.trainer.run import Event, Push, TrainOptions, TrainResult, run_training
 
 Runner = Callable[[TrainOptions, Callable[[Event], None], Callable[[], bool]], TrainResult]
 
@@ -72,19 +72,22 @@ class TrainingJob:
 class TrainerActor:
     """Ray wrapper of :class:`TrainingJob` (threaded: ``cancel``/``events`` answer while ``train`` runs)."""
 
-    def __init__(self, options: TrainOptions, scaling: TrainScaling | None = None) -> None:
+    def __init__(self, options: TrainOptions, scaling: TrainScaling | None = None,
+                 push: Push | None = None) -> None:
         self._job = TrainingJob(options)
         self._scaling = scaling
+        self._push = push
         self._nodes: dict[int, str] = {}
         self._placed = threading.Event()
 
     def train(self) -> dict[str, Any]:
         try:
+            push = self._push
             if self._scaling is None:
-                return self._job.train()
+                return self._job.train(lambda options, emit, cancel: run_training(options, emit, cancel, push))
             scaling, hub = self._scaling, ray.get_runtime_context().current_actor
             # the workers reach the job's emit and cancel flag through this actor (emit, cancel_requested)
-            return self._job.train(lambda options, _emit, _cancel: fit(options, scaling, hub))
+            return self._job.train(lambda options, _emit, _cancel: fit(options, scaling, hub, push))
         finally:
             self._placed.set()  # a run that ended before its workers started answers where() at once
 
@@ -120,12 +123,14 @@ class TrainerActor:
 
 
 def create_trainer_actor(
-    options: TrainOptions, placement: Placement | None = None, scaling: TrainScaling | None = None
+    options: TrainOptions, placement: Placement | None = None, scaling: TrainScaling | None = None,
+    push: Push | None = None,
 ) -> Any:
     """Start a :class:`TrainerActor`; GPUs left unset = 1 when the Ray cluster has a GPU, else 0. With
-    ``scaling`` it takes no resources: its Ray Train workers take ``scaling.per_worker`` each."""
+    ``scaling`` it takes no resources: its Ray Train workers take ``scaling.per_worker`` each. ``push``: what
+    every training process does with the final weights once they are saved (``run_training``'s)."""
     resources = Placement(0.0, 0.0).ray_options() if scaling else (placement or Placement()).ray_options()
     # threaded actor: cancel() and events() -- and the workers' calls -- answer while train() runs
     actor_class: Any = TrainerActor
     concurrency = 4 + (scaling.workers if scaling else 0)
-    return actor_class.options(**resources, max_concurrency=concurrency).remote(options, scaling)
+    return actor_class.options(**resources, max_concurrency=concurrency).remote(options, scaling, push)
