@@ -28,7 +28,10 @@ def write_probe(model: Any, tokenizer: Any, text: str, folder: Path) -> Path:
     try:
         with torch.no_grad():
             tensor = torch.tensor([ids], device=next(model.parameters()).device)
-            logits = model(input_ids=tensor).logits[0, :-1].float()
+            # mixed precision (accelerate) runs forward under bfloat16 autocast; the saved weights are scored
+            # in their own dtype by the engine, so the reference is the forward accelerate wrapped
+            forward = getattr(model, "_original_forward", None) or model
+            logits = forward(input_ids=tensor).logits[0, :-1].float()
             logprobs = torch.log_softmax(logits, dim=-1).gather(1, tensor[0, 1:, None])[:, 0]
     finally:
         model.train(was_training)
