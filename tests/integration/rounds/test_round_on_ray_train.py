@@ -1,7 +1,9 @@
 """A whole round whose TRAIN runs on two Ray Train workers (real Ray on CPU, gloo; the rest of the round
 in-process on the tiny model), asking for bf16 mixed precision, precomputed reference log-probs and
 gradient accumulation: the round config reaches every worker's training arguments, the round reports where
-it trained, keeps the last checkpoint and deletes its optimizer state once TRAIN is done."""
+it trained, keeps the last checkpoint and deletes its optimizer state once TRAIN is done. With engine settings
+(as a server gives them), the candidate's vLLM engine starts beside the workers and rank 0 pushes the
+candidate into it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 import tests.helpers.round_world  # noqa: F401  (registers tiny/train and tiny/eval)
+from maskdpo.server.generation.engine_settings import EngineSettings
 from maskdpo.server.rounds.controller import ControllerSettings, RoundController
 from maskdpo.server.rounds.workers import LocalGenerator, LocalJudges, Workers
 from maskdpo.server.store.rounds import SUCCEEDED, round_id
@@ -28,7 +31,7 @@ P = alignment_pb2.RoundPhase
 def local_ray() -> Iterator[None]:
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", include_dashboard=False, num_cpus=2)
+    ray.init(address="local", include_dashboard=False, num_cpus=3)  # 2 workers + a round's engine beside them
     yield
     ray.shutdown()
 
@@ -69,3 +72,27 @@ def test_a_round_trains_on_two_ray_train_workers(local_ray: None, tiny_model_dir
     checkpoints = list((train / "checkpoints").glob("checkpoint-*"))
     assert [c.name for c in checkpoints] == [f"checkpoint-{steps[-1]}"]
     assert not [f for f in checkpoints[0].iterdir() if f.name.startswith(("optimizer", "rng_state", "scheduler"))]
+
+
+def test_ray_train_rank_0_pushes_the_candidate_into_the_engine_started_beside_the_workers(
+    local_ray: None, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    engine = EngineSettings(model=Path(), max_num_seqs=4, cpu_kv_cache_gib=1)
+    workers = Workers(on_ray=True, trainer=Placement(1.0, 0.0), engine=engine)
+    settings = ControllerSettings(tmp_path, workers=workers, save_steps=1, keep_checkpoints=1)
+
+    async def main() -> Any:
+        c = RoundController(settings, {"tiny": LocalGenerator(tiny_model_dir)}, LocalJudges())
+        op = await c.create(_config(), "")
+        meta = alignment_pb2.AlignmentRoundMetadata()
+        op.metadata.Unpack(meta)
+        r = await c.wait(meta.round, timeout=900)
+        return r, c.store.events(round_id(r.name), 0)
+
+    r, events = asyncio.run(main())
+    assert r.state == SUCCEEDED, r.reason
+    logs = [e.message for e in events if e.kind == "LOG"]
+    assert any(m.startswith("trainer runs on 2 of 2 Ray Train worker(s)") for m in logs), logs
+    assert any(m.startswith("pushed the candidate into engine") and "verified by the probe" in m for m in logs), logs
+    assert any(m.startswith("EVALUATE decodes after") and "an engine of the round's" in m for m in logs), logs
+    assert not any(m.startswith("the round's engine now holds") for m in logs), logs
