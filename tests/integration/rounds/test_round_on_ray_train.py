@@ -47,22 +47,30 @@ def _config() -> alignment_pb2.RoundConfig:
     return cfg
 
 
-def test_a_round_trains_on_two_ray_train_workers(local_ray: None, tiny_model_dir: Path, tmp_path: Path) -> None:
-    workers = Workers(on_ray=True, trainer=Placement(1.0, 0.0))  # the round's training.gpus says 2 workers
-    settings = ControllerSettings(tmp_path, workers=workers, save_steps=1, keep_checkpoints=1)
+def run_round(workers: Workers, model: Path, folder: Path) -> tuple[Any, list[Any], list[str]]:
+    """Run :func:`_config`'s round to its end: (the round, its events, its LOG messages); it succeeded and
+    trained on two Ray Train workers."""
+    settings = ControllerSettings(folder, workers=workers, save_steps=1, keep_checkpoints=1)
 
     async def main() -> Any:
-        c = RoundController(settings, {"tiny": LocalGenerator(tiny_model_dir)}, LocalJudges())
+        c = RoundController(settings, {"tiny": LocalGenerator(model)}, LocalJudges())
         op = await c.create(_config(), "")
         meta = alignment_pb2.AlignmentRoundMetadata()
         op.metadata.Unpack(meta)
-        r = await c.wait(meta.round, timeout=600)
+        r = await c.wait(meta.round, timeout=900)
         return r, c.store.events(round_id(r.name), 0)
 
     r, events = asyncio.run(main())
-    assert r.state == SUCCEEDED and r.promoted, r.reason
+    assert r.state == SUCCEEDED, r.reason
     logs = [e.message for e in events if e.kind == "LOG"]
     assert any(m.startswith("trainer runs on 2 of 2 Ray Train worker(s)") for m in logs), logs
+    return r, events, logs
+
+
+def test_a_round_trains_on_two_ray_train_workers(local_ray: None, tiny_model_dir: Path, tmp_path: Path) -> None:
+    workers = Workers(on_ray=True, trainer=Placement(1.0, 0.0))  # the round's training.gpus says 2 workers
+    r, events, _ = run_round(workers, tiny_model_dir, tmp_path)
+    assert r.promoted, r.reason
     train = tmp_path / "rounds" / round_id(r.name) / "TRAIN"
     args = read_training_info(train / "final")["dpo_config"]
     # 4 pairs per step = 2 workers x 2 micro-batches x 1 pair
@@ -78,21 +86,7 @@ def test_ray_train_rank_0_pushes_the_candidate_into_the_engine_started_beside_th
     local_ray: None, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     engine = EngineSettings(model=Path(), max_num_seqs=4, cpu_kv_cache_gib=1)
-    workers = Workers(on_ray=True, trainer=Placement(1.0, 0.0), engine=engine)
-    settings = ControllerSettings(tmp_path, workers=workers, save_steps=1, keep_checkpoints=1)
-
-    async def main() -> Any:
-        c = RoundController(settings, {"tiny": LocalGenerator(tiny_model_dir)}, LocalJudges())
-        op = await c.create(_config(), "")
-        meta = alignment_pb2.AlignmentRoundMetadata()
-        op.metadata.Unpack(meta)
-        r = await c.wait(meta.round, timeout=900)
-        return r, c.store.events(round_id(r.name), 0)
-
-    r, events = asyncio.run(main())
-    assert r.state == SUCCEEDED, r.reason
-    logs = [e.message for e in events if e.kind == "LOG"]
-    assert any(m.startswith("trainer runs on 2 of 2 Ray Train worker(s)") for m in logs), logs
+    _, _, logs = run_round(Workers(on_ray=True, trainer=Placement(1.0, 0.0), engine=engine), tiny_model_dir, tmp_path)
     assert any(m.startswith("pushed the candidate into engine") and "verified by the probe" in m for m in logs), logs
     assert any(m.startswith("EVALUATE decodes after") and "an engine of the round's" in m for m in logs), logs
     assert not any(m.startswith("the round's engine now holds") for m in logs), logs
