@@ -9,7 +9,6 @@ in their own processes, as on a server.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,20 +30,8 @@ class LoopTarget:
     def __init__(self, engine: GenerationEngine, loop: asyncio.AbstractEventLoop) -> None:
         self.engine, self.loop = engine, loop
 
-    def _call(self, coro: Any) -> Callable[[], Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result
-
-    def begin(self, init: weight_push.PushInit) -> Callable[[], Any]:
-        return self._call(self.engine.open_push(dataclasses.asdict(init)))
-
-    def start(self) -> Callable[[], Any]:
-        return self._call(self.engine.start_push())
-
-    def update(self, chunk: weight_push.PushUpdate) -> Callable[[], Any]:
-        return self._call(self.engine.push_chunk(dataclasses.asdict(chunk)))
-
-    def finish(self) -> Callable[[], Any]:
-        return self._call(self.engine.finish_push())
+    def step(self, name: str, payload: dict[str, Any] | None = None) -> Callable[[], Any]:
+        return asyncio.run_coroutine_threadsafe(self.engine.push_step(name, payload), self.loop).result
 
     def workers(self) -> int:
         return 1

@@ -66,4 +66,4 @@ def test_an_engine_not_started_for_pushes_refuses_one(tmp_path: Path) -> None:
 
     engine = GenerationEngine(EngineSettings(model=tmp_path), llm=None, tokenizer=None, max_model_len=8)
     with pytest.raises(errors.CheckpointError, match="not started to accept pushed weights"):
-        asyncio.run(engine.open_push({"host": "127.0.0.1", "port": 1, "world_size": 2}))
+        asyncio.run(engine.push_step("open", {"host": "127.0.0.1", "port": 1, "world_size": 2}))

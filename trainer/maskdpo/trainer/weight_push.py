@@ -57,17 +57,19 @@ class PushUpdate:
                              f"{len(self.dtypes)}, {len(self.shapes)}")
 
 
+STEPS = ("open", "start", "chunk", "finish")
+"""An engine's steps of a push, in order (``chunk`` once per :class:`PushUpdate`): ``open`` with a
+:class:`PushInit` joins the group, ``start`` closes admission and starts the reload, ``finish`` ends it."""
+
+
 class PushTarget(Protocol):
-    """The engine's side of a push; each call starts the engine's part and returns a wait for it (the
-    engine's part of a collective must run while the sender does its own)."""
+    """The engine's side of a push."""
 
-    def begin(self, init: PushInit) -> Callable[[], Any]: ...
-
-    def start(self) -> Callable[[], Any]: ...
-
-    def update(self, chunk: PushUpdate) -> Callable[[], Any]: ...
-
-    def finish(self) -> Callable[[], Any]: ...
+    def step(self, name: str, payload: dict[str, Any] | None = None) -> Callable[[], Any]:
+        """Start the engine's part of step ``name`` (one of :data:`STEPS`; ``payload``: the step's
+        :class:`PushInit` or :class:`PushUpdate` as a dict) and return a wait for it: the engine's part of a
+        collective runs while the sender does its own."""
+        ...
 
     def workers(self) -> int:
         """The engine's worker processes (its tensor-parallel size)."""
@@ -118,9 +120,9 @@ def named_tensors(model: Any, dtype: str | None) -> Iterator[tuple[str, Any]]:
 def chunks(meta: list[tuple[str, str, list[int], int]], limit: int = CHUNK_BYTES) -> list[PushUpdate]:
     """Split ``(name, dtype, shape, nbytes)`` rows into updates of at most ``limit`` bytes each."""
     out: list[PushUpdate] = []
-    size = limit
+    size = 0
     for name, dtype, shape, nbytes in meta:
-        if size + nbytes > limit or not out:
+        if not out or size + nbytes > limit:
             out.append(PushUpdate([], [], []))
             size = 0
         out[-1].names.append(name)
@@ -145,7 +147,7 @@ def push(model: Any, target: PushTarget | None, *, rank: int = 0, dtype: str | N
     assert target is not None, "rank 0 needs the engine to push to"
     host = host or socket.gethostbyname(socket.gethostname())
     init = PushInit(host, _free_port(host), 1 + target.workers(), timeout_s)
-    joined = target.begin(init)
+    joined = target.step("open", dataclasses.asdict(init))
     pg = group(init.host, init.port, 0, init.world_size, timeout_s)
     joined()
     with torch.no_grad():
@@ -153,11 +155,11 @@ def push(model: Any, target: PushTarget | None, *, rank: int = 0, dtype: str | N
         for name, t in model.named_parameters():
             wire = getattr(torch, dtype) if dtype else t.dtype
             meta.append((name, str(wire).removeprefix("torch."), list(t.shape), t.numel() * wire.itemsize))
-        target.start()()
+        target.step("start")()
         sent = 0
         tensors = named_tensors(model, dtype)
         for chunk in chunks(meta):
-            received = target.update(chunk)
+            received = target.step("chunk", dataclasses.asdict(chunk))
             for expected in chunk.names:
                 name, tensor = next(tensors)
                 if name != expected:
@@ -166,6 +168,6 @@ def push(model: Any, target: PushTarget | None, *, rank: int = 0, dtype: str | N
                 pg.broadcast(data, 0).wait()
                 sent += data.numel()
             received()
-        target.finish()()
+        target.step("finish")()
     return {"bytes": float(sent), "seconds": time.monotonic() - started}
 

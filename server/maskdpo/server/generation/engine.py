@@ -37,6 +37,7 @@ from maskdpo.server.generation.types import (
 )
 from maskdpo.server.generation.weights import ADAPTER_LAYERS
 from maskdpo.trainer.weight_push import BACKEND as PUSH_BACKEND
+from maskdpo.trainer.weight_push import STEPS as PUSH_STEPS
 
 
 class GenerationEngine:
@@ -339,7 +340,14 @@ class GenerationEngine:
 
     # ----- a weight push (maskdpo.trainer.weight_push; the engine starts with accept_pushed_weights)
 
-    async def open_push(self, init: dict[str, Any]) -> None:
+    async def push_step(self, step: str, payload: dict[str, Any] | None = None) -> None:
+        """Run step ``step`` of a push (``weight_push.STEPS``: the method ``push_<step>``)."""
+        if step not in PUSH_STEPS:
+            raise errors.CheckpointError(f"no push step {step!r}: one of {', '.join(PUSH_STEPS)}")
+        method = getattr(self, f"push_{step}")
+        await (method() if payload is None else method(payload))
+
+    async def push_open(self, init: dict[str, Any]) -> None:
         """Join a sender's push group (returns once the sender has joined too)."""
         from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
 
@@ -347,7 +355,7 @@ class GenerationEngine:
             raise errors.CheckpointError(f"engine {self.settings.name} was not started to accept pushed weights")
         await self._llm.init_weight_transfer_engine(WeightTransferInitRequest(init_info=init))
 
-    async def start_push(self) -> None:
+    async def push_start(self) -> None:
         """Close admission, drain, and start the engine's layer-wise reload."""
         try:
             await self._close_and_drain()
@@ -361,7 +369,7 @@ class GenerationEngine:
 
         await self._llm.update_weights(WeightTransferUpdateRequest(update_info=chunk))
 
-    async def finish_push(self) -> None:
+    async def push_finish(self) -> None:
         """Finalise the reload (see worker_ext.py for the re-tie) and admit requests again. The pushed
         weights are served under the old version until :meth:`Deployer.adopt_pushed` has verified them."""
         try:

@@ -193,7 +193,7 @@ class Deployer:
         return report
 
     async def adopt_pushed(self, reference: Path, served_as: Path, tolerance: float | None = None) -> DeployReport:
-        """Verify weights just pushed into the engine (:meth:`GenerationEngine.finish_push`) against the probe
+        """Verify weights just pushed into the engine (:meth:`GenerationEngine.push_finish`) against the probe
         reference of ``reference`` (the folder the trainer saved them to), then serve them as the next version,
         named ``served_as`` (where that folder will be kept). A mismatch reloads the previous version from its
         checkpoint and raises VerificationError."""

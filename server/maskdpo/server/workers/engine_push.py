@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from maskdpo.trainer import distributed
-from maskdpo.trainer.weight_push import PushInit, PushUpdate, push
+from maskdpo.trainer.weight_push import push
 
 PLACED_FILE = "push-engine-placed"
 """The file, in the run folder, that says the engine has its resources."""
 
 
 class ActorTarget:
-    """The engine behind a Generator actor (its ``push_*`` methods)."""
+    """The engine behind a Generator actor (its ``push_step``)."""
 
     def __init__(self, actor: Any) -> None:
         import ray
@@ -31,23 +31,11 @@ class ActorTarget:
         self.actor = actor
         self._workers = int(ray.get(actor.push_workers.remote()))
 
-    def _call(self, method: str, *args: Any) -> Callable[[], Any]:
+    def step(self, name: str, payload: dict[str, Any] | None = None) -> Callable[[], Any]:
         import ray
 
-        ref = getattr(self.actor, method).remote(*args)
+        ref = self.actor.push_step.remote(name, payload)
         return lambda: ray.get(ref)
-
-    def begin(self, init: PushInit) -> Callable[[], Any]:
-        return self._call("push_open", dataclasses.asdict(init))
-
-    def start(self) -> Callable[[], Any]:
-        return self._call("push_start")
-
-    def update(self, chunk: PushUpdate) -> Callable[[], Any]:
-        return self._call("push_chunk", dataclasses.asdict(chunk))
-
-    def finish(self) -> Callable[[], Any]:
-        return self._call("push_finish")
 
     def workers(self) -> int:
         return self._workers
@@ -63,6 +51,19 @@ class EnginePush:
     placed: Path
     wait_s: float = 600.0
 
+    def _target(self) -> tuple[ActorTarget | None, str]:
+        """The engine to push to, or why there is none (the main process asks)."""
+        import ray
+
+        if not self.placed.exists():  # no room beside the trainer: it gets its room once training ends
+            return None, f"engine {self.name} was not placed beside the trainer"
+        try:
+            actor = ray.get_actor(self.name, namespace=self.namespace)
+            ray.get(actor.ready.remote(), timeout=self.wait_s)
+            return ActorTarget(actor), ""
+        except Exception as exc:
+            return None, f"engine {self.name} did not start: {type(exc).__name__}: {str(exc).strip()[:200]}"
+
     def __call__(self, model: Any, dtype: str | None) -> dict[str, Any]:
         """Called by every training process: the main one finds the engine and says whether to go; then all
         of them iterate the parameters (gathering sharded ones) and the main one sends. ``{"bytes",
@@ -70,18 +71,7 @@ class EnginePush:
         may hold part of it), ``{}`` on the other processes."""
         import ray
 
-        target: ActorTarget | None = None
-        reason = ""
-        if distributed.is_main():
-            if not self.placed.exists():  # no room beside the trainer: it gets its room once training ends
-                reason = f"engine {self.name} was not placed beside the trainer"
-            else:
-                try:
-                    actor = ray.get_actor(self.name, namespace=self.namespace)
-                    ray.get(actor.ready.remote(), timeout=self.wait_s)
-                    target = ActorTarget(actor)
-                except Exception as exc:
-                    reason = f"engine {self.name} did not start: {type(exc).__name__}: {str(exc).strip()[:200]}"
+        target, reason = self._target() if distributed.is_main() else (None, "")
         if not distributed.from_main(target is not None):
             return {"error": reason} if distributed.is_main() else {}
         host = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]

@@ -180,27 +180,13 @@ class GeneratorActorImpl:
         _, deployer = await self._ready()
         return await deployer.deploy(Path(checkpoint), tolerance, version)
 
-    # A weight push (maskdpo.server.workers.engine_push.ActorTarget calls these; accept_pushed_weights engines)
+    # A weight push (maskdpo.server.workers.engine_push.ActorTarget; engines with accept_pushed_weights)
 
     @_mapped
-    async def push_open(self, init: dict[str, Any]) -> None:
+    async def push_step(self, step: str, payload: dict[str, Any] | None = None) -> None:
+        """One step of a push into the engine (:meth:`GenerationEngine.push_step`)."""
         engine, _ = await self._ready()
-        await engine.open_push(init)
-
-    @_mapped
-    async def push_start(self) -> None:
-        engine, _ = await self._ready()
-        await engine.start_push()
-
-    @_mapped
-    async def push_chunk(self, chunk: dict[str, Any]) -> None:
-        engine, _ = await self._ready()
-        await engine.push_chunk(chunk)
-
-    @_mapped
-    async def push_finish(self) -> None:
-        engine, _ = await self._ready()
-        await engine.finish_push()
+        await engine.push_step(step, payload)
 
     def push_workers(self) -> int:
         return self.settings.tensor_parallel_size
