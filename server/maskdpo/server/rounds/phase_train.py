@@ -10,7 +10,8 @@ The round's recipe (``training.*``, what the memory plan reads) says how: ``gpus
 Train (data-parallel; ``fsdp`` shards their state, GPUs only), ``precision`` (``bf16_mixed``: bfloat16
 compute on float32 master weights), ``precompute_ref``, ``grad_accum``. ``batch_size`` is the pairs per
 optimizer step: each process takes ``batch_size / (gpus x grad_accum)`` pairs per micro-batch (rounded up).
-Once training is done the checkpoints' optimizer state is deleted.
+Once training is done the checkpoints' optimizer state is deleted. A full-parameter candidate's engine may
+start beside the trainer and get the candidate pushed into it (:mod:`~maskdpo.server.rounds.candidate_engine`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from maskdpo.server.errors import NotImplementedYet
 from maskdpo.server.generation.verify import PROBE_TEXT
+from maskdpo.server.rounds import candidate_engine
 from maskdpo.server.rounds.config import Training
 from maskdpo.server.rounds.context import (
     PhaseFailed,
@@ -32,13 +33,11 @@ from maskdpo.server.rounds.context import (
     RoundCancelled,
     RoundContext,
 )
-from maskdpo.server.rounds.decoding import RoundEngine, engine_name, start_round_engine
 from maskdpo.server.rounds.phase_pair import pair_config
 from maskdpo.server.rounds.policy import Policy
 from maskdpo.server.rounds.workers import Workers, run_trainer
-from maskdpo.server.workers.engine_push import PLACED_FILE, EnginePush
+from maskdpo.server.workers.engine_push import EnginePush
 from maskdpo.server.workers.placement import PlacementTimeout
-from maskdpo.server.workers.ray_runtime import NAMESPACE, remote_error
 from maskdpo.trainer.memory_plan import Precision
 from maskdpo.trainer.merge import merge_adapter
 from maskdpo.trainer.retention import drop_resume_state
@@ -139,32 +138,25 @@ async def train(ctx: RoundContext, work: Path) -> PhaseOutput:
                           "rounds_trainer_on_ray")
     workers = dataclasses.replace(ctx.workers, trainer_workers=t.gpus, fsdp=t.fsdp)
     await ctx.release()  # an engine an earlier attempt of this phase left
-    starts: list[asyncio.Task[RoundEngine]] = []
-    beside = engine_beside_training(ctx)
-    push: EnginePush | None = None
-    if beside:  # the engine EVALUATE decodes the candidate on; the trainer pushes the candidate into it
-        name, placed = engine_name(ctx), work / PLACED_FILE
-        placed.unlink(missing_ok=True)  # a marker of an earlier attempt's engine
-        push = EnginePush(name, NAMESPACE, placed)
+    beside = candidate_engine.EngineBesideTraining(ctx, work, model) if candidate_engine.wanted(ctx) else None
 
     def trainer_placed(where: str) -> None:
         ctx.log(f"trainer runs on {where}")
-        if beside and not starts:  # only now: it takes what the trainer left, never the trainer's room
-            starts.append(asyncio.create_task(start_round_engine(ctx, model, name, accept_pushed_weights=True,
-                                                                 on_placed=placed.touch)))
+        if beside is not None:
+            beside.trainer_placed()
 
     try:
-        summary = await _train_beside_generator(ctx, options, on_event, workers, trainer_placed, push)
+        summary = await _train_beside_generator(ctx, options, on_event, workers, trainer_placed,
+                                                beside.push if beside is not None else None)
     except BaseException:
-        await _abandon(starts[0] if starts else None)
+        if beside is not None:
+            await beside.abandon()
         raise
-    spare = starts[0] if starts else None
-    if summary.get("cancelled") or not summary.get("final_dir"):
-        await _abandon(spare)
-    elif spare is not None:
-        ctx.spare_engine = await _engine_started(ctx, spare)
-        if ctx.spare_engine is not None:
-            await _adopt_pushed(ctx, ctx.spare_engine, summary.get("pushed") or {}, Path(summary["final_dir"]))
+    if beside is not None:
+        if summary.get("cancelled") or not summary.get("final_dir"):
+            await beside.abandon()
+        else:
+            await beside.hand_over(summary.get("pushed") or {}, Path(summary["final_dir"]), final_dir(ctx))
     if summary.get("cancelled"):
         raise RoundCancelled(f"cancelled during TRAIN at step {summary.get('steps')}")
     if not summary.get("final_dir"):
@@ -197,51 +189,6 @@ async def _train_beside_generator(
         if asleep:
             await ctx.generator.wake_up()
             ctx.log("the engine is awake again")
-
-
-def engine_beside_training(ctx: RoundContext) -> bool:
-    """Whether the candidate's engine starts while TRAIN runs: a full-parameter round on Ray whose round
-    engine takes no GPU (a CPU cluster). On GPUs it would take the trainer's devices, so it starts after
-    TRAIN and loads the candidate from disk (``decoding.round_engine``)."""
-    w = ctx.workers
-    if w.engine is None or not w.on_ray or ctx.spec.training.lora:
-        return False
-    return not w.engine_placement.ray_options(auto_gpus=w.engine.tensor_parallel_size)["num_gpus"]
-
-
-async def _abandon(spare: asyncio.Task[RoundEngine] | None) -> None:
-    """Stop the candidate's engine (starting or started): there is no candidate."""
-    if spare is None:
-        return
-    spare.cancel()  # a start in progress stops its actor
-    with suppress(BaseException):
-        await (await spare).stop()
-
-
-async def _engine_started(ctx: RoundContext, task: asyncio.Task[RoundEngine]) -> RoundEngine | None:
-    try:
-        return await task
-    except Exception as exc:  # EVALUATE starts its own
-        ctx.log(f"the candidate's engine did not start beside training: {remote_error(exc)}")
-        return None
-
-
-async def _adopt_pushed(ctx: RoundContext, engine: RoundEngine, pushed: dict[str, Any], saved: Path) -> None:
-    """Serve the pushed candidate on ``engine`` once the probe verifies it; else EVALUATE reloads it from
-    ``saved`` (the checkpoint is written either way: it is what PROMOTE deploys and rolls back to)."""
-    if "bytes" not in pushed:
-        if pushed.get("attempted"):
-            engine.holds = None  # part of a push: neither the start nor the candidate
-        ctx.log(f"the candidate was not pushed ({pushed.get('error', 'no push made')}): EVALUATE loads it from disk")
-        return
-    try:
-        await engine.actor.adopt_pushed.remote(str(saved), str(final_dir(ctx)))
-    except Exception as exc:
-        ctx.log(f"the pushed candidate did not verify ({remote_error(exc)}): EVALUATE loads it from disk")
-        return
-    engine.holds = final_dir(ctx)
-    ctx.log(f"pushed the candidate into engine {engine.name}: {pushed['bytes'] / 2**20:.1f} MiB in "
-            f"{pushed['seconds']:.2f} s, verified by the probe")
 
 
 def final_dir(ctx: RoundContext) -> Path:
